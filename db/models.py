@@ -1,0 +1,200 @@
+"""SQLAlchemy 2 models. Every tenant-owned row carries ``tenant_id``."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+JsonDoc = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def _uuid_pk() -> Mapped[uuid.UUID]:
+    return mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+
+
+def _created_at() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+def _tenant_fk() -> Mapped[uuid.UUID]:
+    return mapped_column(
+        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+
+
+class UserRole(enum.StrEnum):
+    admin = "admin"
+    manager = "manager"
+    trainee = "trainee"
+
+
+class SessionStatus(enum.StrEnum):
+    active = "active"
+    ended = "ended"
+
+
+class Speaker(enum.StrEnum):
+    trainee = "trainee"
+    npc = "npc"
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = _created_at()
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("tenant_id", "email"),)
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    email: Mapped[str] = mapped_column(String(320))
+    display_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[UserRole] = mapped_column(Enum(UserRole, name="user_role"))
+    created_at: Mapped[datetime] = _created_at()
+
+
+class Persona(Base):
+    """A customer played by the NPC model: who they are, what they want, what they hide."""
+
+    __tablename__ = "personas"
+    __table_args__ = (UniqueConstraint("tenant_id", "slug"),)
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    slug: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(200))
+    company: Mapped[str] = mapped_column(String(200))
+    personality: Mapped[str] = mapped_column(Text)
+    goals: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
+    objections: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
+    facts: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
+    hidden: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
+    created_at: Mapped[datetime] = _created_at()
+
+
+class Scenario(Base):
+    """A practice situation: the product being sold, the stage, and who is across the table."""
+
+    __tablename__ = "scenarios"
+    __table_args__ = (UniqueConstraint("tenant_id", "slug"),)
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    slug: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(200))
+    product: Mapped[str] = mapped_column(Text)
+    stage: Mapped[str] = mapped_column(String(64))
+    difficulty: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created_at()
+
+    personas: Mapped[list[ScenarioPersona]] = relationship(
+        order_by="ScenarioPersona.position", lazy="selectin"
+    )
+
+
+class ScenarioPersona(Base):
+    """Which personas sit in a scenario, in speaking order (several make a buying committee)."""
+
+    __tablename__ = "scenario_personas"
+
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    scenario_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("scenarios.id", ondelete="CASCADE"), primary_key=True
+    )
+    persona_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("personas.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    persona: Mapped[Persona] = relationship(lazy="joined")
+
+
+class TrainingSession(Base):
+    __tablename__ = "training_sessions"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    scenario_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("scenarios.id", ondelete="RESTRICT")
+    )
+    status: Mapped[SessionStatus] = mapped_column(
+        Enum(SessionStatus, name="session_status"), default=SessionStatus.active
+    )
+    # Highest sequence number handed out; bumped in the same transaction as the turn insert.
+    last_seq: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    created_at: Mapped[datetime] = _created_at()
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Turn(Base):
+    """One utterance in a training session, numbered by ``seq`` within the session."""
+
+    __tablename__ = "turns"
+    __table_args__ = (
+        UniqueConstraint("session_id", "seq"),
+        Index(
+            "uq_turns_client_turn_id",
+            "session_id",
+            "client_turn_id",
+            unique=True,
+            postgresql_where=text("client_turn_id IS NOT NULL"),
+        ),
+        Index(
+            "uq_turns_reply_to_seq",
+            "session_id",
+            "reply_to_seq",
+            unique=True,
+            postgresql_where=text("reply_to_seq IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("training_sessions.id", ondelete="CASCADE")
+    )
+    seq: Mapped[int] = mapped_column(Integer)
+    speaker: Mapped[Speaker] = mapped_column(Enum(Speaker, name="speaker"))
+    persona_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("personas.id", ondelete="SET NULL")
+    )
+    client_turn_id: Mapped[str | None] = mapped_column(String(64))
+    # For an NPC turn: the trainee turn it answers. Unique, so a reply is stored once.
+    reply_to_seq: Mapped[int | None] = mapped_column(Integer)
+    content: Mapped[str] = mapped_column(Text)
+    output_tokens: Mapped[int | None] = mapped_column(Integer)
+    model: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = _created_at()

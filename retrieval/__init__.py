@@ -1,0 +1,1 @@
+"""Parsing, chunking, the Qdrant hybrid store, fusion, reranking and retrieval evaluation."""

@@ -1,0 +1,1 @@
+"""Ray Serve applications (gateway, training orchestrator), the CLI and settings."""

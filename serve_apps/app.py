@@ -1,0 +1,53 @@
+"""The SalesBoost Serve application builder: Gateway → TrainingOrchestrator → NPC LLM.
+
+The same builder serves ``salesboost up``, a Serve config YAML (``cluster/``), a RayService
+``serveConfigV2`` and the tests.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from ray.serve import Application
+
+MODEL_CONFIGS_DIR = Path(__file__).resolve().parent.parent / "models" / "configs"
+
+
+def resolve_model_config(name_or_path: str) -> Path:
+    """A config file path, or the name of one under ``models/configs`` (``npc_cpu``)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    named = MODEL_CONFIGS_DIR / f"{name_or_path}.yaml"
+    if named.is_file():
+        return named
+    raise ValueError(f"LLM config {name_or_path!r} is neither a file nor one of {_known()}")
+
+
+def _known() -> list[str]:
+    return sorted(p.stem for p in MODEL_CONFIGS_DIR.glob("*.yaml"))
+
+
+class SalesBoostAppArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    npc_llm_config: str = Field(
+        "npc_cpu", description="NPC model config: a YAML path or a name under models/configs."
+    )
+
+
+def build_app(args: dict[str, Any] | None = None) -> Application:
+    from models.llm import LLMDeploymentSettings, build_llm_app
+    from serve_apps.gateway.deployment import Gateway
+    from serve_apps.orchestrator.deployment import TrainingOrchestrator
+    from serve_apps.settings import get_settings
+
+    parsed = SalesBoostAppArgs.model_validate(args or {})
+    npc = LLMDeploymentSettings.from_file(resolve_model_config(parsed.npc_llm_config))
+    npc_llm = build_llm_app(npc, get_settings().models_dir)
+    orchestrator = TrainingOrchestrator.bind(npc_llm=npc_llm, npc_model_id=npc.model_id)
+    return Gateway.bind(orchestrator=orchestrator)

@@ -1,0 +1,118 @@
+"""``salesboost``: run the product, prepare models, chat with a persona, benchmark."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    help="SalesBoost: an AI sales-training simulator on Ray Serve.", no_args_is_help=True
+)
+models_app = typer.Typer(help="Prepare and inspect the model deployments.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks that write JSON results.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(bench_app, name="bench")
+
+
+def _settings():
+    from serve_apps.settings import get_settings
+
+    return get_settings()
+
+
+@app.command()
+def up() -> None:
+    """Start everything here (embedded PostgreSQL/Redis unless URLs are set) and serve."""
+    from serve_apps.stack import Stack
+
+    settings = _settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with Stack(settings) as stack:
+        stack.start()
+        typer.echo(
+            f"\nSalesBoost is up at {stack.base_url}\n"
+            f"  API docs:   {stack.base_url}/docs\n"
+            f"  health:     {stack.base_url}/health/ready\n"
+            f"  chat:       salesboost chat --url {stack.base_url}\n"
+            f"  WebSocket:  POST {stack.base_url}/v1/sessions, then WS /v1/sessions/{{id}}/stream\n"
+            "Press Ctrl-C to stop."
+        )
+        stop.wait()
+        typer.echo("stopping")
+
+
+@models_app.command("prepare")
+def models_prepare() -> None:
+    """Turn the bundled GGUF models into folders vLLM loads (does nothing the second time)."""
+    from models.catalog import BUNDLED_MODELS
+    from models.prepare import prepare
+
+    for model in BUNDLED_MODELS.values():
+        path = prepare(model, _settings().models_dir, progress=typer.echo)
+        typer.echo(f"{model.name}: {path}")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """List the bundled models and the LLM deployment configs."""
+    from models.catalog import BUNDLED_MODELS
+    from models.prepare import is_prepared
+    from serve_apps.app import MODEL_CONFIGS_DIR
+
+    for model in BUNDLED_MODELS.values():
+        state = "prepared" if is_prepared(model, _settings().models_dir) else "not prepared"
+        typer.echo(f"bundled  {model.name:28} {state:13} {model.description}")
+    for path in sorted(MODEL_CONFIGS_DIR.glob("*.yaml")):
+        typer.echo(f"config   {path.stem:28} {path}")
+
+
+@app.command()
+def chat(
+    url: Annotated[str, typer.Option(help="Gateway base URL.")] = "http://127.0.0.1:8000",
+    scenario: Annotated[str, typer.Option(help="Scenario slug or id.")] = "crm-discovery-call",
+    session: Annotated[str | None, typer.Option(help="Continue an existing session id.")] = None,
+) -> None:
+    """Talk to a customer persona in the terminal; the reply streams as it is generated."""
+    from serve_apps.chat_client import chat as run_chat
+
+    try:
+        asyncio.run(run_chat(url, scenario, session))
+    except (EOFError, KeyboardInterrupt):
+        typer.echo("")
+
+
+@bench_app.command("turn")
+def bench_turn(
+    json_path: Annotated[Path, typer.Option("--json", help="Where to write the results.")],
+    turns: Annotated[int, typer.Option(help="Measured turns per conversation.")] = 5,
+    concurrency: Annotated[
+        str, typer.Option(help="Comma-separated concurrent conversations.")
+    ] = "1,8",
+    max_tokens: Annotated[int, typer.Option(help="Reply length in tokens.")] = 60,
+    url: Annotated[
+        str | None, typer.Option(help="Use a running gateway instead of starting one.")
+    ] = None,
+) -> None:
+    """Time to first token and whole-turn latency: through the gateway vs. a direct vLLM engine."""
+    from serve_apps.bench.turn import TurnBenchConfig, run_turn_bench
+
+    levels = [int(x) for x in concurrency.split(",") if x.strip()]
+    config = TurnBenchConfig(turns=turns, concurrency=levels, max_tokens=max_tokens, url=url)
+    result = run_turn_bench(config, _settings(), progress=typer.echo)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(result, indent=2))
+    typer.echo(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""The conversation protocol over WebSocket and its server-side handling."""

@@ -1,0 +1,193 @@
+"""One WebSocket conversation: store, acknowledge, stream the NPC reply, store it, replay.
+
+Kept apart from FastAPI and Ray so unit tests can drive it with an in-memory socket and a
+fake reply source. The order of effects is the protocol's guarantee:
+trainee turn stored → ``ack`` → tokens → NPC reply stored → ``reply_done``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from serve_apps.conversation.protocol import (
+    Ack,
+    ErrorEvent,
+    ReplyDone,
+    StoredTurn,
+    Token,
+    TraineeTurn,
+)
+from serve_apps.orchestrator.contracts import (
+    HistoryTurn,
+    NPCChunk,
+    NPCReplyRequest,
+    PersonaCard,
+    ScenarioCard,
+)
+
+log = logging.getLogger("salesboost.conversation")
+
+
+@dataclass(frozen=True)
+class StoredReply:
+    seq: int
+    text: str
+    output_tokens: int | None
+
+
+@dataclass(frozen=True)
+class TraineeTurnRecord:
+    seq: int
+    duplicate: bool
+    reply: StoredReply | None
+
+
+@dataclass(frozen=True)
+class ReplayTurn:
+    seq: int
+    speaker: str
+    text: str
+    client_turn_id: str | None
+    reply_to: int | None
+
+
+class ConversationStore(Protocol):
+    """Persistence of one session's turns (PostgreSQL in the product)."""
+
+    async def store_trainee_turn(self, *, client_turn_id: str, text: str) -> TraineeTurnRecord: ...
+
+    async def store_npc_reply(
+        self, *, reply_to_seq: int, text: str, output_tokens: int | None, model: str | None
+    ) -> StoredReply: ...
+
+    async def turns_after(self, *, last_seq: int) -> list[ReplayTurn]: ...
+
+
+class GenerationLocks(Protocol):
+    """Marks a reply as being generated, so a concurrent retry does not start a second one."""
+
+    async def acquire(self, key: str) -> bool: ...
+
+    async def release(self, key: str) -> None: ...
+
+
+ReplySource = Callable[[NPCReplyRequest], AsyncIterator[NPCChunk]]
+Send = Callable[[str], Awaitable[None]]
+
+
+@dataclass
+class Conversation:
+    session_id: uuid.UUID
+    persona: PersonaCard
+    scenario: ScenarioCard
+    history: list[HistoryTurn]
+    store: ConversationStore
+    locks: GenerationLocks
+    reply_source: ReplySource
+    send: Send
+    max_tokens: int = 160
+    temperature: float = 0.7
+    _client_gone: bool = field(default=False, init=False)
+
+    async def _emit(self, event) -> None:
+        # A client that went away mid-reply must not stop the reply from being stored.
+        if self._client_gone:
+            return
+        try:
+            await self.send(event.model_dump_json())
+        except Exception:
+            self._client_gone = True
+            log.info("session %s: client went away while sending", self.session_id)
+
+    async def handle_turn(self, turn: TraineeTurn) -> None:
+        record = await self.store.store_trainee_turn(
+            client_turn_id=turn.client_turn_id, text=turn.text
+        )
+        await self._emit(
+            Ack(client_turn_id=turn.client_turn_id, seq=record.seq, duplicate=record.duplicate)
+        )
+        if record.reply is not None:  # a retry of a turn that was answered: no model call
+            await self._emit(self._reply_done(record.seq, record.reply))
+            return
+        lock_key = f"{self.session_id}:{record.seq}"
+        if not await self.locks.acquire(lock_key):
+            await self._emit(
+                ErrorEvent(
+                    code="reply_in_progress",
+                    message="the reply to this turn is still being generated; resume to receive it",
+                    client_turn_id=turn.client_turn_id,
+                )
+            )
+            return
+        try:
+            await self._generate(record.seq, turn)
+        finally:
+            await self.locks.release(lock_key)
+
+    async def _generate(self, seq: int, turn: TraineeTurn) -> None:
+        request = NPCReplyRequest(
+            session_id=str(self.session_id),
+            reply_to_seq=seq,
+            persona=self.persona,
+            scenario=self.scenario,
+            history=self.history,
+            trainee_text=turn.text,
+            max_tokens=self.max_tokens,
+            temperature=self.temperature,
+        )
+        parts: list[str] = []
+        last = NPCChunk(done=True)
+        try:
+            async for chunk in self.reply_source(request):
+                if chunk.done:
+                    last = chunk
+                    continue
+                parts.append(chunk.text)
+                await self._emit(Token(reply_to=seq, speaker=self.persona.slug, text=chunk.text))
+        except Exception as exc:
+            log.warning("session %s turn %s: model failed: %r", self.session_id, seq, exc)
+            await self._emit(
+                ErrorEvent(
+                    code="model_unavailable",
+                    message="the customer could not answer just now; send the turn again to retry",
+                    client_turn_id=turn.client_turn_id,
+                )
+            )
+            return
+        reply = await self.store.store_npc_reply(
+            reply_to_seq=seq,
+            text="".join(parts),
+            output_tokens=last.output_tokens,
+            model=last.model,
+        )
+        self.history.append(HistoryTurn(speaker="trainee", text=turn.text))
+        self.history.append(HistoryTurn(speaker="npc", text=reply.text))
+        await self._emit(self._reply_done(seq, reply))
+
+    def _reply_done(self, reply_to: int, reply: StoredReply) -> ReplyDone:
+        return ReplyDone(
+            seq=reply.seq,
+            reply_to=reply_to,
+            speaker=self.persona.slug,
+            text=reply.text,
+            output_tokens=reply.output_tokens,
+        )
+
+    async def replay(self, last_seq: int) -> None:
+        for turn in await self.store.turns_after(last_seq=last_seq):
+            await self._emit(
+                StoredTurn(
+                    seq=turn.seq,
+                    speaker=turn.speaker,
+                    text=turn.text,
+                    client_turn_id=turn.client_turn_id,
+                    reply_to=turn.reply_to,
+                )
+            )
+
+    async def report(self, error: ErrorEvent) -> None:
+        await self._emit(error)

@@ -1,0 +1,1 @@
+"""The gateway: the FastAPI + WebSocket ingress deployment."""

@@ -1,0 +1,303 @@
+"""The gateway deployment: the HTTP API and the conversation WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Header, Query, Request, WebSocket
+from fastapi.responses import JSONResponse
+from ray import serve
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from db import repositories as repo
+from db.engine import create_engine, session_factory, tenant_transaction
+from db.models import Scenario
+from serve_apps.conversation.protocol import (
+    ErrorEvent,
+    FrameError,
+    Ping,
+    Pong,
+    Resume,
+    TraineeTurn,
+    parse_client_frame,
+)
+from serve_apps.conversation.turns import Conversation
+from serve_apps.gateway.errors import APIError, install_error_handling
+from serve_apps.gateway.identity import Identity, IdentityResolver
+from serve_apps.gateway.schemas import (
+    CreateSessionRequest,
+    HealthOut,
+    PersonaOut,
+    ScenarioOut,
+    SessionOut,
+    TurnOut,
+)
+from serve_apps.gateway.stores import PostgresConversationStore, RedisGenerationLocks
+from serve_apps.orchestrator.contracts import HistoryTurn, PersonaCard, ScenarioCard
+from serve_apps.settings import get_settings
+
+log = logging.getLogger("salesboost.gateway")
+
+# WebSocket close codes (RFC 6455).
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL = 1011
+
+api = FastAPI(
+    title="SalesBoost",
+    version="0.1.0",
+    description="AI sales-training simulator: practise conversations with customer personas.",
+)
+install_error_handling(api)
+
+
+def _scenario_out(scenario: Scenario) -> ScenarioOut:
+    return ScenarioOut(
+        id=scenario.id,
+        slug=scenario.slug,
+        title=scenario.title,
+        stage=scenario.stage,
+        difficulty=scenario.difficulty,
+        description=scenario.description,
+        personas=[
+            PersonaOut(
+                slug=p.persona.slug,
+                name=p.persona.name,
+                role=p.persona.role,
+                company=p.persona.company,
+            )
+            for p in scenario.personas
+        ],
+    )
+
+
+def _persona_card(persona: Any) -> PersonaCard:
+    return PersonaCard.model_validate(persona, from_attributes=True)
+
+
+@serve.deployment(
+    name="Gateway",
+    ray_actor_options={"num_cpus": 0.5},
+    max_ongoing_requests=512,
+    autoscaling_config={"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 128},
+)
+@serve.ingress(api)
+class Gateway:
+    def __init__(self, orchestrator: Any) -> None:
+        from redis.asyncio import Redis
+
+        self.settings = get_settings()
+        if not self.settings.database_url or not self.settings.redis_url:
+            raise ValueError("DATABASE_URL and REDIS_URL must reach the gateway replica")
+        self.engine = create_engine(
+            self.settings.database_url,
+            pool_size=self.settings.db_pool_size,
+            pool_recycle_s=self.settings.db_pool_recycle_s,
+        )
+        self.sessions = session_factory(self.engine)
+        self.redis = Redis.from_url(self.settings.redis_url)
+        self.orchestrator = orchestrator
+        self.identities = IdentityResolver(self.sessions, mode=self.settings.mode)
+
+    # --- identity -----------------------------------------------------------------------
+
+    async def identity(
+        self,
+        x_dev_tenant: Annotated[str | None, Header(max_length=64)] = None,
+        x_dev_user: Annotated[str | None, Header(max_length=320)] = None,
+    ) -> Identity:
+        return await self.identities.resolve(x_dev_tenant, x_dev_user)
+
+    # --- health -------------------------------------------------------------------------
+
+    @api.get("/health/live", response_model=HealthOut, tags=["health"])
+    async def live(self) -> HealthOut:
+        return HealthOut(status="ok")
+
+    @api.get("/health/ready", response_model=HealthOut, tags=["health"])
+    async def ready(self) -> JSONResponse:
+        from sqlalchemy import text
+
+        async def database() -> None:
+            async with self.sessions() as session:
+                await session.execute(text("SELECT 1"))
+
+        checks = {
+            "database": database(),
+            "redis": self.redis.ping(),
+            "model": self.orchestrator.check_health.remote(),
+        }
+        results: dict[str, str] = {}
+        for name, pending in checks.items():
+            try:
+                await asyncio.wait_for(pending, timeout=5)
+                results[name] = "ok"
+            except Exception as exc:  # any failure means not ready; the reason is reported
+                results[name] = f"failed: {type(exc).__name__}"
+        ok = all(v == "ok" for v in results.values())
+        body = HealthOut(status="ready" if ok else "not_ready", checks=results)
+        return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+
+    # --- scenarios and sessions ---------------------------------------------------------
+
+    @api.get("/v1/scenarios", response_model=list[ScenarioOut], tags=["training"])
+    async def scenarios(self, request: Request) -> list[ScenarioOut]:
+        who = await self._identity_from(request)
+        async with tenant_transaction(self.sessions, who.tenant_id) as session:
+            return [_scenario_out(s) for s in await repo.list_scenarios(session)]
+
+    @api.post("/v1/sessions", response_model=SessionOut, status_code=201, tags=["training"])
+    async def create_session(self, body: CreateSessionRequest, request: Request) -> SessionOut:
+        who = await self._identity_from(request)
+        async with tenant_transaction(self.sessions, who.tenant_id) as session:
+            try:
+                scenario = await repo.scenario_by_key(session, key=body.scenario)
+            except repo.NotFoundError:
+                raise APIError(
+                    404, "scenario_not_found", f"no scenario {body.scenario!r}"
+                ) from None
+            training = await repo.create_training_session(
+                session, tenant_id=who.tenant_id, user_id=who.user_id, scenario_id=scenario.id
+            )
+            await session.refresh(training)
+            return SessionOut(
+                id=training.id,
+                status=training.status.value,
+                created_at=training.created_at,
+                scenario=_scenario_out(scenario),
+                stream_url=f"/v1/sessions/{training.id}/stream",
+            )
+
+    @api.get("/v1/sessions/{session_id}", response_model=SessionOut, tags=["training"])
+    async def get_session(self, session_id: uuid.UUID, request: Request) -> SessionOut:
+        who = await self._identity_from(request)
+        async with tenant_transaction(self.sessions, who.tenant_id) as session:
+            try:
+                ctx = await repo.load_session_context(
+                    session, session_id=session_id, user_id=who.user_id
+                )
+            except repo.NotFoundError:
+                raise APIError(404, "session_not_found", "no such training session") from None
+            speakers = {p.id: p.slug for p in ctx.personas}
+            return SessionOut(
+                id=ctx.session.id,
+                status=ctx.session.status.value,
+                created_at=ctx.session.created_at,
+                scenario=_scenario_out(ctx.scenario),
+                stream_url=f"/v1/sessions/{ctx.session.id}/stream",
+                turns=[
+                    TurnOut(
+                        seq=t.seq,
+                        speaker=speakers.get(t.persona_id, t.speaker.value)
+                        if t.persona_id
+                        else t.speaker.value,
+                        text=t.content,
+                        client_turn_id=t.client_turn_id,
+                        reply_to=t.reply_to_seq,
+                    )
+                    for t in ctx.turns
+                ],
+            )
+
+    async def _identity_from(self, request: Request) -> Identity:
+        tenant = request.headers.get("x-dev-tenant")
+        user = request.headers.get("x-dev-user")
+        return await self.identities.resolve(tenant, user)
+
+    # --- the conversation ---------------------------------------------------------------
+
+    @api.websocket("/v1/sessions/{session_id}/stream")
+    async def stream(
+        self,
+        websocket: WebSocket,
+        session_id: uuid.UUID,
+        last_seq: Annotated[int | None, Query(ge=0)] = None,
+        dev_tenant: Annotated[str | None, Query(max_length=64)] = None,
+        dev_user: Annotated[str | None, Query(max_length=320)] = None,
+    ) -> None:
+        await websocket.accept()
+        try:
+            who = await self.identities.resolve(
+                dev_tenant or websocket.headers.get("x-dev-tenant"),
+                dev_user or websocket.headers.get("x-dev-user"),
+            )
+            conversation = await self._open_conversation(websocket, who, session_id)
+        except (APIError, repo.NotFoundError) as exc:
+            reason = exc.message if isinstance(exc, APIError) else "no such training session"
+            log.info("ws %s refused: %s", session_id, reason)
+            await websocket.close(code=CLOSE_POLICY, reason=reason[:120])
+            return
+        if last_seq is not None:
+            await conversation.replay(last_seq)
+        try:
+            await self._converse(websocket, conversation)
+        except WebSocketDisconnect:
+            return
+        except Exception:
+            log.exception("ws %s: unexpected failure", session_id)
+            if websocket.application_state != WebSocketState.DISCONNECTED:
+                await websocket.close(code=CLOSE_INTERNAL, reason="internal error")
+
+    async def _open_conversation(
+        self, websocket: WebSocket, who: Identity, session_id: uuid.UUID
+    ) -> Conversation:
+        async with tenant_transaction(self.sessions, who.tenant_id) as session:
+            ctx = await repo.load_session_context(
+                session, session_id=session_id, user_id=who.user_id
+            )
+        persona = ctx.personas[0]
+        history = [
+            HistoryTurn(
+                speaker="trainee" if t.speaker.value == "trainee" else "npc", text=t.content
+            )
+            for t in ctx.turns
+        ]
+        orchestrator = self.orchestrator.options(stream=True)
+        return Conversation(
+            session_id=session_id,
+            persona=_persona_card(persona),
+            scenario=ScenarioCard.model_validate(ctx.scenario, from_attributes=True),
+            history=history,
+            store=PostgresConversationStore(
+                self.sessions, tenant_id=who.tenant_id, session_id=session_id, persona_id=persona.id
+            ),
+            locks=RedisGenerationLocks(self.redis),
+            reply_source=lambda request: orchestrator.stream_npc_reply.remote(request),
+            send=websocket.send_text,
+        )
+
+    async def _converse(self, websocket: WebSocket, conversation: Conversation) -> None:
+        limit = self.settings.max_frame_bytes
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            raw = message.get("text")
+            size = len(raw.encode()) if raw is not None else len(message.get("bytes") or b"")
+            if size > limit:
+                log.info("ws %s: frame of %d bytes closed with 1009", conversation.session_id, size)
+                await websocket.close(code=CLOSE_TOO_BIG, reason=f"frame over {limit} bytes")
+                return
+            payload = raw if raw is not None else message.get("bytes") or b""
+            try:
+                frame = parse_client_frame(
+                    payload, max_message_chars=self.settings.max_message_chars
+                )
+            except FrameError as exc:
+                log.info("ws %s: rejected frame: %s", conversation.session_id, exc.event.message)
+                await conversation.report(exc.event)
+                continue
+            if isinstance(frame, TraineeTurn):
+                try:
+                    await conversation.handle_turn(frame)
+                except repo.NotFoundError:
+                    await conversation.report(
+                        ErrorEvent(code="session_ended", message="this training session has ended")
+                    )
+            elif isinstance(frame, Resume):
+                await conversation.replay(frame.last_seq)
+            elif isinstance(frame, Ping):
+                await websocket.send_text(Pong().model_dump_json())

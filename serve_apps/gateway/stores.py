@@ -1,0 +1,89 @@
+"""The conversation's persistence (PostgreSQL) and generation locks (Redis) for one session."""
+
+from __future__ import annotations
+
+import uuid
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db import repositories as repo
+from db.engine import tenant_transaction
+from db.models import Turn
+from serve_apps.conversation.turns import ReplayTurn, StoredReply, TraineeTurnRecord
+
+GENERATION_LOCK_TTL_S = 120
+
+
+def _reply(turn: Turn) -> StoredReply:
+    return StoredReply(seq=turn.seq, text=turn.content, output_tokens=turn.output_tokens)
+
+
+class PostgresConversationStore:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        tenant_id: uuid.UUID,
+        session_id: uuid.UUID,
+        persona_id: uuid.UUID | None,
+    ) -> None:
+        self._sessions = sessions
+        self._tenant_id = tenant_id
+        self._session_id = session_id
+        self._persona_id = persona_id
+
+    async def store_trainee_turn(self, *, client_turn_id: str, text: str) -> TraineeTurnRecord:
+        stored = await repo.store_trainee_turn(
+            self._sessions,
+            tenant_id=self._tenant_id,
+            session_id=self._session_id,
+            client_turn_id=client_turn_id,
+            text=text,
+        )
+        reply = _reply(stored.reply) if stored.reply is not None else None
+        return TraineeTurnRecord(seq=stored.seq, duplicate=stored.duplicate, reply=reply)
+
+    async def store_npc_reply(
+        self, *, reply_to_seq: int, text: str, output_tokens: int | None, model: str | None
+    ) -> StoredReply:
+        turn = await repo.store_npc_turn(
+            self._sessions,
+            tenant_id=self._tenant_id,
+            session_id=self._session_id,
+            reply_to_seq=reply_to_seq,
+            persona_id=self._persona_id,
+            text=text,
+            output_tokens=output_tokens,
+            model=model,
+        )
+        return _reply(turn)
+
+    async def turns_after(self, *, last_seq: int) -> list[ReplayTurn]:
+        async with tenant_transaction(self._sessions, self._tenant_id) as session:
+            turns = await repo.turns_after(session, session_id=self._session_id, after_seq=last_seq)
+            speakers = await repo.persona_slugs(session, ids={t.persona_id for t in turns})
+        return [
+            ReplayTurn(
+                seq=t.seq,
+                speaker=speakers.get(t.persona_id, "npc") if t.persona_id else t.speaker.value,
+                text=t.content,
+                client_turn_id=t.client_turn_id,
+                reply_to=t.reply_to_seq,
+            )
+            for t in turns
+        ]
+
+
+class RedisGenerationLocks:
+    def __init__(self, redis: Redis, *, prefix: str = "salesboost:generating:") -> None:
+        self._redis = redis
+        self._prefix = prefix
+
+    async def acquire(self, key: str) -> bool:
+        return bool(
+            await self._redis.set(self._prefix + key, "1", nx=True, ex=GENERATION_LOCK_TTL_S)
+        )
+
+    async def release(self, key: str) -> None:
+        await self._redis.delete(self._prefix + key)

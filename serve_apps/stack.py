@@ -1,0 +1,183 @@
+"""Start and stop the whole product on one machine: embedded parts, Ray, Serve applications.
+
+Used by ``salesboost up``, by the benchmarks and by the integration tests, so all three run
+the same thing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from serve_apps.settings import Settings
+
+log = logging.getLogger("salesboost.stack")
+Progress = Callable[[str], None]
+
+
+class ServeApplicationSpec(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    route_prefix: str = "/"
+    import_path: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class ServeConfigFile(BaseModel):
+    """The parts of a Serve config file that a local start reads."""
+
+    model_config = ConfigDict(extra="allow")
+
+    http_options: dict[str, Any] = Field(default_factory=dict)
+    applications: list[ServeApplicationSpec]
+
+    @classmethod
+    def load(cls, path: Path) -> ServeConfigFile:
+        return cls.model_validate(yaml.safe_load(path.read_text()))
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    progress: Progress = print
+    base_url: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    _embedded: Any = None
+    _ray_started: bool = False
+
+    def start(self, *, wait_ready_s: float = 600) -> Stack:
+        from db.migrate import upgrade
+        from db.seed import seed_file
+
+        self.settings.check_production_ready()
+        self._prepare_models()
+        database_url, migration_url, redis_url = self._data_services()
+        self.progress("applying database migrations")
+        upgrade(migration_url)
+        self.progress("seeding the demo tenant")
+        seed_file(migration_url)
+        self.env = self._replica_env(database_url, redis_url)
+        self._start_serve()
+        self._wait_ready(wait_ready_s)
+        return self
+
+    def _prepare_models(self) -> None:
+        from models.catalog import BUNDLED_MODELS
+        from models.prepare import prepare
+
+        for model in BUNDLED_MODELS.values():
+            prepare(model, self.settings.models_dir, progress=self.progress)
+
+    def _data_services(self) -> tuple[str, str, str]:
+        if self.settings.database_url and self.settings.redis_url:
+            return (
+                self.settings.database_url,
+                self.settings.migration_database_url or self.settings.database_url,
+                self.settings.redis_url,
+            )
+        from db.embedded import start_embedded
+
+        self.progress(f"starting embedded PostgreSQL and Redis under {self.settings.data_dir}")
+        self._embedded = start_embedded(self.settings.data_dir)
+        return (
+            self.settings.database_url or self._embedded.database_url,
+            self.settings.migration_database_url
+            or self.settings.database_url
+            or self._embedded.migration_database_url,
+            self.settings.redis_url or self._embedded.redis_url,
+        )
+
+    def _replica_env(self, database_url: str, redis_url: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k.startswith("SALESBOOST_")}
+        env.update(
+            DATABASE_URL=database_url,
+            REDIS_URL=redis_url,
+            SALESBOOST_DATA_DIR=str(self.settings.data_dir),
+            SALESBOOST_MODELS_DIR=str(self.settings.models_dir),
+            HF_HUB_OFFLINE="1",
+            TRANSFORMERS_OFFLINE="1",
+        )
+        return env
+
+    def _start_serve(self) -> None:
+        import ray
+        from ray import serve
+        from ray._common.utils import import_attr
+
+        config = ServeConfigFile.load(self.settings.serve_config)
+        host = self.settings.http_host
+        port = self.settings.http_port
+        self.progress(
+            f"starting Ray ({self.settings.ray_num_cpus} logical CPUs) and Serve on {host}:{port}"
+        )
+        # Replicas read settings from the environment; the driver's os.environ carries the same
+        # values so that builders that run here see them too.
+        os.environ.update(self.env)
+        from serve_apps.settings import get_settings
+
+        get_settings.cache_clear()
+        ray.init(
+            num_cpus=self.settings.ray_num_cpus,
+            include_dashboard=False,
+            log_to_driver=self.settings.log_level == "DEBUG",
+            runtime_env={"env_vars": self.env},
+        )
+        self._ray_started = True
+        serve.start(http_options={"host": host, "port": port})
+        for spec in config.applications:
+            self.progress(f"deploying application {spec.name!r} ({spec.import_path})")
+            application = import_attr(spec.import_path)(spec.args)
+            serve.run(application, name=spec.name, route_prefix=spec.route_prefix, blocking=False)
+        self.base_url = f"http://{host}:{port}"
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        self.progress("waiting for the model engine and health checks (about a minute)")
+        deadline = time.monotonic() + timeout_s
+        last = ""
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.base_url}/health/ready", timeout=10) as resp:
+                    if resp.status == 200:
+                        self.progress("ready")
+                        return
+            except urllib.error.HTTPError as exc:
+                state = json.loads(exc.read() or b"{}").get("checks", {})
+                if str(state) != last:
+                    last = str(state)
+                    self.progress(f"  not ready yet: {state}")
+            except OSError:
+                pass
+            time.sleep(2)
+        raise TimeoutError(f"SalesBoost was not ready within {timeout_s:.0f} s")
+
+    def stop(self) -> None:
+        if self._ray_started:
+            import ray
+            from ray import serve
+
+            try:
+                serve.shutdown()
+            finally:
+                ray.shutdown()
+            self._ray_started = False
+        if self._embedded is not None:
+            self._embedded.stop()
+            self._embedded = None
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
