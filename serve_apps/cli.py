@@ -94,7 +94,7 @@ def chat(
 @bench_app.command("turn")
 def bench_turn(
     json_path: Annotated[Path, typer.Option("--json", help="Where to write the results.")],
-    turns: Annotated[int, typer.Option(help="Measured turns per conversation.")] = 5,
+    turns: Annotated[int, typer.Option(help="Measured turns per conversation.")] = 10,
     concurrency: Annotated[
         str, typer.Option(help="Comma-separated concurrent conversations.")
     ] = "1,8",

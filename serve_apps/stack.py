@@ -54,6 +54,8 @@ class Stack:
     progress: Progress = print
     base_url: str = ""
     env: dict[str, str] = field(default_factory=dict)
+    database_url: str = ""
+    migration_database_url: str = ""
     _embedded: Any = None
     _ray_started: bool = False
 
@@ -64,6 +66,7 @@ class Stack:
         self.settings.check_production_ready()
         self._prepare_models()
         database_url, migration_url, redis_url = self._data_services()
+        self.database_url, self.migration_database_url = database_url, migration_url
         self.progress("applying database migrations")
         upgrade(migration_url)
         self.progress("seeding the demo tenant")
@@ -100,12 +103,10 @@ class Stack:
         )
 
     def _replica_env(self, database_url: str, redis_url: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k.startswith("SALESBOOST_")}
+        env = self.settings.as_environment()
         env.update(
             DATABASE_URL=database_url,
             REDIS_URL=redis_url,
-            SALESBOOST_DATA_DIR=str(self.settings.data_dir),
-            SALESBOOST_MODELS_DIR=str(self.settings.models_dir),
             HF_HUB_OFFLINE="1",
             TRANSFORMERS_OFFLINE="1",
         )

@@ -267,6 +267,8 @@ class Gateway:
             locks=RedisGenerationLocks(self.redis),
             reply_source=lambda request: orchestrator.stream_npc_reply.remote(request),
             send=websocket.send_text,
+            max_tokens=self.settings.npc_max_tokens,
+            temperature=self.settings.npc_temperature,
         )
 
     async def _converse(self, websocket: WebSocket, conversation: Conversation) -> None:

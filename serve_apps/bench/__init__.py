@@ -1,0 +1,1 @@
+"""Benchmarks behind `salesboost bench`: each writes JSON."""

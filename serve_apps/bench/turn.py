@@ -1,0 +1,307 @@
+"""``salesboost bench turn``: NPC reply latency through the gateway vs. a direct vLLM engine.
+
+Both sides hold the same conversations (the demo scenario's persona, the same trainee lines,
+the same prompt builder, the same engine arguments from the same YAML, temperature 0 and the
+same reply length), one conversation per concurrent client, each turn waiting for the reply
+before the next. The direct side is vLLM's ``AsyncLLM`` with the process layout Ray Serve LLM
+uses on CPU (the ``mp`` executor: front end in the caller, engine core and worker in
+subprocesses).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from serve_apps.orchestrator.contracts import (
+    HistoryTurn,
+    NPCReplyRequest,
+    PersonaCard,
+    ScenarioCard,
+)
+from serve_apps.orchestrator.npc_prompt import npc_messages
+from serve_apps.settings import Settings
+
+Progress = Callable[[str], None]
+
+TRAINEE_LINES = [
+    "Hi Priya, thanks for taking the time. What made you join our webinar last week?",
+    "How are your sales and service teams using the current CRM day to day?",
+    "What would have to be true for a new CRM to be a success for you in a year?",
+    "You mentioned the last migration ran long. What went wrong there?",
+    "Who else will be involved in choosing the new system?",
+    "How does the CRM need to work with SAP and Microsoft 365?",
+    "What timeline are you working against for the switch?",
+    "If we could show a fixed-price migration plan, would that address your concern?",
+]
+
+
+@dataclass(frozen=True)
+class TurnBenchConfig:
+    turns: int = 5
+    concurrency: list[int] = field(default_factory=lambda: [1, 8])
+    max_tokens: int = 60
+    url: str | None = None
+    scenario: str = "crm-discovery-call"
+
+
+@dataclass(frozen=True)
+class TurnSample:
+    started: float  # perf_counter when the turn was sent
+    ttft_s: float
+    turn_s: float
+    output_tokens: int
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = (len(ordered) - 1) * q / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def summarize(samples: list[TurnSample]) -> dict[str, float]:
+    # Throughput over the measured turns only (warm-up turns are outside this window).
+    wall_s = max(s.started + s.turn_s for s in samples) - min(s.started for s in samples)
+    ttft = [s.ttft_s * 1000 for s in samples]
+    turn = [s.turn_s * 1000 for s in samples]
+    return {
+        "ttft_ms_p50": round(_percentile(ttft, 50), 2),
+        "ttft_ms_p95": round(_percentile(ttft, 95), 2),
+        "turn_ms_p50": round(_percentile(turn, 50), 2),
+        "turn_ms_p95": round(_percentile(turn, 95), 2),
+        "output_tokens_per_s": round(sum(s.output_tokens for s in samples) / wall_s, 2),
+        "turns": len(samples),
+    }
+
+
+def demo_cards(scenario_slug: str) -> tuple[PersonaCard, ScenarioCard]:
+    from db.seed import DEMO_TENANT_FILE
+
+    data = yaml.safe_load(DEMO_TENANT_FILE.read_text())
+    scenario = next(s for s in data["scenarios"] if s["slug"] == scenario_slug)
+    persona = next(p for p in data["personas"] if p["slug"] == scenario["personas"][0])
+    return PersonaCard.model_validate(persona), ScenarioCard.model_validate(scenario)
+
+
+# --- the gateway side ------------------------------------------------------------------
+
+
+async def gateway_conversation(
+    base_url: str, scenario: str, turns: int, start: asyncio.Barrier | None = None
+) -> list[TurnSample]:
+    import httpx
+    import websockets
+
+    from serve_apps.chat_client import ws_url
+
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+        response = await client.post("/v1/sessions", json={"scenario": scenario})
+        response.raise_for_status()
+        session_id = response.json()["id"]
+    samples: list[TurnSample] = []
+    async with websockets.connect(ws_url(base_url, f"/v1/sessions/{session_id}/stream")) as ws:
+        for index in range(turns + 1):  # the first turn warms up and is not measured
+            if index == 1 and start is not None:
+                await start.wait()
+            frame = {
+                "type": "turn",
+                "client_turn_id": uuid.uuid4().hex,
+                "text": TRAINEE_LINES[index % len(TRAINEE_LINES)],
+            }
+            started = time.perf_counter()
+            await ws.send(json.dumps(frame))
+            first: float | None = None
+            while True:
+                event = json.loads(await ws.recv())
+                if event["type"] == "token" and first is None:
+                    first = time.perf_counter() - started
+                elif event["type"] == "reply_done":
+                    elapsed = time.perf_counter() - started
+                    break
+                elif event["type"] == "error":
+                    raise RuntimeError(f"gateway error event: {event}")
+            if index > 0:
+                samples.append(
+                    TurnSample(started, first or elapsed, elapsed, event.get("output_tokens") or 0)
+                )
+    return samples
+
+
+# --- the direct side -------------------------------------------------------------------
+
+
+async def direct_conversation(
+    engine: Any,
+    tokenizer: Any,
+    persona: PersonaCard,
+    scenario: ScenarioCard,
+    turns: int,
+    max_tokens: int,
+    start: asyncio.Barrier | None = None,
+) -> list[TurnSample]:
+    from vllm import SamplingParams
+
+    params = SamplingParams(max_tokens=max_tokens, temperature=0)
+    history: list[HistoryTurn] = []
+    samples: list[TurnSample] = []
+    for index in range(turns + 1):
+        if index == 1 and start is not None:
+            await start.wait()
+        text = TRAINEE_LINES[index % len(TRAINEE_LINES)]
+        request = NPCReplyRequest(
+            session_id="direct",
+            reply_to_seq=index,
+            persona=persona,
+            scenario=scenario,
+            history=history,
+            trainee_text=text,
+            max_tokens=max_tokens,
+            temperature=0,
+        )
+        started = time.perf_counter()
+        prompt = tokenizer.apply_chat_template(
+            npc_messages(request), add_generation_prompt=True, tokenize=False
+        )
+        first: float | None = None
+        final = None
+        async for output in engine.generate(prompt, params, request_id=uuid.uuid4().hex):
+            if first is None and output.outputs[0].token_ids:
+                first = time.perf_counter() - started
+            final = output
+        elapsed = time.perf_counter() - started
+        reply = final.outputs[0] if final else None
+        history += [
+            HistoryTurn(speaker="trainee", text=text),
+            HistoryTurn(speaker="npc", text=reply.text if reply else ""),
+        ]
+        if index > 0:
+            samples.append(
+                TurnSample(started, first or elapsed, elapsed, len(reply.token_ids) if reply else 0)
+            )
+    return samples
+
+
+async def _run_level(
+    make_conversation: Callable[[asyncio.Barrier], Any], clients: int
+) -> dict[str, float]:
+    """Run ``clients`` conversations; all start their measured turns together after warm-up."""
+    start = asyncio.Barrier(clients)
+    results = await asyncio.gather(*(make_conversation(start) for _ in range(clients)))
+    return summarize([s for conversation in results for s in conversation])
+
+
+# --- orchestration ---------------------------------------------------------------------
+
+
+def run_turn_bench(
+    config: TurnBenchConfig, settings: Settings, progress: Progress = print
+) -> dict[str, Any]:
+    results: dict[str, Any] = {str(c): {} for c in config.concurrency}
+    results["meta"] = {
+        "turns_per_conversation": config.turns,
+        "max_tokens": config.max_tokens,
+        "temperature": 0,
+        "cpu_count": os.cpu_count(),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    _gateway_phase(config, settings, results, progress)
+    _direct_phase(config, settings, results, progress)
+    for level in config.concurrency:
+        entry = results[str(level)]
+        entry["ttft_ratio_p50"] = round(
+            entry["gateway"]["ttft_ms_p50"] / entry["direct"]["ttft_ms_p50"], 3
+        )
+        entry["turn_ratio_p50"] = round(
+            entry["gateway"]["turn_ms_p50"] / entry["direct"]["turn_ms_p50"], 3
+        )
+    return results
+
+
+def _gateway_phase(
+    config: TurnBenchConfig, settings: Settings, results: dict[str, Any], progress: Progress
+) -> None:
+    from serve_apps.stack import Stack
+
+    stack = None
+    base_url = config.url
+    if base_url is None:
+        # The same reply length and greedy sampling as the direct side.
+        bench_settings = settings.model_copy(
+            update={"npc_max_tokens": config.max_tokens, "npc_temperature": 0}
+        )
+        stack = Stack(bench_settings, progress=progress).start()
+        base_url = stack.base_url
+    try:
+        for level in config.concurrency:
+            progress(f"gateway: {level} concurrent conversation(s) x {config.turns} turns")
+            results[str(level)]["gateway"] = asyncio.run(
+                _run_level(
+                    lambda start: gateway_conversation(
+                        base_url, config.scenario, config.turns, start
+                    ),
+                    level,
+                )
+            )
+            progress(f"  {results[str(level)]['gateway']}")
+    finally:
+        if stack is not None:
+            stack.stop()
+
+
+def _direct_phase(
+    config: TurnBenchConfig, settings: Settings, results: dict[str, Any], progress: Progress
+) -> None:
+    from models.llm import LLMDeploymentSettings
+    from serve_apps.app import resolve_model_config
+
+    npc = LLMDeploymentSettings.from_file(resolve_model_config("npc_cpu"))
+    os.environ.update(npc.engine_env())
+    persona, scenario = demo_cards(config.scenario)
+
+    async def run_all() -> None:
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        # The engine arguments Ray Serve LLM passes for a CPU deployment (mp executor).
+        kwargs = {
+            **npc.vllm_engine_kwargs(settings.models_dir),
+            "distributed_executor_backend": "mp",
+        }
+        progress(f"direct: starting vLLM AsyncLLM with {kwargs}")
+        engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs))
+        try:
+            tokenizer = (
+                engine.tokenizer if hasattr(engine, "tokenizer") else await engine.get_tokenizer()
+            )
+            warm = max(config.concurrency)
+            await _run_level(
+                lambda start: direct_conversation(
+                    engine, tokenizer, persona, scenario, 1, config.max_tokens, start
+                ),
+                warm,
+            )
+            for level in config.concurrency:
+                progress(f"direct: {level} concurrent conversation(s) x {config.turns} turns")
+                results[str(level)]["direct"] = await _run_level(
+                    lambda start: direct_conversation(
+                        engine, tokenizer, persona, scenario, config.turns, config.max_tokens, start
+                    ),
+                    level,
+                )
+                progress(f"  {results[str(level)]['direct']}")
+        finally:
+            engine.shutdown()
+
+    asyncio.run(run_all())

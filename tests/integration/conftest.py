@@ -1,0 +1,64 @@
+"""The real stack, started once per test session: embedded PostgreSQL and Redis, Ray Serve,
+the gateway, the orchestrator and vLLM on the bundled model."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    from serve_apps.settings import Settings
+    from serve_apps.stack import Stack
+
+    data_dir = tmp_path_factory.mktemp("salesboost-data")
+    settings = Settings(
+        data_dir=data_dir,
+        # Prepared model folders are reused across runs (preparing takes about 20 s).
+        models_dir_override=REPO / ".data" / "models",
+        http_port=_free_port(),
+        serve_config=REPO / "cluster" / "serve_local.yaml",
+        npc_max_tokens=24,
+        npc_temperature=0.7,
+        max_message_chars=2000,
+        max_frame_bytes=8192,
+    )
+    with Stack(settings, progress=lambda line: print(f"[stack] {line}", flush=True)) as running:
+        running.start()
+        yield running
+
+
+@pytest.fixture(scope="session")
+def base_url(stack) -> str:
+    return stack.base_url
+
+
+@pytest.fixture(scope="session")
+def owner_db_url(stack) -> str:
+    return stack.migration_database_url
+
+
+@pytest.fixture(scope="session")
+def second_tenant(owner_db_url) -> dict:
+    """Another company with its own trainee and scenario, for isolation checks."""
+    from db.seed import DEMO_TENANT_FILE, seed_file
+
+    data = yaml.safe_load(DEMO_TENANT_FILE.read_text())
+    data["tenant"] = {"slug": "rival", "name": "Rival Corp"}
+    data["users"] = [{"email": "trainee@rival.example", "display_name": "R", "role": "trainee"}]
+    path = Path(owner_db_url.split("host=")[-1]).parent / "rival.yaml"
+    path.write_text(yaml.safe_dump(data))
+    seed_file(owner_db_url, path)
+    return {"X-Dev-Tenant": "rival", "X-Dev-User": "trainee@rival.example"}

@@ -1,0 +1,45 @@
+"""A small WebSocket test client for the conversation protocol."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import httpx
+import websockets
+
+from serve_apps.chat_client import ws_url
+
+
+async def new_session(base_url: str, headers: dict[str, str] | None = None) -> str:
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+        response = await client.post(
+            "/v1/sessions", json={"scenario": "crm-discovery-call"}, headers=headers
+        )
+        assert response.status_code == 201, response.text
+        return response.json()["id"]
+
+
+def connect(base_url: str, session_id: str, query: str = "", **kwargs: Any):
+    return websockets.connect(
+        ws_url(base_url, f"/v1/sessions/{session_id}/stream{query}"), open_timeout=30, **kwargs
+    )
+
+
+async def recv(ws, wait_s: float = 120) -> dict[str, Any]:
+    import asyncio
+
+    return json.loads(await asyncio.wait_for(ws.recv(), wait_s))
+
+
+async def send_turn(ws, text: str, client_turn_id: str | None = None) -> list[dict[str, Any]]:
+    """Send a trainee turn and collect events up to ``reply_done`` or ``error``."""
+    client_turn_id = client_turn_id or uuid.uuid4().hex
+    await ws.send(json.dumps({"type": "turn", "client_turn_id": client_turn_id, "text": text}))
+    events = []
+    while True:
+        event = await recv(ws)
+        events.append(event)
+        if event["type"] in {"reply_done", "error"}:
+            return events

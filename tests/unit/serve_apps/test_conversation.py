@@ -1,0 +1,213 @@
+"""The conversation's order of effects, with in-memory stand-ins for PostgreSQL and Redis.
+
+The fakes here isolate the protocol logic; the integration tests run the same code on the
+real database, Redis and model.
+"""
+
+import json
+import uuid
+
+import pytest
+
+from serve_apps.conversation.protocol import TraineeTurn
+from serve_apps.conversation.turns import (
+    Conversation,
+    ReplayTurn,
+    StoredReply,
+    TraineeTurnRecord,
+)
+from serve_apps.orchestrator.contracts import NPCChunk, PersonaCard, ScenarioCard
+
+PERSONA = PersonaCard(slug="cfo", name="Sam", role="CFO", company="Acme", personality="careful")
+SCENARIO = ScenarioCard(
+    title="t", product="p", stage="qualification", difficulty="easy", description="d"
+)
+
+
+class InMemoryConversationStore:
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+        self.turns: list[ReplayTurn] = []
+        self.by_client_id: dict[str, int] = {}
+        self.replies: dict[int, StoredReply] = {}
+
+    def _next(self) -> int:
+        return len(self.turns) + 1
+
+    async def store_trainee_turn(self, *, client_turn_id, text):
+        if client_turn_id in self.by_client_id:
+            seq = self.by_client_id[client_turn_id]
+            return TraineeTurnRecord(seq=seq, duplicate=True, reply=self.replies.get(seq))
+        seq = self._next()
+        self.turns.append(ReplayTurn(seq, "trainee", text, client_turn_id, None))
+        self.by_client_id[client_turn_id] = seq
+        self.log.append(f"stored trainee {seq}")
+        return TraineeTurnRecord(seq=seq, duplicate=False, reply=None)
+
+    async def store_npc_reply(self, *, reply_to_seq, text, output_tokens, model):
+        seq = self._next()
+        self.turns.append(ReplayTurn(seq, "cfo", text, None, reply_to_seq))
+        reply = StoredReply(seq=seq, text=text, output_tokens=output_tokens)
+        self.replies[reply_to_seq] = reply
+        self.log.append(f"stored npc {seq}")
+        return reply
+
+    async def turns_after(self, *, last_seq):
+        return [t for t in self.turns if t.seq > last_seq]
+
+
+class InMemoryLocks:
+    def __init__(self) -> None:
+        self.held: set[str] = set()
+
+    async def acquire(self, key):
+        if key in self.held:
+            return False
+        self.held.add(key)
+        return True
+
+    async def release(self, key):
+        self.held.discard(key)
+
+
+class ScriptedReplies:
+    """Stands in for the orchestrator: yields fixed chunks and counts calls."""
+
+    def __init__(self, chunks=("Hello", " there."), fail_after=None) -> None:
+        self.chunks = chunks
+        self.fail_after = fail_after
+        self.calls = 0
+
+    async def __call__(self, request):
+        self.calls += 1
+        for index, text in enumerate(self.chunks):
+            if self.fail_after is not None and index == self.fail_after:
+                raise ConnectionError("model replica died")
+            yield NPCChunk(text=text)
+        yield NPCChunk(done=True, output_tokens=len(self.chunks), model="test-model")
+
+
+def make(log, replies=None, send=None, locks=None):
+    store = InMemoryConversationStore(log)
+    sent: list[dict] = []
+
+    async def record(frame: str) -> None:
+        event = json.loads(frame)
+        sent.append(event)
+        log.append(f"sent {event['type']}")
+
+    conversation = Conversation(
+        session_id=uuid.uuid4(),
+        persona=PERSONA,
+        scenario=SCENARIO,
+        history=[],
+        store=store,
+        locks=locks or InMemoryLocks(),
+        reply_source=replies or ScriptedReplies(),
+        send=send or record,
+    )
+    return conversation, store, sent
+
+
+async def test_turn_is_stored_before_ack_and_reply_before_done():
+    log: list[str] = []
+    conversation, _, sent = make(log)
+    await conversation.handle_turn(TraineeTurn(client_turn_id="c1", text="Hi"))
+    assert log == [
+        "stored trainee 1",
+        "sent ack",
+        "sent token",
+        "sent token",
+        "stored npc 2",
+        "sent reply_done",
+    ]
+    assert sent[-1]["text"] == "Hello there."
+    assert sent[-1]["reply_to"] == 1 and sent[-1]["seq"] == 2
+    assert sent[-1]["speaker"] == "cfo"
+    assert [h.speaker for h in conversation.history] == ["trainee", "npc"]
+
+
+async def test_retried_turn_returns_stored_reply_without_calling_the_model():
+    log: list[str] = []
+    replies = ScriptedReplies()
+    conversation, store, sent = make(log, replies=replies)
+    await conversation.handle_turn(TraineeTurn(client_turn_id="c1", text="Hi"))
+    sent.clear()
+    await conversation.handle_turn(TraineeTurn(client_turn_id="c1", text="Hi"))
+    assert replies.calls == 1
+    assert [e["type"] for e in sent] == ["ack", "reply_done"]
+    assert sent[0]["duplicate"] is True and sent[0]["seq"] == 1
+    assert sent[1]["text"] == "Hello there."
+    assert len(store.turns) == 2
+
+
+async def test_model_failure_reports_an_error_and_keeps_the_trainee_turn():
+    log: list[str] = []
+    conversation, store, sent = make(log, replies=ScriptedReplies(fail_after=1))
+    await conversation.handle_turn(TraineeTurn(client_turn_id="c1", text="Hi"))
+    assert sent[-1]["type"] == "error"
+    assert sent[-1]["code"] == "model_unavailable"
+    assert sent[-1]["client_turn_id"] == "c1"
+    assert [t.speaker for t in store.turns] == ["trainee"]
+    # A retry of the same turn now generates the reply it never got.
+    conversation.reply_source = ScriptedReplies()
+    sent.clear()
+    await conversation.handle_turn(TraineeTurn(client_turn_id="c1", text="Hi"))
+    assert [e["type"] for e in sent] == ["ack", "token", "token", "reply_done"]
+    assert sent[0]["duplicate"] is True
+
+
+async def test_reply_is_stored_even_when_the_client_goes_away():
+    log: list[str] = []
+
+    async def broken_send(frame: str) -> None:
+        raise ConnectionResetError("client gone")
+
+    conversation, store, _ = make(log, send=broken_send)
+    await conversation.handle_turn(TraineeTurn(client_turn_id="c1", text="Hi"))
+    assert [t.text for t in store.turns] == ["Hi", "Hello there."]
+
+
+async def test_a_reply_in_progress_is_not_generated_twice():
+    log: list[str] = []
+    locks = InMemoryLocks()
+    replies = ScriptedReplies()
+    conversation, store, sent = make(log, replies=replies, locks=locks)
+    first = await store.store_trainee_turn(client_turn_id="c1", text="Hi")
+    locks.held.add(f"{conversation.session_id}:{first.seq}")  # another replica is generating
+    await conversation.handle_turn(TraineeTurn(client_turn_id="c1", text="Hi"))
+    assert replies.calls == 0
+    assert sent[-1]["code"] == "reply_in_progress"
+
+
+async def test_replay_sends_stored_turns_after_the_sequence_number():
+    log: list[str] = []
+    conversation, _, sent = make(log)
+    await conversation.handle_turn(TraineeTurn(client_turn_id="c1", text="Hi"))
+    await conversation.handle_turn(TraineeTurn(client_turn_id="c2", text="Again"))
+    sent.clear()
+    await conversation.replay(2)
+    assert [(e["type"], e["seq"]) for e in sent] == [("turn", 3), ("turn", 4)]
+    assert sent[0]["client_turn_id"] == "c2"
+    assert sent[1]["reply_to"] == 3
+
+
+@pytest.mark.parametrize("bad_history_budget", [0])
+def test_prompt_keeps_system_and_new_turn_even_with_no_history_budget(bad_history_budget):
+    from serve_apps.orchestrator.contracts import HistoryTurn, NPCReplyRequest
+    from serve_apps.orchestrator.npc_prompt import npc_messages, recent_history
+
+    history = [HistoryTurn(speaker="trainee", text="a" * 50), HistoryTurn(speaker="npc", text="b")]
+    assert recent_history(history, budget_chars=bad_history_budget) == []
+    request = NPCReplyRequest(
+        session_id="s",
+        reply_to_seq=3,
+        persona=PERSONA,
+        scenario=SCENARIO,
+        history=history,
+        trainee_text="Now?",
+    )
+    messages = npc_messages(request)
+    assert messages[0]["role"] == "system" and "Sam, CFO at Acme" in messages[0]["content"]
+    assert [m["role"] for m in messages[1:]] == ["user", "assistant", "user"]
+    assert messages[-1]["content"] == "Now?"

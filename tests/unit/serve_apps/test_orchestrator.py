@@ -1,0 +1,59 @@
+import json
+
+import pytest
+
+from serve_apps.orchestrator.chat_engine import ChatDelta, ModelUnavailableError, parse_sse_chunk
+from serve_apps.orchestrator.contracts import NPCReplyRequest, PersonaCard, ScenarioCard
+from serve_apps.orchestrator.deployment import NPCConversation
+
+
+def sse(body) -> str:
+    return f"data: {json.dumps(body)}\n\n"
+
+
+def test_sse_chunks_become_deltas():
+    assert parse_sse_chunk(sse({"choices": [{"delta": {"content": "Hi"}}]})) == ChatDelta("Hi")
+    assert parse_sse_chunk(sse({"choices": [{"delta": {"role": "assistant"}}]})) == ChatDelta("")
+    usage = sse({"choices": [], "usage": {"completion_tokens": 7}})
+    assert parse_sse_chunk(usage) == ChatDelta("", output_tokens=7)
+    assert parse_sse_chunk("data: [DONE]\n\n") is None
+    assert parse_sse_chunk("") is None
+
+
+def test_sse_error_body_raises():
+    with pytest.raises(ModelUnavailableError, match="overloaded"):
+        parse_sse_chunk(sse({"error": {"message": "overloaded"}}))
+
+
+class ScriptedChatEngine:
+    """Stands in for the LLM deployment; records the messages it was asked to continue."""
+
+    model_id = "scripted"
+
+    def __init__(self) -> None:
+        self.messages = None
+
+    async def stream_chat(self, messages, *, max_tokens, temperature):
+        self.messages = messages
+        yield ChatDelta("")
+        yield ChatDelta("Not ")
+        yield ChatDelta("now.")
+        yield ChatDelta("", output_tokens=2)
+
+    async def check_health(self):
+        return None
+
+
+async def test_npc_agent_streams_text_then_a_done_chunk_with_usage():
+    engine = ScriptedChatEngine()
+    request = NPCReplyRequest(
+        session_id="s",
+        reply_to_seq=1,
+        persona=PersonaCard(slug="p", name="N", role="R", company="C", personality="x"),
+        scenario=ScenarioCard(title="t", product="p", stage="s", difficulty="d", description="x"),
+        trainee_text="Hello",
+    )
+    chunks = [c async for c in NPCConversation(engine).stream_reply(request)]
+    assert [c.text for c in chunks if not c.done] == ["Not ", "now."]
+    assert chunks[-1].done and chunks[-1].output_tokens == 2 and chunks[-1].model == "scripted"
+    assert engine.messages[-1] == {"role": "user", "content": "Hello"}
