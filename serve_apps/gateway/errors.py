@@ -24,6 +24,14 @@ class APIError(Exception):
         self.detail = detail
 
 
+def _serve_request_id() -> str | None:
+    try:
+        from ray.serve.context import _get_serve_request_context
+    except ImportError:
+        return None
+    return _get_serve_request_context().request_id or None
+
+
 def request_id(request: Request) -> str:
     return getattr(request.state, "request_id", None) or "-"
 
@@ -31,15 +39,19 @@ def request_id(request: Request) -> str:
 def error_response(request: Request, status: int, code: str, message: str) -> JSONResponse:
     rid = request_id(request)
     return JSONResponse(
-        {"error": {"code": code, "message": message, "request_id": rid}},
-        status_code=status,
-        headers={"X-Request-ID": rid},
+        {"error": {"code": code, "message": message, "request_id": rid}}, status_code=status
     )
 
 
 def install_error_handling(app: FastAPI) -> None:
     @app.middleware("http")
     async def assign_request_id(request: Request, call_next):
+        serve_id = _serve_request_id()
+        if serve_id:
+            # Behind the Serve proxy: it takes the client's X-Request-ID (or makes one), puts it
+            # on the response and in Serve's logs; one id end to end.
+            request.state.request_id = serve_id
+            return await call_next(request)
         incoming = request.headers.get("x-request-id", "")
         valid = 0 < len(incoming) <= 64 and incoming.replace("-", "").isalnum()
         request.state.request_id = incoming if valid else uuid.uuid4().hex
