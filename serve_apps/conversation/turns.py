@@ -8,6 +8,7 @@ trainee turn stored → ``ack`` → tokens → NPC reply stored → ``reply_done
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -68,9 +69,17 @@ class ConversationStore(Protocol):
 
 
 class GenerationLocks(Protocol):
-    """Marks a reply as being generated, so a concurrent retry does not start a second one."""
+    """Marks a reply as being generated, so a concurrent retry does not start a second one.
+
+    Locks expire on their own (seconds), and the generating replica renews its lock while it
+    streams: a replica that dies mid-reply blocks a retry only briefly.
+    """
+
+    renew_every_s: float
 
     async def acquire(self, key: str) -> bool: ...
+
+    async def renew(self, key: str) -> None: ...
 
     async def release(self, key: str) -> None: ...
 
@@ -124,11 +133,11 @@ class Conversation:
             )
             return
         try:
-            await self._generate(record.seq, turn)
+            await self._generate(record.seq, turn, lock_key)
         finally:
             await self.locks.release(lock_key)
 
-    async def _generate(self, seq: int, turn: TraineeTurn) -> None:
+    async def _generate(self, seq: int, turn: TraineeTurn, lock_key: str) -> None:
         request = NPCReplyRequest(
             session_id=str(self.session_id),
             reply_to_seq=seq,
@@ -141,8 +150,12 @@ class Conversation:
         )
         parts: list[str] = []
         last = NPCChunk(done=True)
+        renewed_at = time.monotonic()
         try:
             async for chunk in self.reply_source(request):
+                if time.monotonic() - renewed_at > self.locks.renew_every_s:
+                    await self.locks.renew(lock_key)
+                    renewed_at = time.monotonic()
                 if chunk.done:
                     last = chunk
                     continue

@@ -12,7 +12,7 @@ from db.engine import tenant_transaction
 from db.models import Turn
 from serve_apps.conversation.turns import ReplayTurn, StoredReply, TraineeTurnRecord
 
-GENERATION_LOCK_TTL_S = 120
+GENERATION_LOCK_TTL_S = 10
 
 
 def _reply(turn: Turn) -> StoredReply:
@@ -76,9 +76,14 @@ class PostgresConversationStore:
 
 
 class RedisGenerationLocks:
+    renew_every_s = GENERATION_LOCK_TTL_S / 3
+
     def __init__(self, redis: Redis, *, prefix: str = "salesboost:generating:") -> None:
         self._redis = redis
         self._prefix = prefix
+
+    async def renew(self, key: str) -> None:
+        await self._redis.expire(self._prefix + key, GENERATION_LOCK_TTL_S)
 
     async def acquire(self, key: str) -> bool:
         return bool(

@@ -57,8 +57,15 @@ class InMemoryConversationStore:
 
 
 class InMemoryLocks:
+    renew_every_s = 0.0  # renew on every chunk, so the test sees renewals
+
     def __init__(self) -> None:
         self.held: set[str] = set()
+        self.renewals = 0
+
+    async def renew(self, key):
+        assert key in self.held
+        self.renewals += 1
 
     async def acquire(self, key):
         if key in self.held:
@@ -123,6 +130,7 @@ async def test_turn_is_stored_before_ack_and_reply_before_done():
     ]
     assert sent[-1]["text"] == "Hello there."
     assert sent[-1]["reply_to"] == 1 and sent[-1]["seq"] == 2
+    assert conversation.locks.renewals == 3 and not conversation.locks.held
     assert sent[-1]["speaker"] == "cfo"
     assert [h.speaker for h in conversation.history] == ["trainee", "npc"]
 
