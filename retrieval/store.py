@@ -1,0 +1,266 @@
+"""The Qdrant hybrid store: dense, BM25-style sparse and sentence vectors in one collection.
+
+Each knowledge-base version is its own collection; an alias names the live one, so a
+re-index is built beside it and switched atomically, and the previous version can be put
+back. Every query goes through :meth:`KnowledgeStore.tenant_query`, the one place that adds
+the tenant filter.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from retrieval.sparse import SparseVector
+
+DENSE = "dense"
+SPARSE = "bm25"
+SENTENCES = "sentences"
+TENANT_KEY = "tenant_id"
+
+
+class StoreUnavailableError(RuntimeError):
+    """Qdrant did not answer (after retries); the message says where it was looked for."""
+
+
+@dataclass(frozen=True)
+class IndexedChunk:
+    """A chunk with its vectors and the payload that says where it came from."""
+
+    id: str
+    tenant_id: str
+    document_id: str
+    document_title: str
+    text: str
+    position: int
+    heading: str | None
+    page: int | None
+    dense: np.ndarray
+    sparse: SparseVector
+    sentences: np.ndarray  # one row per sentence: the late-interaction vectors
+
+
+@dataclass(frozen=True)
+class ScoredChunk:
+    id: str
+    score: float
+    payload: dict[str, Any]
+
+
+def _filter(tenant_id: str, extra: Any | None = None) -> Any:
+    from qdrant_client import models
+
+    must: list[Any] = [
+        models.FieldCondition(key=TENANT_KEY, match=models.MatchValue(value=tenant_id))
+    ]
+    if extra is not None:
+        must.append(extra)
+    return models.Filter(must=must)
+
+
+class KnowledgeStore:
+    def __init__(
+        self,
+        *,
+        path: str | None = None,
+        url: str | None = None,
+        api_key: str | None = None,
+        retries: int = 3,
+        timeout_s: float = 10.0,
+    ) -> None:
+        if (path is None) == (url is None):
+            raise ValueError("give exactly one of path (local mode) or url (Qdrant server)")
+        from qdrant_client import QdrantClient
+
+        self.where = path or url
+        self.retries = retries
+        if path is not None:
+            self.client = QdrantClient(path=path)
+        else:
+            self.client = QdrantClient(url=url, api_key=api_key, timeout=int(timeout_s))
+
+    # --- resilience ---------------------------------------------------------------------
+
+    def _call(self, operation: str, fn, *args, **kwargs):
+        delay = 0.2
+        for attempt in range(1, self.retries + 1):
+            try:
+                return fn(*args, **kwargs)
+            except (ConnectionError, TimeoutError, OSError) as exc:
+                last = exc
+            except Exception as exc:  # qdrant_client wraps transport errors in its own types
+                if type(exc).__name__ not in {"ResponseHandlingException", "ApiException"}:
+                    raise
+                last = exc
+            if attempt < self.retries:
+                time.sleep(delay)
+                delay *= 2
+        raise StoreUnavailableError(
+            f"Qdrant at {self.where} did not answer {operation} after {self.retries} tries: {last}"
+        ) from last
+
+    def check_health(self) -> None:
+        self._call("a health check", self.client.get_collections)
+
+    # --- collections and versions -------------------------------------------------------
+
+    def create_collection(self, name: str, *, dim: int) -> None:
+        from qdrant_client import models
+
+        self._call(
+            "create_collection",
+            self.client.create_collection,
+            collection_name=name,
+            vectors_config={
+                DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE),
+                SENTENCES: models.VectorParams(
+                    size=dim,
+                    distance=models.Distance.COSINE,
+                    multivector_config=models.MultiVectorConfig(
+                        comparator=models.MultiVectorComparator.MAX_SIM
+                    ),
+                ),
+            },
+            sparse_vectors_config={
+                SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF),
+            },
+        )
+        self._call(
+            "create_payload_index",
+            self.client.create_payload_index,
+            collection_name=name,
+            field_name=TENANT_KEY,
+            field_schema=models.PayloadSchemaType.KEYWORD,
+        )
+
+    def drop_collection(self, name: str) -> None:
+        self._call("delete_collection", self.client.delete_collection, collection_name=name)
+
+    def collection_exists(self, name: str) -> bool:
+        return bool(self._call("collection_exists", self.client.collection_exists, name))
+
+    def alias_target(self, alias: str) -> str | None:
+        aliases = self._call("get_aliases", self.client.get_aliases).aliases
+        return next((a.collection_name for a in aliases if a.alias_name == alias), None)
+
+    def point_alias(self, alias: str, collection: str) -> None:
+        """Make ``alias`` name ``collection`` in one atomic operation."""
+        from qdrant_client import models
+
+        operations: list[Any] = []
+        if self.alias_target(alias) is not None:
+            operations.append(
+                models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias))
+            )
+        operations.append(
+            models.CreateAliasOperation(
+                create_alias=models.CreateAlias(collection_name=collection, alias_name=alias)
+            )
+        )
+        self._call(
+            "update_collection_aliases",
+            self.client.update_collection_aliases,
+            change_aliases_operations=operations,
+        )
+
+    # --- writing ------------------------------------------------------------------------
+
+    def upsert(self, collection: str, chunks: Sequence[IndexedChunk]) -> None:
+        from qdrant_client import models
+
+        points = [
+            models.PointStruct(
+                id=chunk.id,
+                vector={
+                    DENSE: chunk.dense.tolist(),
+                    SPARSE: models.SparseVector(
+                        indices=chunk.sparse.indices, values=chunk.sparse.values
+                    ),
+                    SENTENCES: chunk.sentences.tolist(),
+                },
+                payload={
+                    TENANT_KEY: chunk.tenant_id,
+                    "document_id": chunk.document_id,
+                    "document_title": chunk.document_title,
+                    "text": chunk.text,
+                    "position": chunk.position,
+                    "heading": chunk.heading,
+                    "page": chunk.page,
+                },
+            )
+            for chunk in chunks
+        ]
+        if points:
+            self._call(
+                "upsert", self.client.upsert, collection_name=collection, points=points, wait=True
+            )
+
+    def delete_document(self, collection: str, *, tenant_id: str, document_id: str) -> None:
+        from qdrant_client import models
+
+        selector = models.FilterSelector(
+            filter=_filter(
+                tenant_id,
+                models.FieldCondition(
+                    key="document_id", match=models.MatchValue(value=document_id)
+                ),
+            )
+        )
+        self._call(
+            "delete", self.client.delete, collection_name=collection, points_selector=selector
+        )
+
+    # --- reading: every query passes here ----------------------------------------------
+
+    def tenant_query(
+        self,
+        collection: str,
+        *,
+        tenant_id: str,
+        query: Any,
+        using: str | None = None,
+        prefetch: Any = None,
+        limit: int = 10,
+        score_threshold: float | None = None,
+    ) -> list[ScoredChunk]:
+        """Run one Qdrant query restricted to ``tenant_id``, prefetches included."""
+        if not tenant_id:
+            raise ValueError("a knowledge query needs a tenant")
+        tenant_filter = _filter(tenant_id)
+        prefetches = prefetch if isinstance(prefetch, list) else [prefetch] if prefetch else None
+        response = self._call(
+            "query_points",
+            self.client.query_points,
+            collection_name=collection,
+            query=query,
+            using=using,
+            prefetch=[_with_filter(p, tenant_filter) for p in prefetches] if prefetches else None,
+            query_filter=tenant_filter,
+            limit=limit,
+            score_threshold=score_threshold,
+            with_payload=True,
+        )
+        return [
+            ScoredChunk(id=str(p.id), score=float(p.score), payload=p.payload or {})
+            for p in response.points
+        ]
+
+
+def _with_filter(prefetch: Any, tenant_filter: Any) -> Any:
+    """Copy a prefetch (and its nested prefetches) with the tenant filter applied."""
+    nested = prefetch.prefetch
+    if nested is not None:
+        nested = [
+            _with_filter(p, tenant_filter)
+            for p in (nested if isinstance(nested, list) else [nested])
+        ]
+    return prefetch.model_copy(update={"filter": tenant_filter, "prefetch": nested})
+
+
+def new_point_id() -> str:
+    return str(uuid.uuid4())
