@@ -133,10 +133,6 @@ class LLMDeploymentSettings(BaseModel):
 def build_llm_app(settings: LLMDeploymentSettings, models_dir: Path) -> Application:
     from ray.serve.llm import build_llm_deployment
 
-    from models.npc_server import NPCLLMServer
-
     return build_llm_deployment(
-        settings.to_llm_config(models_dir),
-        name_prefix=f"llm-{settings.model_id}:",
-        deployment_cls=NPCLLMServer,
+        settings.to_llm_config(models_dir), name_prefix=f"llm-{settings.model_id}:"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -27,8 +28,25 @@ class ChatEngine(Protocol):
     async def check_health(self) -> None: ...
 
 
+def parse_sse_chunk(chunk: str) -> ChatDelta | None:
+    """One ``data: {...}`` line of vLLM's OpenAI stream as a delta (None for keep-alives/DONE)."""
+    payload = chunk.strip()
+    if payload.startswith("data:"):
+        payload = payload[5:].strip()
+    if not payload or payload == "[DONE]":
+        return None
+    body = json.loads(payload)
+    if "error" in body and "choices" not in body:
+        raise ModelUnavailableError(str(body["error"].get("message", body["error"])))
+    text = ""
+    for choice in body.get("choices") or ():
+        text += (choice.get("delta") or {}).get("content") or ""
+    usage = body.get("usage") or {}
+    return ChatDelta(text=text, output_tokens=usage.get("completion_tokens"))
+
+
 class ServeLLMChatEngine:
-    """Streams chat completions from the LLM deployment (``models.npc_server.NPCLLMServer``)."""
+    """Streams chat completions from a ``ray.serve.llm`` LLMServer deployment handle."""
 
     def __init__(self, handle: Any, model_id: str) -> None:
         self._handle = handle.options(stream=True)
@@ -38,17 +56,24 @@ class ServeLLMChatEngine:
     async def stream_chat(
         self, messages: list[dict[str, str]], *, max_tokens: int, temperature: float
     ) -> AsyncIterator[ChatDelta]:
-        produced = 0
-        try:
-            async for text, count in self._handle.stream_text.remote(
-                messages, max_tokens, temperature
-            ):
-                produced = count
-                if text:
-                    yield ChatDelta(text=text)
-        except Exception as exc:
-            raise ModelUnavailableError(f"{type(exc).__name__}: {exc}") from exc
-        yield ChatDelta(text="", output_tokens=produced)
+        from ray.serve.llm.openai_api_models import ChatCompletionRequest
+
+        request = ChatCompletionRequest(
+            model=self.model_id,
+            messages=messages,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        async for batch in self._handle.chat.remote(request):
+            for item in batch if isinstance(batch, list) else [batch]:
+                if not isinstance(item, str):  # an ErrorResponse object
+                    raise ModelUnavailableError(str(getattr(item, "error", item)))
+                for line in item.split("\n\n"):
+                    delta = parse_sse_chunk(line)
+                    if delta is not None:
+                        yield delta
 
     async def check_health(self) -> None:
         await self._health.check_health.remote()

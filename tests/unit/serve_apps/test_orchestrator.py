@@ -1,6 +1,28 @@
-from serve_apps.orchestrator.chat_engine import ChatDelta
+import json
+
+import pytest
+
+from serve_apps.orchestrator.chat_engine import ChatDelta, ModelUnavailableError, parse_sse_chunk
 from serve_apps.orchestrator.contracts import NPCReplyRequest, PersonaCard, ScenarioCard
 from serve_apps.orchestrator.deployment import NPCConversation
+
+
+def sse(body) -> str:
+    return f"data: {json.dumps(body)}\n\n"
+
+
+def test_sse_chunks_become_deltas():
+    assert parse_sse_chunk(sse({"choices": [{"delta": {"content": "Hi"}}]})) == ChatDelta("Hi")
+    assert parse_sse_chunk(sse({"choices": [{"delta": {"role": "assistant"}}]})) == ChatDelta("")
+    usage = sse({"choices": [], "usage": {"completion_tokens": 7}})
+    assert parse_sse_chunk(usage) == ChatDelta("", output_tokens=7)
+    assert parse_sse_chunk("data: [DONE]\n\n") is None
+    assert parse_sse_chunk("") is None
+
+
+def test_sse_error_body_raises():
+    with pytest.raises(ModelUnavailableError, match="overloaded"):
+        parse_sse_chunk(sse({"error": {"message": "overloaded"}}))
 
 
 class ScriptedChatEngine:
