@@ -108,5 +108,8 @@ class Embedder:
     def embed_query(self, text: str) -> np.ndarray:
         if self._model is None:
             self.warm_up()
-        vector = self._model.encode_queries([text], batch_size=1, convert_to_numpy=True)
+        # A batch size above 1 also keeps FlagEmbedding from drawing a progress bar per query.
+        vector = self._model.encode_queries(
+            [text], batch_size=self.batch_size, convert_to_numpy=True
+        )
         return np.asarray(vector, dtype=np.float32).reshape(self.dim)

@@ -26,6 +26,7 @@ def run_retrieval_bench(
     from retrieval.store import KnowledgeStore
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # FlagEmbedding's per-batch bars; we report progress
     dataset = BeirDataset.load(dataset_dir)
     progress(
         f"{dataset_dir.name}: {len(dataset.corpus)} documents, {len(dataset.queries)} test queries"
