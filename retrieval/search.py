@@ -77,12 +77,22 @@ class HybridSearcher:
         mode: SearchMode = "hybrid_rerank",
         top_k: int | None = None,
     ) -> list[ScoredChunk]:
-        from qdrant_client import models
-
         if not query.strip():
             raise ValueError("the query is empty")
-        limit = top_k or self.config.top_k
         dense, sparse = self._queries(query)
+        return self._search(collection, tenant_id, mode, dense, sparse, top_k or self.config.top_k)
+
+    def _search(
+        self,
+        collection: str,
+        tenant_id: str,
+        mode: SearchMode,
+        dense: list[float],
+        sparse: Any,
+        limit: int,
+    ) -> list[ScoredChunk]:
+        from qdrant_client import models
+
         common = {"collection": collection, "tenant_id": tenant_id, "limit": limit}
         if mode == "dense":
             return self.store.tenant_query(query=dense, using=DENSE, **common)
@@ -123,41 +133,21 @@ class HybridSearcher:
         self, *, collection: str, tenant_id: str, query: str, top_k: int | None = None
     ) -> list[StageScores]:
         """Each returned chunk's score at every stage, for the search-testing endpoint."""
-        limit = top_k or self.config.top_k
-        stages: dict[str, list[ScoredChunk]] = {
-            "dense": self.run(
-                collection=collection,
-                tenant_id=tenant_id,
-                query=query,
-                mode="dense",
-                top_k=self.config.candidate_depth,
-            ),
-            "sparse": self.run(
-                collection=collection,
-                tenant_id=tenant_id,
-                query=query,
-                mode="sparse",
-                top_k=self.config.candidate_depth,
-            ),
-            "fused": self.run(
-                collection=collection,
-                tenant_id=tenant_id,
-                query=query,
-                mode="hybrid",
-                top_k=self.config.rerank_depth,
-            ),
-            "reranked": self.run(
-                collection=collection,
-                tenant_id=tenant_id,
-                query=query,
-                mode="hybrid_rerank",
-                top_k=limit,
-            ),
-        }
+        if not query.strip():
+            raise ValueError("the query is empty")
+        dense, sparse = self._queries(query)
+        depth, rerank_depth = self.config.candidate_depth, self.config.rerank_depth
+        stages: list[tuple[str, SearchMode, int]] = [
+            ("reranked", "hybrid_rerank", top_k or self.config.top_k),
+            ("dense", "dense", depth),
+            ("sparse", "sparse", depth),
+            ("fused", "hybrid", rerank_depth),
+        ]
         explained: dict[str, StageScores] = {}
-        for hit in stages["reranked"]:
-            explained[hit.id] = StageScores(chunk=hit)
-        for stage, hits in stages.items():
+        for stage, mode, limit in stages:
+            hits = self._search(collection, tenant_id, mode, dense, sparse, limit)
+            if stage == "reranked":
+                explained = {hit.id: StageScores(chunk=hit) for hit in hits}
             for rank, hit in enumerate(hits, start=1):
                 if hit.id in explained:
                     setattr(explained[hit.id], stage, hit.score)

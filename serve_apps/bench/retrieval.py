@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -14,8 +15,21 @@ from serve_apps.settings import Settings
 Progress = Callable[[str], None]
 
 
+def _index_fingerprint(dataset_dir: Path, embedder: str, chunking: dict[str, Any]) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with (dataset_dir / "corpus.jsonl").open("rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    corpus = digest.hexdigest()
+    return json.dumps(
+        {"corpus": corpus, "embedder": embedder, "chunking": chunking}, sort_keys=True
+    )
+
+
 def run_retrieval_bench(
-    dataset_dir: Path, settings: Settings, progress: Progress = print
+    dataset_dir: Path, settings: Settings, progress: Progress = print, *, reuse_index: bool = False
 ) -> dict[str, Any]:
     from retrieval.chunking import ChunkingConfig
     from retrieval.embedder import Embedder
@@ -32,19 +46,32 @@ def run_retrieval_bench(
         f"{dataset_dir.name}: {len(dataset.corpus)} documents, {len(dataset.queries)} test queries"
     )
     store_dir = settings.data_dir / "bench" / f"qdrant-{dataset_dir.name}"
-    shutil.rmtree(store_dir, ignore_errors=True)
-    store_dir.mkdir(parents=True)
-    store = KnowledgeStore(path=str(store_dir))
+    marker = store_dir / "salesboost-index.json"
     embedder = Embedder()
     embedder.warm_up()
     chunking = ChunkingConfig()
     collection = f"bench_{dataset_dir.name}"
-    store.create_collection(collection, dim=embedder.dim)
     sparse = BM25Encoder()
-    pipeline = IndexingPipeline(store=store, embedder=embedder, sparse=sparse, chunking=chunking)
-    started = time.perf_counter()
-    chunks = index_dataset(pipeline, dataset, collection, progress)
-    indexing_s = time.perf_counter() - started
+    fingerprint = _index_fingerprint(dataset_dir, embedder.spec.name, chunking.model_dump())
+    built = json.loads(marker.read_text()) if marker.is_file() else {}
+    if reuse_index and built.get("fingerprint") == fingerprint:
+        progress(f"reusing the index in {store_dir} (built from the same corpus and settings)")
+        store = KnowledgeStore(path=str(store_dir))
+        chunks, indexing_s = built["chunks"], built["indexing_s"]
+    else:
+        shutil.rmtree(store_dir, ignore_errors=True)
+        store_dir.mkdir(parents=True)
+        store = KnowledgeStore(path=str(store_dir))
+        store.create_collection(collection, dim=embedder.dim)
+        pipeline = IndexingPipeline(
+            store=store, embedder=embedder, sparse=sparse, chunking=chunking
+        )
+        started = time.perf_counter()
+        chunks = index_dataset(pipeline, dataset, collection, progress)
+        indexing_s = time.perf_counter() - started
+        marker.write_text(
+            json.dumps({"fingerprint": fingerprint, "chunks": chunks, "indexing_s": indexing_s})
+        )
     search_config = SearchConfig()
     searcher = HybridSearcher(store=store, embedder=embedder, sparse=sparse, config=search_config)
     methods = evaluate(searcher, dataset, collection, progress)

@@ -119,3 +119,39 @@ def test_alias_switches_versions_atomically_and_back(knowledge):
     assert second[0].payload["document_id"] == "acme-security"
     store.point_alias("kb", "kb_v1")  # restore the previous version
     assert store.alias_target("kb") == "kb_v1"
+
+
+def test_knowledge_base_ingests_refuses_and_versions(tmp_path, embedder):
+    from retrieval.knowledge_base import KnowledgeBase
+    from retrieval.parsing import DocumentRejected
+    from tests.unit.retrieval.test_parsing import make_docx
+
+    store = KnowledgeStore(path=str(tmp_path / "qdrant"))
+    knowledge = KnowledgeBase(slug="sales", store=store, embedder=embedder)
+    try:
+        sheet = b"# Pricing\nCloudCRM costs 49 USD per seat per month.\n# Security\nSOC 2 Type II."
+        first = knowledge.ingest(tenant_id="acme", filename="sheet.md", data=sheet)
+        assert first.title == "sheet" and first.chunks == 2
+        again = knowledge.ingest(tenant_id="acme", filename="sheet.md", data=sheet)
+        assert again.document_id == first.document_id
+        docx = make_docx([("heading", "Onboarding"), ("p", "Onboarding takes two weeks.")])
+        knowledge.ingest(tenant_id="acme", filename="onboarding.docx", data=docx)
+
+        hits = knowledge.search(tenant_id="acme", query="price per seat")
+        assert hits[0].payload["heading"] == "Pricing"
+        assert len({h.id for h in hits}) == len(hits) == 3  # the re-upload did not duplicate
+        assert knowledge.search(tenant_id="rival", query="price per seat") == []
+
+        with pytest.raises(DocumentRejected, match="empty"):
+            knowledge.ingest(tenant_id="acme", filename="empty.txt", data=b"")
+        assert len(knowledge.search(tenant_id="acme", query="price per seat")) == 3
+
+        assert knowledge.live_version() == 1
+        version = knowledge.new_version()  # a re-index is built beside the live version
+        assert knowledge.live_version() == 1 and version == 2
+        knowledge.activate(version)
+        assert knowledge.search(tenant_id="acme", query="price per seat") == []
+        knowledge.activate(1)  # and the previous version comes back
+        assert knowledge.search(tenant_id="acme", query="price per seat")
+    finally:
+        knowledge.parser.close()

@@ -1,0 +1,113 @@
+"""A tenant's knowledge base on the hybrid store: versions behind an alias, ingest and search.
+
+Version ``n`` of knowledge base ``kb`` is the collection ``kb_<kb>_v<n>``; the alias
+``kb_<kb>`` names the live one. Ingest adds to the live version; ``new_version`` builds an
+empty one beside it, ``activate`` switches the alias atomically, and the previous version
+stays until it is dropped, so it can be restored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from retrieval.chunking import ChunkingConfig
+from retrieval.embedder import Embedder
+from retrieval.indexing import DocumentInput, IndexingPipeline
+from retrieval.parsing import DocumentParser
+from retrieval.search import HybridSearcher, SearchConfig, SearchMode, StageScores
+from retrieval.sparse import BM25Encoder
+from retrieval.store import KnowledgeStore, ScoredChunk
+
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    document_id: str
+    title: str
+    chunks: int
+
+
+class KnowledgeBase:
+    def __init__(
+        self,
+        *,
+        slug: str,
+        store: KnowledgeStore,
+        embedder: Embedder,
+        parser: DocumentParser | None = None,
+        chunking: ChunkingConfig | None = None,
+        search: SearchConfig | None = None,
+    ) -> None:
+        if not _SLUG.match(slug):
+            raise ValueError(f"knowledge base name {slug!r}: use a-z, 0-9, '-' or '_'")
+        self.slug = slug
+        self.store = store
+        self.embedder = embedder
+        self.parser = parser or DocumentParser()
+        sparse = BM25Encoder()
+        self.pipeline = IndexingPipeline(
+            store=store, embedder=embedder, sparse=sparse, chunking=chunking or ChunkingConfig()
+        )
+        self.searcher = HybridSearcher(store=store, embedder=embedder, sparse=sparse, config=search)
+
+    @property
+    def alias(self) -> str:
+        return f"kb_{self.slug}"
+
+    def live_version(self) -> int | None:
+        target = self.store.alias_target(self.alias)
+        return int(target.rsplit("_v", 1)[1]) if target else None
+
+    def new_version(self) -> int:
+        """Create the next version's empty collection beside the live one."""
+        version = (self.live_version() or 0) + 1
+        while self.store.collection_exists(self._collection(version)):
+            version += 1
+        self.store.create_collection(self._collection(version), dim=self.embedder.dim)
+        return version
+
+    def activate(self, version: int) -> None:
+        if not self.store.collection_exists(self._collection(version)):
+            raise ValueError(f"knowledge base {self.slug!r} has no version {version}")
+        self.store.point_alias(self.alias, self._collection(version))
+
+    def _collection(self, version: int) -> str:
+        return f"{self.alias}_v{version}"
+
+    def _live_collection(self) -> str:
+        if self.live_version() is None:
+            self.activate(self.new_version())
+        return self.alias
+
+    def ingest(self, *, tenant_id: str, filename: str, data: bytes) -> IngestResult:
+        """Parse (refusing bad files with :class:`DocumentRejected`), chunk, embed and index."""
+        parsed = self.parser.parse(filename, data)
+        document_id = hashlib.sha256(data).hexdigest()[:32]
+        collection = self._live_collection()
+        # Re-uploading the same file replaces its chunks instead of duplicating them.
+        self.store.delete_document(collection, tenant_id=tenant_id, document_id=document_id)
+        chunks = self.pipeline.index(
+            collection,
+            tenant_id=tenant_id,
+            documents=[DocumentInput(document_id=document_id, parsed=parsed)],
+        )
+        return IngestResult(document_id=document_id, title=parsed.title, chunks=chunks)
+
+    def search(
+        self, *, tenant_id: str, query: str, mode: SearchMode = "hybrid_rerank", top_k: int = 5
+    ) -> list[ScoredChunk]:
+        if self.live_version() is None:
+            return []
+        return self.searcher.run(
+            collection=self.alias, tenant_id=tenant_id, query=query, mode=mode, top_k=top_k
+        )
+
+    def explain(self, *, tenant_id: str, query: str, top_k: int = 5) -> list[StageScores]:
+        if self.live_version() is None:
+            return []
+        return self.searcher.explain(
+            collection=self.alias, tenant_id=tenant_id, query=query, top_k=top_k
+        )
