@@ -57,7 +57,8 @@ def run_retrieval_bench(
     if reuse_index and built.get("fingerprint") == fingerprint:
         progress(f"reusing the index in {store_dir} (built from the same corpus and settings)")
         store = KnowledgeStore(path=str(store_dir))
-        chunks, indexing_s = built["chunks"], built["indexing_s"]
+        chunks = store.client.count(collection, exact=True).count
+        indexing_s = built["indexing_s"]
     else:
         shutil.rmtree(store_dir, ignore_errors=True)
         store_dir.mkdir(parents=True)
