@@ -58,6 +58,7 @@ class Stack:
     migration_database_url: str = ""
     _embedded: Any = None
     _ray_started: bool = False
+    _saved_environ: dict[str, str | None] = field(default_factory=dict)
 
     def start(self, *, wait_ready_s: float = 600) -> Stack:
         from db.migrate import upgrade
@@ -124,7 +125,8 @@ class Stack:
             f"starting Ray ({self.settings.ray_num_cpus} logical CPUs) and Serve on {host}:{port}"
         )
         # Replicas read settings from the environment; the driver's os.environ carries the same
-        # values so that builders that run here see them too.
+        # values while the stack runs, so that builders that run here see them too.
+        self._saved_environ = {key: os.environ.get(key) for key in self.env}
         os.environ.update(self.env)
         from serve_apps.settings import get_settings
 
@@ -176,6 +178,15 @@ class Stack:
         if self._embedded is not None:
             self._embedded.stop()
             self._embedded = None
+        for key, value in self._saved_environ.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_environ = {}
+        from serve_apps.settings import get_settings
+
+        get_settings.cache_clear()
 
     def __enter__(self) -> Stack:
         return self

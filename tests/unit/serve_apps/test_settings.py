@@ -1,6 +1,16 @@
+import os
+
 import pytest
 
 from serve_apps.settings import Settings
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch):
+    """Settings read the environment: start each test from none of ours."""
+    for key in list(os.environ):
+        if key.startswith("SALESBOOST_") or key in {"DATABASE_URL", "REDIS_URL"}:
+            monkeypatch.delenv(key)
 
 
 def test_development_defaults_need_no_environment(tmp_path):
