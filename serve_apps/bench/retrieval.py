@@ -87,7 +87,10 @@ def run_retrieval_bench(
             "chunks": chunks,
             "indexing_s": round(indexing_s, 1),
             "embedder": embedder.spec.name,
-            "reranker": "late interaction: best-matching sentence (embedder vectors, MAX_SIM)",
+            "reranker": (
+                "top-50 fused candidates rescored by dense, BM25 and late interaction "
+                "(best sentence, MAX_SIM), fused by DBSF"
+            ),
             "chunking": chunking.model_dump(),
             "search": search_config.model_dump(),
             "cpu_count": os.cpu_count(),
