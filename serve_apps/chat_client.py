@@ -48,16 +48,16 @@ async def chat(base_url: str, scenario: str, session_id: str | None = None) -> N
             await ws.send(
                 json.dumps({"type": "turn", "client_turn_id": uuid.uuid4().hex, "text": line})
             )
+            speaking = False
             while True:
                 event = json.loads(await ws.recv())
                 if event["type"] == "token":
-                    if not getattr(chat, "_speaking", False):
+                    if not speaking:
                         sys.stdout.write(f"{event['speaker']}> ")
-                        chat._speaking = True  # type: ignore[attr-defined]
+                        speaking = True
                     sys.stdout.write(event["text"])
                     sys.stdout.flush()
                 elif event["type"] == "reply_done":
-                    chat._speaking = False  # type: ignore[attr-defined]
                     print("\n")
                     break
                 elif event["type"] == "error":

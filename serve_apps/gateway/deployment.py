@@ -7,7 +7,7 @@ import logging
 import uuid
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Header, Query, Request, WebSocket
+from fastapi import FastAPI, Query, Request, WebSocket
 from fastapi.responses import JSONResponse
 from ray import serve
 from starlette.websockets import WebSocketDisconnect, WebSocketState
@@ -101,15 +101,6 @@ class Gateway:
         self.redis = Redis.from_url(self.settings.redis_url)
         self.orchestrator = orchestrator
         self.identities = IdentityResolver(self.sessions, mode=self.settings.mode)
-
-    # --- identity -----------------------------------------------------------------------
-
-    async def identity(
-        self,
-        x_dev_tenant: Annotated[str | None, Header(max_length=64)] = None,
-        x_dev_user: Annotated[str | None, Header(max_length=320)] = None,
-    ) -> Identity:
-        return await self.identities.resolve(x_dev_tenant, x_dev_user)
 
     # --- health -------------------------------------------------------------------------
 
