@@ -140,7 +140,8 @@ def evaluate(
             if mode == "hybrid":
                 hybrid_rankings[qid] = ranking
             elif mode == "hybrid_rerank":
-                ranking += [d for d in hybrid_rankings.get(qid, []) if d not in set(ranking)]
+                seen = set(ranking)
+                ranking += [d for d in hybrid_rankings.get(qid, []) if d not in seen]
             relevant = dataset.qrels[qid]
             ndcg.append(ndcg_at_k(ranking, relevant))
             recall.append(recall_at_k(ranking, relevant))

@@ -66,7 +66,7 @@ class PostgresConversationStore:
         return [
             ReplayTurn(
                 seq=t.seq,
-                speaker=speakers.get(t.persona_id, "npc") if t.persona_id else t.speaker.value,
+                speaker=repo.turn_speaker(t, speakers),
                 text=t.content,
                 client_turn_id=t.client_turn_id,
                 reply_to=t.reply_to_seq,
