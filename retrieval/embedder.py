@@ -94,6 +94,7 @@ class Embedder:
             query_max_length=self.spec.max_length,
             passage_max_length=self.spec.max_length,
         )
+        self._model.model.eval()  # from_pretrained gives eval mode; say so for the query path
         self.embed_query("warm up")
 
     def embed_documents(self, texts: list[str]) -> np.ndarray:
@@ -106,10 +107,27 @@ class Embedder:
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim)
 
     def embed_query(self, text: str) -> np.ndarray:
+        """One query in one forward pass.
+
+        FlagEmbedding's ``encode_queries`` first runs a trial batch to pick a batch size that
+        fits in memory and then encodes again: two forward passes for one query. A query is
+        one short sequence, so this calls the same loaded model, tokenizer and pooling once,
+        with the same instruction and normalization (the unit tests check both agree).
+        """
+        import torch
+
         if self._model is None:
             self.warm_up()
-        # A batch size above 1 also keeps FlagEmbedding from drawing a progress bar per query.
-        vector = self._model.encode_queries(
-            [text], batch_size=self.batch_size, convert_to_numpy=True
+        model = self._model
+        if model.query_instruction_for_retrieval:
+            text = model.get_detailed_instruct(
+                model.query_instruction_format, model.query_instruction_for_retrieval, text
+            )
+        inputs = model.tokenizer(
+            [text], truncation=True, max_length=model.query_max_length, return_tensors="pt"
         )
-        return np.asarray(vector, dtype=np.float32).reshape(self.dim)
+        with torch.inference_mode():
+            hidden = model.model(**inputs, return_dict=True).last_hidden_state
+            pooled = model.pooling(hidden, inputs["attention_mask"])
+            vector = torch.nn.functional.normalize(pooled, dim=-1)
+        return vector[0].float().numpy().astype(np.float32, copy=False).reshape(self.dim)

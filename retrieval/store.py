@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from retrieval import local_mode
 from retrieval.sparse import SparseVector
 
 DENSE = "dense"
@@ -81,7 +82,7 @@ class KnowledgeStore:
         self.retries = retries
         if path is not None:
             self.client = QdrantClient(path=path)
-            _cache_local_payload_masks()
+            local_mode.install()
         else:
             self.client = QdrantClient(url=url, api_key=api_key, timeout=int(timeout_s))
 
@@ -141,6 +142,10 @@ class KnowledgeStore:
 
     def drop_collection(self, name: str) -> None:
         self._call("delete_collection", self.client.delete_collection, collection_name=name)
+
+    def collection_names(self) -> list[str]:
+        response = self._call("get_collections", self.client.get_collections)
+        return [c.name for c in response.collections]
 
     def collection_exists(self, name: str) -> bool:
         return bool(self._call("collection_exists", self.client.collection_exists, name))
@@ -261,62 +266,6 @@ def _with_filter(prefetch: Any, tenant_filter: Any) -> Any:
             for p in (nested if isinstance(nested, list) else [nested])
         ]
     return prefetch.model_copy(update={"filter": tenant_filter, "prefetch": nested})
-
-
-_LOCAL_MASK_CACHE_INSTALLED = False
-
-
-def _cache_local_payload_masks() -> None:
-    """Make Qdrant local mode compute each payload filter's mask once per collection state.
-
-    Local mode (the embedded default) checks a filter against every point in a Python loop,
-    for the query and again for each prefetch: about 10 µs a point, so 100 ms per filter at
-    10,000 chunks, and the tenant filter is on every query and prefetch. The mask depends only
-    on the payloads and the filter, so it is cached per payload list and filter and dropped
-    whenever a point is written or deleted. A Qdrant server uses its payload index instead.
-    """
-    global _LOCAL_MASK_CACHE_INSTALLED
-    if _LOCAL_MASK_CACHE_INSTALLED:
-        return
-    from qdrant_client.local import local_collection
-
-    compute = local_collection.calculate_payload_mask
-    cache: dict[tuple[int, int, str], Any] = {}
-
-    def cached(payloads, payload_filter, ids_inv, deleted_per_vector):
-        if payload_filter is None:
-            return compute(payloads, payload_filter, ids_inv, deleted_per_vector)
-        key = (id(payloads), len(payloads), payload_filter.model_dump_json())
-        mask = cache.get(key)
-        if mask is None:
-            if len(cache) > 256:
-                cache.clear()
-            mask = cache[key] = compute(payloads, payload_filter, ids_inv, deleted_per_vector)
-        return mask.copy()
-
-    def invalidating(method):
-        def wrapper(self, *args, **kwargs):
-            cache.clear()
-            return method(self, *args, **kwargs)
-
-        return wrapper
-
-    local_collection.calculate_payload_mask = cached
-    collection = local_collection.LocalCollection
-    for name in (
-        "upsert",
-        "delete",
-        "update_vectors",
-        "delete_vectors",
-        "set_payload",
-        "overwrite_payload",
-        "delete_payload",
-        "clear_payload",
-        "batch_update_points",
-    ):
-        if hasattr(collection, name):
-            setattr(collection, name, invalidating(getattr(collection, name)))
-    _LOCAL_MASK_CACHE_INSTALLED = True
 
 
 def new_point_id() -> str:
