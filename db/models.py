@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -115,6 +116,8 @@ class Scenario(Base):
     stage: Mapped[str] = mapped_column(String(64))
     difficulty: Mapped[str] = mapped_column(String(32))
     description: Mapped[str] = mapped_column(Text)
+    # The tenant's knowledge base that grounds this scenario's personas (None: no grounding).
+    knowledge_base: Mapped[str | None] = mapped_column(String(30))
     created_at: Mapped[datetime] = _created_at()
 
     personas: Mapped[list[ScenarioPersona]] = relationship(
@@ -197,4 +200,43 @@ class Turn(Base):
     content: Mapped[str] = mapped_column(Text)
     output_tokens: Mapped[int | None] = mapped_column(Integer)
     model: Mapped[str | None] = mapped_column(String(200))
+    # For an NPC turn: the knowledge chunks the reply was grounded on.
+    citations: Mapped[list[dict] | None] = mapped_column(JsonDoc)
+    created_at: Mapped[datetime] = _created_at()
+
+
+class KnowledgeBase(Base):
+    """A tenant's knowledge base: how its documents are chunked and which version is live.
+
+    The chunks themselves live in Qdrant, one collection per version; these rows are the
+    source of truth for what was uploaded, so any version can be rebuilt.
+    """
+
+    __tablename__ = "knowledge_bases"
+    __table_args__ = (UniqueConstraint("tenant_id", "slug"),)
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    slug: Mapped[str] = mapped_column(String(30))
+    chunking: Mapped[dict] = mapped_column(JsonDoc)
+    created_at: Mapped[datetime] = _created_at()
+
+
+class KnowledgeDocument(Base):
+    """One uploaded file, kept whole so a re-index can chunk it again."""
+
+    __tablename__ = "knowledge_documents"
+    __table_args__ = (UniqueConstraint("knowledge_base_id", "sha256"),)
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    knowledge_base_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("knowledge_bases.id", ondelete="CASCADE"), index=True
+    )
+    sha256: Mapped[str] = mapped_column(String(64))
+    filename: Mapped[str] = mapped_column(String(255))
+    title: Mapped[str] = mapped_column(String(500))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    chunks: Mapped[int] = mapped_column(Integer)
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     created_at: Mapped[datetime] = _created_at()

@@ -184,6 +184,7 @@ async def store_npc_turn(
     text: str,
     output_tokens: int | None,
     model: str | None,
+    citations: list[dict] | None = None,
 ) -> Turn:
     """Store the NPC reply to a trainee turn; a second reply to the same turn returns the first."""
     try:
@@ -199,6 +200,7 @@ async def store_npc_turn(
                 content=text,
                 output_tokens=output_tokens,
                 model=model,
+                citations=citations,
             )
             session.add(turn)
         return turn

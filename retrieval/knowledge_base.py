@@ -23,6 +23,11 @@ from retrieval.store import KnowledgeStore, ScoredChunk
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
+def document_id_of(data: bytes) -> str:
+    """A document's id in the index: the same file always gets the same id."""
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
 @dataclass(frozen=True)
 class IngestResult:
     document_id: str
@@ -77,16 +82,32 @@ class KnowledgeBase:
     def _collection(self, version: int) -> str:
         return f"{self.alias}_v{version}"
 
+    def versions(self) -> list[int]:
+        """Every version that exists, live or not, oldest first."""
+        prefix = f"{self.alias}_v"
+        names = self.store.collection_names()
+        return sorted(int(n[len(prefix) :]) for n in names if n.startswith(prefix))
+
+    def drop_version(self, version: int) -> None:
+        if version == self.live_version():
+            raise ValueError(f"version {version} is live; activate another one first")
+        self.store.drop_collection(self._collection(version))
+
     def _live_collection(self) -> str:
         if self.live_version() is None:
             self.activate(self.new_version())
         return self.alias
 
-    def ingest(self, *, tenant_id: str, filename: str, data: bytes) -> IngestResult:
-        """Parse (refusing bad files with :class:`DocumentRejected`), chunk, embed and index."""
+    def ingest(
+        self, *, tenant_id: str, filename: str, data: bytes, version: int | None = None
+    ) -> IngestResult:
+        """Parse (refusing bad files with :class:`DocumentRejected`), chunk, embed and index.
+
+        Into the live version, or into ``version`` while a re-index builds it beside the live one.
+        """
         parsed = self.parser.parse(filename, data)
-        document_id = hashlib.sha256(data).hexdigest()[:32]
-        collection = self._live_collection()
+        document_id = document_id_of(data)
+        collection = self._live_collection() if version is None else self._collection(version)
         # Re-uploading the same file replaces its chunks instead of duplicating them.
         self.store.delete_document(collection, tenant_id=tenant_id, document_id=document_id)
         chunks = self.pipeline.index(
@@ -95,6 +116,10 @@ class KnowledgeBase:
             documents=[DocumentInput(document_id=document_id, parsed=parsed)],
         )
         return IngestResult(document_id=document_id, title=parsed.title, chunks=chunks)
+
+    def remove(self, *, tenant_id: str, document_id: str) -> None:
+        if self.live_version() is not None:
+            self.store.delete_document(self.alias, tenant_id=tenant_id, document_id=document_id)
 
     def search(
         self, *, tenant_id: str, query: str, mode: SearchMode = "hybrid_rerank", top_k: int = 5

@@ -28,11 +28,23 @@ KINDS_BY_SUFFIX: dict[str, DocumentKind] = {
 
 
 class DocumentRejected(ValueError):
-    """The file cannot be indexed; ``reason`` says why in words for the uploader."""
+    """The file cannot be indexed; ``reason`` says why in words for the uploader.
 
-    def __init__(self, reason: str) -> None:
+    ``status`` is the HTTP status an API answers with: 415 for a type it does not take,
+    413 for a file over the size limit, 422 for everything wrong inside the file.
+    """
+
+    def __init__(self, reason: str, *, status: int = 422) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.status = status
+
+    def __reduce__(self):  # keep ``status`` when the error crosses a process boundary
+        return (_rejected, (self.reason, self.status))
+
+
+def _rejected(reason: str, status: int) -> DocumentRejected:
+    return DocumentRejected(reason, status=status)
 
 
 @dataclass(frozen=True)
@@ -69,7 +81,8 @@ def kind_of(filename: str) -> DocumentKind:
     suffix = PurePath(filename).suffix.lower()
     if suffix not in KINDS_BY_SUFFIX:
         raise DocumentRejected(
-            f"unsupported file type {suffix or '(none)'!r}; upload PDF, DOCX, TXT or Markdown"
+            f"unsupported file type {suffix or '(none)'!r}; upload PDF, DOCX, TXT or Markdown",
+            status=415,
         )
     return KINDS_BY_SUFFIX[suffix]
 
@@ -81,7 +94,9 @@ def _check_envelope(data: bytes, kind: DocumentKind, limits: ParseLimits) -> Non
     if not data:
         raise DocumentRejected("the file is empty")
     if len(data) > limits.max_bytes:
-        raise DocumentRejected(f"the file is {len(data)} bytes; the limit is {limits.max_bytes}")
+        raise DocumentRejected(
+            f"the file is {len(data)} bytes; the limit is {limits.max_bytes}", status=413
+        )
     if kind == "pdf" and not data.lstrip()[:5] == b"%PDF-":
         raise DocumentRejected("not a PDF file (no %PDF- header)")
     if kind == "docx":
@@ -196,6 +211,7 @@ def _parse_text(data: bytes, title: str, kind: DocumentKind, limits: ParseLimits
         return ParsedDocument(title=title, kind="txt", sections=[Section(text=text)])
     sections: list[Section] = []
     heading: str | None = None
+    first_h1: str | None = None
     buffer: list[str] = []
     for line in text.splitlines():
         match = _MD_HEADING.match(line)
@@ -204,13 +220,14 @@ def _parse_text(data: bytes, title: str, kind: DocumentKind, limits: ParseLimits
                 sections.append(Section(text="\n".join(buffer).strip(), heading=heading))
             buffer = []
             heading = match.group(2)
-            if title == "" and len(match.group(1)) == 1:
-                title = heading
+            if first_h1 is None and len(match.group(1)) == 1:
+                first_h1 = heading
         else:
             buffer.append(line)
     if "".join(buffer).strip():
         sections.append(Section(text="\n".join(buffer).strip(), heading=heading))
-    return ParsedDocument(title=title, kind="md", sections=sections)
+    # A Markdown file's first top-level heading names it better than its file name.
+    return ParsedDocument(title=first_h1 or title, kind="md", sections=sections)
 
 
 def parse_in_process(filename: str, data: bytes, limits: ParseLimits) -> ParsedDocument:

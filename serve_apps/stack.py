@@ -75,7 +75,37 @@ class Stack:
         self.env = self._replica_env(database_url, redis_url)
         self._start_serve()
         self._wait_ready(wait_ready_s)
+        if self.settings.mode == "development":
+            self._seed_knowledge()
         return self
+
+    def _seed_knowledge(self, path: Path | None = None) -> None:
+        """Upload the demo tenant's knowledge documents through the API, as its admin.
+
+        Through the API rather than around it, so the seed takes the same path as any upload;
+        a document already there is answered 200 and left as it is.
+        """
+        import httpx
+        import yaml
+
+        from db.seed import DEMO_TENANT_FILE
+
+        path = path or DEMO_TENANT_FILE
+        data = yaml.safe_load(path.read_text())
+        admin = next(u["email"] for u in data.get("users", []) if u["role"] == "admin")
+        headers = {"X-Dev-Tenant": data["tenant"]["slug"], "X-Dev-User": admin}
+        with httpx.Client(base_url=self.base_url, headers=headers, timeout=300) as client:
+            for base in data.get("knowledge_bases", []):
+                for relative in base["documents"]:
+                    document = path.parent / relative
+                    response = client.post(
+                        f"/v1/knowledge-bases/{base['slug']}/documents",
+                        files={"file": (document.name, document.read_bytes())},
+                    )
+                    if response.status_code not in (200, 201):
+                        raise RuntimeError(f"seeding {document.name} failed: {response.text}")
+                    if response.status_code == 201:
+                        self.progress(f"indexed {document.name} into {base['slug']!r}")
 
     def _prepare_models(self) -> None:
         from models.catalog import BUNDLED_MODELS

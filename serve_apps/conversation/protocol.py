@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from serve_apps.knowledge.contracts import RetrievedChunk
+
 CLIENT_TURN_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 
 
@@ -69,6 +71,9 @@ class ReplyDone(_Frame):
     speaker: str
     text: str
     output_tokens: int | None = None
+    citations: list[RetrievedChunk] = Field(
+        default_factory=list, description="Knowledge chunks the reply was grounded on."
+    )
 
 
 class StoredTurn(_Frame):
@@ -80,6 +85,7 @@ class StoredTurn(_Frame):
     text: str
     client_turn_id: str | None = None
     reply_to: int | None = None
+    citations: list[RetrievedChunk] = Field(default_factory=list)
 
 
 class Pong(_Frame):

@@ -22,6 +22,7 @@ from serve_apps.conversation.protocol import (
     Token,
     TraineeTurn,
 )
+from serve_apps.knowledge.contracts import RetrievedChunk
 from serve_apps.orchestrator.contracts import (
     HistoryTurn,
     NPCChunk,
@@ -38,6 +39,7 @@ class StoredReply:
     seq: int
     text: str
     output_tokens: int | None
+    citations: list[RetrievedChunk] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class ReplayTurn:
     text: str
     client_turn_id: str | None
     reply_to: int | None
+    citations: list[RetrievedChunk] = field(default_factory=list)
 
 
 class ConversationStore(Protocol):
@@ -62,7 +65,13 @@ class ConversationStore(Protocol):
     async def store_trainee_turn(self, *, client_turn_id: str, text: str) -> TraineeTurnRecord: ...
 
     async def store_npc_reply(
-        self, *, reply_to_seq: int, text: str, output_tokens: int | None, model: str | None
+        self,
+        *,
+        reply_to_seq: int,
+        text: str,
+        output_tokens: int | None,
+        model: str | None,
+        citations: list[RetrievedChunk],
     ) -> StoredReply: ...
 
     async def turns_after(self, *, last_seq: int) -> list[ReplayTurn]: ...
@@ -91,6 +100,7 @@ Send = Callable[[str], Awaitable[None]]
 @dataclass
 class Conversation:
     session_id: uuid.UUID
+    tenant_id: uuid.UUID
     persona: PersonaCard
     scenario: ScenarioCard
     history: list[HistoryTurn]
@@ -98,6 +108,7 @@ class Conversation:
     locks: GenerationLocks
     reply_source: ReplySource
     send: Send
+    knowledge_base: str | None = None
     max_tokens: int = 160
     temperature: float = 0.7
     _client_gone: bool = field(default=False, init=False)
@@ -140,6 +151,8 @@ class Conversation:
     async def _generate(self, seq: int, turn: TraineeTurn, lock_key: str) -> None:
         request = NPCReplyRequest(
             session_id=str(self.session_id),
+            tenant_id=str(self.tenant_id),
+            knowledge_base=self.knowledge_base,
             reply_to_seq=seq,
             persona=self.persona,
             scenario=self.scenario,
@@ -176,6 +189,7 @@ class Conversation:
             text="".join(parts),
             output_tokens=last.output_tokens,
             model=last.model,
+            citations=last.citations,
         )
         self.history.append(HistoryTurn(speaker="trainee", text=turn.text))
         self.history.append(HistoryTurn(speaker="npc", text=reply.text))
@@ -188,6 +202,7 @@ class Conversation:
             speaker=self.persona.slug,
             text=reply.text,
             output_tokens=reply.output_tokens,
+            citations=reply.citations,
         )
 
     async def replay(self, last_seq: int) -> None:
@@ -199,6 +214,7 @@ class Conversation:
                     text=turn.text,
                     client_turn_id=turn.client_turn_id,
                     reply_to=turn.reply_to,
+                    citations=turn.citations,
                 )
             )
 

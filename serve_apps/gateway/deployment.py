@@ -7,7 +7,7 @@ import logging
 import uuid
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Query, Request, WebSocket
+from fastapi import Query, Request, WebSocket
 from fastapi.responses import JSONResponse
 from ray import serve
 from starlette.websockets import WebSocketDisconnect, WebSocketState
@@ -25,8 +25,10 @@ from serve_apps.conversation.protocol import (
     parse_client_frame,
 )
 from serve_apps.conversation.turns import Conversation
-from serve_apps.gateway.errors import APIError, install_error_handling
+from serve_apps.gateway.api import api
+from serve_apps.gateway.errors import APIError
 from serve_apps.gateway.identity import Identity, IdentityResolver
+from serve_apps.gateway.knowledge_routes import KnowledgeRoutes
 from serve_apps.gateway.schemas import (
     CreateSessionRequest,
     HealthOut,
@@ -35,7 +37,11 @@ from serve_apps.gateway.schemas import (
     SessionOut,
     TurnOut,
 )
-from serve_apps.gateway.stores import PostgresConversationStore, RedisGenerationLocks
+from serve_apps.gateway.stores import (
+    PostgresConversationStore,
+    RedisGenerationLocks,
+    citations_of,
+)
 from serve_apps.orchestrator.contracts import HistoryTurn, PersonaCard, ScenarioCard
 from serve_apps.settings import get_settings
 
@@ -45,13 +51,6 @@ log = logging.getLogger("salesboost.gateway")
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL = 1011
-
-api = FastAPI(
-    title="SalesBoost",
-    version="0.1.0",
-    description="AI sales-training simulator: practise conversations with customer personas.",
-)
-install_error_handling(api)
 
 
 def _scenario_out(scenario: Scenario) -> ScenarioOut:
@@ -85,8 +84,8 @@ def _persona_card(persona: Any) -> PersonaCard:
     autoscaling_config={"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 128},
 )
 @serve.ingress(api)
-class Gateway:
-    def __init__(self, orchestrator: Any) -> None:
+class Gateway(KnowledgeRoutes):
+    def __init__(self, orchestrator: Any, knowledge: Any) -> None:
         from redis.asyncio import Redis
 
         self.settings = get_settings()
@@ -100,6 +99,7 @@ class Gateway:
         self.sessions = session_factory(self.engine)
         self.redis = Redis.from_url(self.settings.redis_url)
         self.orchestrator = orchestrator
+        self.knowledge = knowledge
         self.identities = IdentityResolver(self.sessions, mode=self.settings.mode)
 
     # --- health -------------------------------------------------------------------------
@@ -120,6 +120,7 @@ class Gateway:
             "database": database(),
             "redis": self.redis.ping(),
             "model": self.orchestrator.check_health.remote(),
+            "knowledge": self.knowledge.check_health.remote(),
         }
         results: dict[str, str] = {}
         for name, pending in checks.items():
@@ -186,6 +187,7 @@ class Gateway:
                         text=t.content,
                         client_turn_id=t.client_turn_id,
                         reply_to=t.reply_to_seq,
+                        citations=citations_of(t),
                     )
                     for t in ctx.turns
                 ],
@@ -247,6 +249,8 @@ class Gateway:
         orchestrator = self.orchestrator.options(stream=True)
         return Conversation(
             session_id=session_id,
+            tenant_id=who.tenant_id,
+            knowledge_base=ctx.scenario.knowledge_base,
             persona=_persona_card(persona),
             scenario=ScenarioCard.model_validate(ctx.scenario, from_attributes=True),
             history=history,

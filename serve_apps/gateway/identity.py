@@ -25,6 +25,12 @@ class Identity:
     tenant_id: uuid.UUID
     user_id: uuid.UUID
     email: str
+    role: str
+
+    def require(self, *roles: str) -> None:
+        """Refuse (403) unless this user has one of ``roles``."""
+        if self.role not in roles:
+            raise APIError(403, "forbidden", f"this needs one of the roles: {', '.join(roles)}")
 
 
 class IdentityResolver:
@@ -45,6 +51,8 @@ class IdentityResolver:
                 user = await repo.user_by_email(session, email=key[1])
         except repo.NotFoundError:
             raise APIError(401, "unauthenticated", "unknown development identity") from None
-        identity = Identity(tenant_id=tenant_id, user_id=user.id, email=user.email)
+        identity = Identity(
+            tenant_id=tenant_id, user_id=user.id, email=user.email, role=user.role.value
+        )
         self._cache[key] = identity
         return identity

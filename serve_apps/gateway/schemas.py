@@ -7,6 +7,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from retrieval.chunking import ChunkingConfig
+from serve_apps.knowledge.contracts import ExplainedChunk
+
 
 class CreateSessionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -37,12 +40,26 @@ class ScenarioOut(BaseModel):
     personas: list[PersonaOut]
 
 
+class CitationOut(BaseModel):
+    chunk_id: str
+    document_id: str
+    title: str
+    heading: str | None = None
+    page: int | None = None
+    position: int = 0
+    score: float
+    text: str = Field(description="The start of the chunk.")
+
+
 class TurnOut(BaseModel):
     seq: int
     speaker: str
     text: str
     client_turn_id: str | None
     reply_to: int | None
+    citations: list[CitationOut] = Field(
+        default_factory=list, description="Knowledge chunks an NPC reply was grounded on."
+    )
 
 
 class SessionOut(BaseModel):
@@ -57,3 +74,33 @@ class SessionOut(BaseModel):
 class HealthOut(BaseModel):
     status: str
     checks: dict[str, str] = Field(default_factory=dict)
+
+
+class KnowledgeBaseSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
+
+
+class DocumentOut(BaseModel):
+    id: uuid.UUID
+    filename: str
+    title: str
+    size_bytes: int
+    chunks: int
+    created_at: datetime
+
+
+class KnowledgeBaseOut(BaseModel):
+    slug: str
+    chunking: ChunkingConfig
+    live_version: int | None = Field(description="The version searches use (None: empty).")
+    versions: list[int] = Field(description="Every version kept; any can be made live again.")
+    documents: list[DocumentOut]
+
+
+class SearchTestOut(BaseModel):
+    query: str
+    hits: list[ExplainedChunk] = Field(
+        description="Ranked as returned; each with its score and rank at every stage."
+    )

@@ -11,12 +11,22 @@ from db import repositories as repo
 from db.engine import tenant_transaction
 from db.models import Turn
 from serve_apps.conversation.turns import ReplayTurn, StoredReply, TraineeTurnRecord
+from serve_apps.knowledge.contracts import RetrievedChunk
 
 GENERATION_LOCK_TTL_S = 10
 
 
+def citations_of(turn: Turn) -> list[RetrievedChunk]:
+    return [RetrievedChunk.model_validate(c) for c in turn.citations or []]
+
+
 def _reply(turn: Turn) -> StoredReply:
-    return StoredReply(seq=turn.seq, text=turn.content, output_tokens=turn.output_tokens)
+    return StoredReply(
+        seq=turn.seq,
+        text=turn.content,
+        output_tokens=turn.output_tokens,
+        citations=citations_of(turn),
+    )
 
 
 class PostgresConversationStore:
@@ -45,7 +55,13 @@ class PostgresConversationStore:
         return TraineeTurnRecord(seq=stored.seq, duplicate=stored.duplicate, reply=reply)
 
     async def store_npc_reply(
-        self, *, reply_to_seq: int, text: str, output_tokens: int | None, model: str | None
+        self,
+        *,
+        reply_to_seq: int,
+        text: str,
+        output_tokens: int | None,
+        model: str | None,
+        citations: list[RetrievedChunk],
     ) -> StoredReply:
         turn = await repo.store_npc_turn(
             self._sessions,
@@ -56,6 +72,7 @@ class PostgresConversationStore:
             text=text,
             output_tokens=output_tokens,
             model=model,
+            citations=[c.model_dump() for c in citations] or None,
         )
         return _reply(turn)
 
@@ -70,6 +87,7 @@ class PostgresConversationStore:
                 text=t.content,
                 client_turn_id=t.client_turn_id,
                 reply_to=t.reply_to_seq,
+                citations=citations_of(t),
             )
             for t in turns
         ]

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from serve_apps.knowledge.contracts import RetrievedChunk
+
 
 class PersonaCard(BaseModel):
     """Everything the NPC model needs to play one customer."""
@@ -36,6 +38,10 @@ class HistoryTurn(BaseModel):
 
 class NPCReplyRequest(BaseModel):
     session_id: str
+    tenant_id: str
+    knowledge_base: str | None = Field(
+        None, description="The tenant's knowledge base that grounds the persona, if any."
+    )
     reply_to_seq: int
     persona: PersonaCard
     scenario: ScenarioCard
@@ -54,3 +60,4 @@ class NPCChunk(BaseModel):
     done: bool = False
     output_tokens: int | None = None
     model: str | None = None
+    citations: list[RetrievedChunk] = Field(default_factory=list)

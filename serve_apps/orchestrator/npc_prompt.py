@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from serve_apps.knowledge.contracts import RetrievedChunk
 from serve_apps.orchestrator.contracts import (
     HistoryTurn,
     NPCReplyRequest,
@@ -11,6 +12,8 @@ from serve_apps.orchestrator.contracts import (
 
 # A small model forgets its instructions in a long context; keep the recent turns that fit.
 MAX_HISTORY_CHARS = 4000
+# The same for reference material from the knowledge base.
+MAX_GROUNDING_CHARS = 1500
 
 
 def _bullets(items: list[str]) -> str:
@@ -34,6 +37,22 @@ def persona_system_prompt(persona: PersonaCard, scenario: ScenarioCard) -> str:
     )
 
 
+def grounding_prompt(chunks: list[RetrievedChunk], budget_chars: int = MAX_GROUNDING_CHARS) -> str:
+    """The knowledge-base excerpts the persona may draw on, best first, within a budget."""
+    lines: list[str] = []
+    used = 0
+    for number, chunk in enumerate(chunks, start=1):
+        text = " ".join(chunk.text.split())[: max(0, budget_chars - used)]
+        if not text:
+            break
+        used += len(text)
+        lines.append(f"[{number}] {chunk.title}: {text}")
+    return (
+        "What you have read about the product (use it when it is relevant; do not quote it "
+        "word for word, and do not claim more than it says):\n" + "\n".join(lines)
+    )
+
+
 def recent_history(
     history: list[HistoryTurn], budget_chars: int = MAX_HISTORY_CHARS
 ) -> list[HistoryTurn]:
@@ -48,11 +67,14 @@ def recent_history(
     return kept
 
 
-def npc_messages(request: NPCReplyRequest) -> list[dict[str, str]]:
+def npc_messages(
+    request: NPCReplyRequest, grounding: list[RetrievedChunk] | None = None
+) -> list[dict[str, str]]:
     """OpenAI-style chat messages: the trainee is the ``user``, the persona the ``assistant``."""
-    messages = [
-        {"role": "system", "content": persona_system_prompt(request.persona, request.scenario)}
-    ]
+    system = persona_system_prompt(request.persona, request.scenario)
+    if grounding:
+        system = f"{system}\n{grounding_prompt(grounding)}"
+    messages = [{"role": "system", "content": system}]
     for turn in recent_history(request.history):
         role = "user" if turn.speaker == "trainee" else "assistant"
         messages.append({"role": role, "content": turn.text})

@@ -64,7 +64,8 @@ LIMITS = ParseLimits()
 
 def test_markdown_sections_follow_headings():
     parsed = parse_in_process("guide.md", b"# Pricing\nIntro.\n## Discounts\nUp to 10%.\n", LIMITS)
-    assert parsed.title == "guide"
+    assert parsed.title == "Pricing"  # the first top-level heading names the file
+    assert parse_in_process("notes.md", b"## Only a subheading\nText.\n", LIMITS).title == "notes"
     assert [(s.heading, s.text) for s in parsed.sections] == [
         ("Pricing", "Intro."),
         ("Discounts", "Up to 10%."),

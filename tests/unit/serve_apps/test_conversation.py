@@ -16,6 +16,7 @@ from serve_apps.conversation.turns import (
     StoredReply,
     TraineeTurnRecord,
 )
+from serve_apps.knowledge.contracts import RetrievedChunk
 from serve_apps.orchestrator.contracts import NPCChunk, PersonaCard, ScenarioCard
 
 PERSONA = PersonaCard(slug="cfo", name="Sam", role="CFO", company="Acme", personality="careful")
@@ -44,10 +45,10 @@ class InMemoryConversationStore:
         self.log.append(f"stored trainee {seq}")
         return TraineeTurnRecord(seq=seq, duplicate=False, reply=None)
 
-    async def store_npc_reply(self, *, reply_to_seq, text, output_tokens, model):
+    async def store_npc_reply(self, *, reply_to_seq, text, output_tokens, model, citations):
         seq = self._next()
-        self.turns.append(ReplayTurn(seq, "cfo", text, None, reply_to_seq))
-        reply = StoredReply(seq=seq, text=text, output_tokens=output_tokens)
+        self.turns.append(ReplayTurn(seq, "cfo", text, None, reply_to_seq, citations))
+        reply = StoredReply(seq=seq, text=text, output_tokens=output_tokens, citations=citations)
         self.replies[reply_to_seq] = reply
         self.log.append(f"stored npc {seq}")
         return reply
@@ -80,18 +81,23 @@ class InMemoryLocks:
 class ScriptedReplies:
     """Stands in for the orchestrator: yields fixed chunks and counts calls."""
 
-    def __init__(self, chunks=("Hello", " there."), fail_after=None) -> None:
+    def __init__(self, chunks=("Hello", " there."), fail_after=None, citations=()) -> None:
         self.chunks = chunks
         self.fail_after = fail_after
+        self.citations = list(citations)
         self.calls = 0
+        self.requests = []
 
     async def __call__(self, request):
         self.calls += 1
+        self.requests.append(request)
         for index, text in enumerate(self.chunks):
             if self.fail_after is not None and index == self.fail_after:
                 raise ConnectionError("model replica died")
             yield NPCChunk(text=text)
-        yield NPCChunk(done=True, output_tokens=len(self.chunks), model="test-model")
+        yield NPCChunk(
+            done=True, output_tokens=len(self.chunks), model="test-model", citations=self.citations
+        )
 
 
 def make(log, replies=None, send=None, locks=None):
@@ -105,6 +111,8 @@ def make(log, replies=None, send=None, locks=None):
 
     conversation = Conversation(
         session_id=uuid.uuid4(),
+        tenant_id=uuid.uuid4(),
+        knowledge_base="product",
         persona=PERSONA,
         scenario=SCENARIO,
         history=[],
@@ -208,6 +216,7 @@ def test_prompt_keeps_system_and_new_turn_even_with_no_history_budget(bad_histor
     history = [HistoryTurn(speaker="trainee", text="a" * 50), HistoryTurn(speaker="npc", text="b")]
     assert recent_history(history, budget_chars=bad_history_budget) == []
     request = NPCReplyRequest(
+        tenant_id="t",
         session_id="s",
         reply_to_seq=3,
         persona=PERSONA,
@@ -219,3 +228,26 @@ def test_prompt_keeps_system_and_new_turn_even_with_no_history_budget(bad_histor
     assert messages[0]["role"] == "system" and "Sam, CFO at Acme" in messages[0]["content"]
     assert [m["role"] for m in messages[1:]] == ["user", "assistant", "user"]
     assert messages[-1]["content"] == "Now?"
+
+
+async def test_citations_reach_the_store_the_reply_a_retry_and_a_replay():
+    cited = RetrievedChunk(
+        chunk_id="c-1", document_id="d-1", title="Pricing", score=0.9, text="Seats cost $40."
+    )
+    replies = ScriptedReplies(citations=[cited])
+    log: list[str] = []
+    conversation, store, sent = make(log, replies=replies)
+    await conversation.handle_turn(TraineeTurn(client_turn_id="c1", text="What does it cost?"))
+    assert replies.requests[0].knowledge_base == "product"
+    assert replies.requests[0].tenant_id == str(conversation.tenant_id)
+    done = sent[-1]
+    assert done["type"] == "reply_done"
+    assert [c["chunk_id"] for c in done["citations"]] == ["c-1"]
+    assert store.replies[1].citations == [cited]
+
+    await conversation.handle_turn(TraineeTurn(client_turn_id="c1", text="What does it cost?"))
+    assert sent[-1]["citations"] == done["citations"] and replies.calls == 1
+
+    await conversation.replay(0)
+    replayed = [e for e in sent if e["type"] == "turn"]
+    assert [e["citations"] for e in replayed] == [[], done["citations"]]

@@ -1,0 +1,342 @@
+"""The knowledge-base API: uploads, the search-testing view, re-index and restore.
+
+A mixin of the gateway deployment (Serve binds inherited route methods to the replica),
+so the routes use the gateway's database sessions and its handle on the knowledge service.
+Rows in PostgreSQL say what was uploaded; the knowledge service owns the chunks in Qdrant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from typing import Annotated, Any
+
+from fastapi import File, Path, Query, Request, Response, UploadFile
+from sqlalchemy.exc import IntegrityError
+
+from db import knowledge_repository as kb_repo
+from db.engine import tenant_transaction
+from db.models import KnowledgeDocument
+from db.repositories import NotFoundError
+from retrieval.chunking import ChunkingConfig
+from serve_apps.gateway.api import api
+from serve_apps.gateway.errors import APIError
+from serve_apps.gateway.identity import Identity
+from serve_apps.gateway.schemas import (
+    DocumentOut,
+    KnowledgeBaseOut,
+    KnowledgeBaseSettings,
+    SearchTestOut,
+)
+from serve_apps.knowledge.contracts import Refusal
+
+log = logging.getLogger("salesboost.gateway")
+
+KB_SLUG = r"^[a-z0-9][a-z0-9_-]{0,29}$"
+KnowledgeBaseSlug = Annotated[str, Path(pattern=KB_SLUG, description="Knowledge base name.")]
+EDITORS = ("admin", "manager")
+UPLOAD_CHUNK = 1 << 20
+
+
+def _document_out(document: KnowledgeDocument) -> DocumentOut:
+    return DocumentOut(
+        id=document.id,
+        filename=document.filename,
+        title=document.title,
+        size_bytes=document.size_bytes,
+        chunks=document.chunks,
+        created_at=document.created_at,
+    )
+
+
+class KnowledgeRoutes:
+    # Provided by the gateway deployment this is mixed into.
+    sessions: Any
+    knowledge: Any
+    settings: Any
+    _identity_from: Any
+
+    async def _read_upload(self, request: Request, file: UploadFile) -> bytes:
+        limit = self.settings.max_upload_bytes
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
+            raise APIError(413, "upload_too_large", f"uploads are limited to {limit} bytes")
+        data = bytearray()
+        while block := await file.read(UPLOAD_CHUNK):
+            data += block
+            if len(data) > limit:
+                raise APIError(413, "upload_too_large", f"uploads are limited to {limit} bytes")
+        return bytes(data)
+
+    async def _state(self, who: Identity, base: Any, documents: list[KnowledgeDocument]):
+        state = await self.knowledge.state.remote(
+            tenant_id=str(who.tenant_id), knowledge_base=base.slug
+        )
+        return KnowledgeBaseOut(
+            slug=base.slug,
+            chunking=ChunkingConfig.model_validate(base.chunking),
+            live_version=state.live_version,
+            versions=state.versions,
+            documents=[_document_out(d) for d in documents],
+        )
+
+    # --- knowledge bases --------------------------------------------------------------------
+
+    @api.get("/v1/knowledge-bases", response_model=list[KnowledgeBaseOut], tags=["knowledge"])
+    async def list_knowledge_bases(self, request: Request) -> list[KnowledgeBaseOut]:
+        who = await self._identity_from(request)
+        who.require(*EDITORS)
+        async with tenant_transaction(self.sessions, who.tenant_id) as session:
+            bases = await kb_repo.list_knowledge_bases(session)
+            listed = [
+                (b, await kb_repo.list_documents(session, knowledge_base_id=b.id)) for b in bases
+            ]
+        return [await self._state(who, base, documents) for base, documents in listed]
+
+    @api.put(
+        "/v1/knowledge-bases/{knowledge_base}", response_model=KnowledgeBaseOut, tags=["knowledge"]
+    )
+    async def put_knowledge_base(
+        self, knowledge_base: KnowledgeBaseSlug, body: KnowledgeBaseSettings, request: Request
+    ) -> KnowledgeBaseOut:
+        """Create a knowledge base or change its chunking (a re-index applies the change)."""
+        who = await self._identity_from(request)
+        who.require(*EDITORS)
+        chunking = body.chunking.model_dump()
+        async with tenant_transaction(self.sessions, who.tenant_id) as session:
+            base = await kb_repo.ensure_knowledge_base(
+                session, tenant_id=who.tenant_id, slug=knowledge_base, chunking=chunking
+            )
+            base.chunking = chunking
+            documents = await kb_repo.list_documents(session, knowledge_base_id=base.id)
+        return await self._state(who, base, documents)
+
+    @api.get(
+        "/v1/knowledge-bases/{knowledge_base}", response_model=KnowledgeBaseOut, tags=["knowledge"]
+    )
+    async def get_knowledge_base(
+        self, knowledge_base: KnowledgeBaseSlug, request: Request
+    ) -> KnowledgeBaseOut:
+        who = await self._identity_from(request)
+        who.require(*EDITORS)
+        async with tenant_transaction(self.sessions, who.tenant_id) as session:
+            base = await self._existing(session, knowledge_base)
+            documents = await kb_repo.list_documents(session, knowledge_base_id=base.id)
+        return await self._state(who, base, documents)
+
+    async def _existing(self, session: Any, slug: str) -> Any:
+        try:
+            return await kb_repo.get_knowledge_base(session, slug=slug)
+        except NotFoundError:
+            raise APIError(404, "knowledge_base_not_found", f"no knowledge base {slug!r}") from None
+
+    # --- documents --------------------------------------------------------------------------
+
+    @api.post(
+        "/v1/knowledge-bases/{knowledge_base}/documents",
+        response_model=DocumentOut,
+        status_code=201,
+        tags=["knowledge"],
+        responses={200: {"model": DocumentOut, "description": "The same file was there already."}},
+    )
+    async def upload_document(
+        self,
+        knowledge_base: KnowledgeBaseSlug,
+        request: Request,
+        response: Response,
+        file: Annotated[UploadFile, File(description="PDF, DOCX, TXT or Markdown.")],
+    ) -> DocumentOut:
+        """Parse, chunk, embed and index one file into the live version."""
+        who = await self._identity_from(request)
+        who.require(*EDITORS)
+        filename = (file.filename or "").strip()[:255]
+        if not filename:
+            raise APIError(422, "filename_missing", "the upload needs a file name with its type")
+        data = await self._read_upload(request, file)
+        sha256 = hashlib.sha256(data).hexdigest()
+        async with tenant_transaction(self.sessions, who.tenant_id) as session:
+            base = await kb_repo.ensure_knowledge_base(
+                session,
+                tenant_id=who.tenant_id,
+                slug=knowledge_base,
+                chunking=ChunkingConfig().model_dump(),
+            )
+            existing = await kb_repo.document_by_sha(
+                session, knowledge_base_id=base.id, sha256=sha256
+            )
+            base_id, chunking = base.id, base.chunking
+        if existing is not None:
+            response.status_code = 200
+            return _document_out(existing)
+        outcome = await self.knowledge.ingest.remote(
+            tenant_id=str(who.tenant_id),
+            knowledge_base=knowledge_base,
+            chunking=chunking,
+            filename=filename,
+            data=data,
+        )
+        if isinstance(outcome, Refusal):
+            raise APIError(outcome.status, "document_rejected", outcome.reason)
+        try:
+            async with tenant_transaction(self.sessions, who.tenant_id) as session:
+                document = KnowledgeDocument(
+                    tenant_id=who.tenant_id,
+                    knowledge_base_id=base_id,
+                    sha256=sha256,
+                    filename=filename,
+                    title=outcome.title[:500],
+                    size_bytes=len(data),
+                    chunks=outcome.chunks,
+                    content=data,
+                )
+                session.add(document)
+        except IntegrityError:  # the same file, uploaded twice at once: one row, same chunks
+            async with tenant_transaction(self.sessions, who.tenant_id) as session:
+                document = await kb_repo.document_by_sha(
+                    session, knowledge_base_id=base_id, sha256=sha256
+                )
+            if document is None:
+                raise
+            response.status_code = 200
+        log.info("indexed %r into %s: %d chunks", filename, knowledge_base, outcome.chunks)
+        return _document_out(document)
+
+    @api.delete(
+        "/v1/knowledge-bases/{knowledge_base}/documents/{document_id}",
+        status_code=204,
+        tags=["knowledge"],
+    )
+    async def delete_document(
+        self, knowledge_base: KnowledgeBaseSlug, document_id: uuid.UUID, request: Request
+    ) -> Response:
+        who = await self._identity_from(request)
+        who.require(*EDITORS)
+        async with tenant_transaction(self.sessions, who.tenant_id) as session:
+            base = await self._existing(session, knowledge_base)
+            try:
+                document = await kb_repo.get_document(
+                    session, knowledge_base_id=base.id, document_id=document_id
+                )
+            except NotFoundError:
+                raise APIError(404, "document_not_found", "no such document") from None
+            await self.knowledge.remove.remote(
+                tenant_id=str(who.tenant_id),
+                knowledge_base=knowledge_base,
+                document_id=document.sha256[:32],
+            )
+            await kb_repo.delete_document(session, document_id=document.id)
+        return Response(status_code=204)
+
+    # --- search testing ---------------------------------------------------------------------
+
+    @api.get(
+        "/v1/knowledge-bases/{knowledge_base}/search",
+        response_model=SearchTestOut,
+        tags=["knowledge"],
+    )
+    async def search_test(
+        self,
+        knowledge_base: KnowledgeBaseSlug,
+        request: Request,
+        q: Annotated[str, Query(min_length=1, max_length=1000, description="The query.")],
+        top_k: Annotated[int, Query(ge=1, le=50)] = 5,
+    ) -> SearchTestOut:
+        """The ranked chunks for a query, each with its score and rank at every stage."""
+        who = await self._identity_from(request)
+        who.require(*EDITORS)
+        if not q.strip():
+            raise APIError(422, "query_empty", "the query is blank")
+        async with tenant_transaction(self.sessions, who.tenant_id) as session:
+            await self._existing(session, knowledge_base)
+        hits = await self.knowledge.explain.remote(
+            tenant_id=str(who.tenant_id), knowledge_base=knowledge_base, query=q, top_k=top_k
+        )
+        return SearchTestOut(query=q, hits=hits)
+
+    # --- versions ---------------------------------------------------------------------------
+
+    @api.post(
+        "/v1/knowledge-bases/{knowledge_base}/reindex",
+        response_model=KnowledgeBaseOut,
+        tags=["knowledge"],
+    )
+    async def reindex(
+        self, knowledge_base: KnowledgeBaseSlug, request: Request
+    ) -> KnowledgeBaseOut:
+        """Build a new version from the stored documents beside the live one, then switch to it.
+
+        The live version answers searches until the switch, which is one atomic alias change;
+        the previous version stays and can be restored.
+        """
+        who = await self._identity_from(request)
+        who.require(*EDITORS)
+        tenant = str(who.tenant_id)
+        async with tenant_transaction(self.sessions, who.tenant_id) as session:
+            base = await self._existing(session, knowledge_base)
+            documents = await kb_repo.list_documents(
+                session, knowledge_base_id=base.id, with_content=True
+            )
+            chunking = base.chunking
+        version = await self.knowledge.new_version.remote(
+            tenant_id=tenant, knowledge_base=knowledge_base
+        )
+        chunk_counts: dict[uuid.UUID, int] = {}
+        for document in documents:
+            outcome = await self.knowledge.ingest.remote(
+                tenant_id=tenant,
+                knowledge_base=knowledge_base,
+                chunking=chunking,
+                filename=document.filename,
+                data=document.content,
+                version=version,
+            )
+            if isinstance(outcome, Refusal):
+                await self.knowledge.drop_version.remote(
+                    tenant_id=tenant, knowledge_base=knowledge_base, version=version
+                )
+                raise APIError(
+                    422,
+                    "reindex_failed",
+                    f"{document.filename} could not be indexed again: {outcome.reason}; "
+                    "the live version is unchanged",
+                )
+            chunk_counts[document.id] = outcome.chunks
+        await self.knowledge.activate.remote(
+            tenant_id=tenant, knowledge_base=knowledge_base, version=version
+        )
+        async with tenant_transaction(self.sessions, who.tenant_id) as session:
+            base = await self._existing(session, knowledge_base)
+            documents = await kb_repo.list_documents(session, knowledge_base_id=base.id)
+            for document in documents:
+                document.chunks = chunk_counts.get(document.id, document.chunks)
+        log.info(
+            "re-indexed %s as version %d (%d documents)", knowledge_base, version, len(documents)
+        )
+        return await self._state(who, base, documents)
+
+    @api.post(
+        "/v1/knowledge-bases/{knowledge_base}/versions/{version}/activate",
+        response_model=KnowledgeBaseOut,
+        tags=["knowledge"],
+    )
+    async def activate_version(
+        self,
+        knowledge_base: KnowledgeBaseSlug,
+        version: Annotated[int, Path(ge=1, le=1_000_000)],
+        request: Request,
+    ) -> KnowledgeBaseOut:
+        """Make ``version`` live again (restore a previous index)."""
+        who = await self._identity_from(request)
+        who.require(*EDITORS)
+        tenant = str(who.tenant_id)
+        async with tenant_transaction(self.sessions, who.tenant_id) as session:
+            base = await self._existing(session, knowledge_base)
+            documents = await kb_repo.list_documents(session, knowledge_base_id=base.id)
+        state = await self.knowledge.state.remote(tenant_id=tenant, knowledge_base=knowledge_base)
+        if version not in state.versions:
+            raise APIError(404, "version_not_found", f"{knowledge_base!r} has no version {version}")
+        await self.knowledge.activate.remote(
+            tenant_id=tenant, knowledge_base=knowledge_base, version=version
+        )
+        return await self._state(who, base, documents)

@@ -1,0 +1,1 @@
+"""The knowledge base on Serve: the embedder deployment and the knowledge service."""

@@ -1,0 +1,167 @@
+"""The knowledge service deployment: ingest, search and versions of tenants' knowledge bases.
+
+It owns the Qdrant client. In local mode (the embedded default) Qdrant lives in one folder
+that only one process may open, so the service runs as one replica and serializes access
+to the folder; with a Qdrant server (``SALESBOOST_QDRANT_URL``) it can scale out. Every
+method takes the tenant, and every query goes through the store's tenant filter.
+
+The work is blocking (parsing, Qdrant local mode, waiting on the embedder deployment), so
+each call runs in a worker thread and the replica's event loop stays free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from typing import Any
+
+from ray import serve
+
+from retrieval.chunking import ChunkingConfig
+from retrieval.knowledge_base import KnowledgeBase
+from retrieval.parsing import DocumentParser, DocumentRejected
+from retrieval.search import SearchConfig
+from retrieval.store import KnowledgeStore
+from serve_apps.knowledge.contracts import (
+    ExplainedChunk,
+    IngestOutcome,
+    KnowledgeBaseState,
+    Refusal,
+    RetrievedChunk,
+    StageScore,
+)
+from serve_apps.knowledge.embedder import RemoteEmbedder
+from serve_apps.settings import get_settings
+
+log = logging.getLogger("salesboost.knowledge")
+
+STAGES = ("dense", "sparse", "fused", "reranked")
+
+
+def collection_slug(tenant_id: str, knowledge_base: str) -> str:
+    """Each tenant's knowledge base has its own collections (and the tenant filter besides)."""
+    return f"{tenant_id.replace('-', '')}_{knowledge_base}"
+
+
+@serve.deployment(
+    name="KnowledgeService",
+    num_replicas=1,
+    ray_actor_options={"num_cpus": 0.5},
+    max_ongoing_requests=64,
+)
+class KnowledgeService:
+    def __init__(
+        self, embedder: Any, embedding_model: str, search: dict[str, Any] | None = None
+    ) -> None:
+        settings = get_settings()
+        if settings.qdrant_url:
+            self._store = KnowledgeStore(url=settings.qdrant_url, api_key=settings.qdrant_api_key)
+            self._guard: Any = contextlib.nullcontext()
+        else:
+            folder = settings.data_dir / "qdrant"
+            folder.mkdir(parents=True, exist_ok=True)
+            self._store = KnowledgeStore(path=str(folder))
+            self._guard = threading.Lock()
+        self._embedder = RemoteEmbedder(embedder, embedding_model)
+        self._search = SearchConfig.model_validate(search or {})
+        self._parser = DocumentParser()
+        self._bases: dict[tuple[str, str, str], KnowledgeBase] = {}
+
+    def _base(self, tenant_id: str, knowledge_base: str, chunking: dict | None) -> KnowledgeBase:
+        config = ChunkingConfig.model_validate(chunking or {})
+        key = (tenant_id, knowledge_base, config.model_dump_json())
+        if key not in self._bases:
+            self._bases[key] = KnowledgeBase(
+                slug=collection_slug(tenant_id, knowledge_base),
+                store=self._store,
+                embedder=self._embedder,
+                parser=self._parser,
+                chunking=config,
+                search=self._search,
+            )
+        return self._bases[key]
+
+    async def _run(self, fn, *args, **kwargs):
+        def guarded():
+            with self._guard:
+                return fn(*args, **kwargs)
+
+        return await asyncio.to_thread(guarded)
+
+    # --- documents ------------------------------------------------------------------------
+
+    async def ingest(
+        self,
+        *,
+        tenant_id: str,
+        knowledge_base: str,
+        chunking: dict | None,
+        filename: str,
+        data: bytes,
+        version: int | None = None,
+    ) -> IngestOutcome | Refusal:
+        base = self._base(tenant_id, knowledge_base, chunking)
+        try:
+            result = await self._run(
+                base.ingest, tenant_id=tenant_id, filename=filename, data=data, version=version
+            )
+        except DocumentRejected as exc:
+            log.info("refused %r for %s/%s: %s", filename, tenant_id, knowledge_base, exc.reason)
+            return Refusal(status=exc.status, reason=exc.reason)
+        return IngestOutcome(
+            document_id=result.document_id, title=result.title, chunks=result.chunks
+        )
+
+    async def remove(self, *, tenant_id: str, knowledge_base: str, document_id: str) -> None:
+        base = self._base(tenant_id, knowledge_base, None)
+        await self._run(base.remove, tenant_id=tenant_id, document_id=document_id)
+
+    # --- search ---------------------------------------------------------------------------
+
+    async def retrieve(
+        self, *, tenant_id: str, knowledge_base: str, query: str, top_k: int = 5
+    ) -> list[RetrievedChunk]:
+        base = self._base(tenant_id, knowledge_base, None)
+        hits = await self._run(base.search, tenant_id=tenant_id, query=query, top_k=top_k)
+        return [RetrievedChunk.from_hit(h.id, h.score, h.payload) for h in hits]
+
+    async def explain(
+        self, *, tenant_id: str, knowledge_base: str, query: str, top_k: int = 5
+    ) -> list[ExplainedChunk]:
+        base = self._base(tenant_id, knowledge_base, None)
+        explained = await self._run(base.explain, tenant_id=tenant_id, query=query, top_k=top_k)
+        return [
+            ExplainedChunk(
+                chunk=RetrievedChunk.from_hit(e.chunk.id, e.chunk.score, e.chunk.payload),
+                stages={
+                    stage: StageScore(score=getattr(e, stage), rank=e.ranks[stage])
+                    for stage in STAGES
+                    if getattr(e, stage) is not None
+                },
+            )
+            for e in explained
+        ]
+
+    # --- versions -------------------------------------------------------------------------
+
+    async def state(self, *, tenant_id: str, knowledge_base: str) -> KnowledgeBaseState:
+        base = self._base(tenant_id, knowledge_base, None)
+
+        def read() -> KnowledgeBaseState:
+            return KnowledgeBaseState(live_version=base.live_version(), versions=base.versions())
+
+        return await self._run(read)
+
+    async def new_version(self, *, tenant_id: str, knowledge_base: str) -> int:
+        return await self._run(self._base(tenant_id, knowledge_base, None).new_version)
+
+    async def activate(self, *, tenant_id: str, knowledge_base: str, version: int) -> None:
+        await self._run(self._base(tenant_id, knowledge_base, None).activate, version)
+
+    async def drop_version(self, *, tenant_id: str, knowledge_base: str, version: int) -> None:
+        await self._run(self._base(tenant_id, knowledge_base, None).drop_version, version)
+
+    async def check_health(self) -> None:
+        await self._run(self._store.check_health)

@@ -1,0 +1,63 @@
+"""The embedder deployment: FlagEmbedding dense embeddings for queries and documents.
+
+The knowledge service reaches it through :class:`RemoteEmbedder`, which looks like the
+in-process :class:`retrieval.embedder.Embedder` to the indexing and search code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+from ray import serve
+
+from retrieval.embedder import EMBEDDING_MODELS, Embedder
+
+
+@serve.deployment(
+    name="Embedder",
+    ray_actor_options={"num_cpus": 1},
+    max_ongoing_requests=32,
+    autoscaling_config={"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 8},
+)
+class EmbedderDeployment:
+    def __init__(self, model: str) -> None:
+        self._embedder = Embedder(model=model)
+        self._embedder.warm_up()
+
+    async def embed_query(self, text: str) -> np.ndarray:
+        return await asyncio.to_thread(self._embedder.embed_query, text)
+
+    async def embed_documents(self, texts: list[str]) -> np.ndarray:
+        return await asyncio.to_thread(self._embedder.embed_documents, texts)
+
+    async def check_health(self) -> None:
+        await self.embed_query("health")
+
+
+class RemoteEmbedder:
+    """The embedder deployment behind the in-process embedder's interface.
+
+    Called from worker threads (``.result()`` blocks, which an event loop must not do).
+    """
+
+    def __init__(self, handle: Any, model: str, *, timeout_s: float = 60.0) -> None:
+        self._handle = handle
+        self.spec = EMBEDDING_MODELS[model]
+        self._timeout_s = timeout_s
+
+    @property
+    def dim(self) -> int:
+        return self.spec.dim
+
+    def warm_up(self) -> None:
+        """The deployment warms itself up when it starts."""
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self._handle.embed_query.remote(text).result(timeout_s=self._timeout_s)
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self._handle.embed_documents.remote(texts).result(timeout_s=self._timeout_s)
