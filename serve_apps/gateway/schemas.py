@@ -8,7 +8,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from retrieval.chunking import ChunkingConfig
-from serve_apps.knowledge.contracts import ExplainedChunk
+from serve_apps.knowledge.contracts import ExplainedChunk, RetrievedChunk
 
 
 class CreateSessionRequest(BaseModel):
@@ -40,24 +40,13 @@ class ScenarioOut(BaseModel):
     personas: list[PersonaOut]
 
 
-class CitationOut(BaseModel):
-    chunk_id: str
-    document_id: str
-    title: str
-    heading: str | None = None
-    page: int | None = None
-    position: int = 0
-    score: float
-    text: str = Field(description="The start of the chunk.")
-
-
 class TurnOut(BaseModel):
     seq: int
     speaker: str
     text: str
     client_turn_id: str | None
     reply_to: int | None
-    citations: list[CitationOut] = Field(
+    citations: list[RetrievedChunk] = Field(
         default_factory=list, description="Knowledge chunks an NPC reply was grounded on."
     )
 

@@ -34,6 +34,7 @@ def stack(tmp_path_factory):
         npc_temperature=0.7,
         max_message_chars=2000,
         max_frame_bytes=8192,
+        max_upload_bytes=2 * 1024 * 1024,
     )
     with Stack(settings, progress=lambda line: print(f"[stack] {line}", flush=True)) as running:
         running.start()
@@ -57,8 +58,21 @@ def second_tenant(owner_db_url) -> dict:
 
     data = yaml.safe_load(DEMO_TENANT_FILE.read_text())
     data["tenant"] = {"slug": "rival", "name": "Rival Corp"}
-    data["users"] = [{"email": "trainee@rival.example", "display_name": "R", "role": "trainee"}]
+    data["users"] = [
+        {"email": "trainee@rival.example", "display_name": "R", "role": "trainee"},
+        {"email": "admin@rival.example", "display_name": "RA", "role": "admin"},
+    ]
     path = Path(owner_db_url.split("host=")[-1]).parent / "rival.yaml"
     path.write_text(yaml.safe_dump(data))
     seed_file(owner_db_url, path)
     return {"X-Dev-Tenant": "rival", "X-Dev-User": "trainee@rival.example"}
+
+
+@pytest.fixture(scope="session")
+def rival_admin(second_tenant) -> dict:
+    return {"X-Dev-Tenant": "rival", "X-Dev-User": "admin@rival.example"}
+
+
+@pytest.fixture(scope="session")
+def demo_admin() -> dict:
+    return {"X-Dev-Tenant": "demo", "X-Dev-User": "admin@demo.salesboost.local"}
