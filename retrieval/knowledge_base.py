@@ -16,7 +16,13 @@ from retrieval.chunking import ChunkingConfig
 from retrieval.embedder import Embedder
 from retrieval.indexing import DocumentInput, IndexingPipeline
 from retrieval.parsing import DocumentParser
-from retrieval.search import HybridSearcher, SearchConfig, SearchMode, StageScores
+from retrieval.search import (
+    HybridSearcher,
+    PassageScorer,
+    SearchConfig,
+    SearchMode,
+    StageScores,
+)
 from retrieval.sparse import BM25Encoder
 from retrieval.store import KnowledgeStore, ScoredChunk
 
@@ -45,6 +51,7 @@ class KnowledgeBase:
         parser: DocumentParser | None = None,
         chunking: ChunkingConfig | None = None,
         search: SearchConfig | None = None,
+        cross_encoder: PassageScorer | None = None,
     ) -> None:
         if not _SLUG.match(slug):
             raise ValueError(f"knowledge base name {slug!r}: use a-z, 0-9, '-' or '_'")
@@ -56,7 +63,13 @@ class KnowledgeBase:
         self.pipeline = IndexingPipeline(
             store=store, embedder=embedder, sparse=sparse, chunking=chunking or ChunkingConfig()
         )
-        self.searcher = HybridSearcher(store=store, embedder=embedder, sparse=sparse, config=search)
+        self.searcher = HybridSearcher(
+            store=store,
+            embedder=embedder,
+            sparse=sparse,
+            config=search,
+            cross_encoder=cross_encoder,
+        )
 
     @property
     def alias(self) -> str:

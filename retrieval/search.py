@@ -1,9 +1,17 @@
-"""Hybrid search: dense and sparse prefetches fused by RRF inside Qdrant, then reranking."""
+"""Hybrid search: dense and sparse prefetches fused by RRF inside Qdrant, then reranking.
+
+Two rerankers, chosen by configuration:
+
+* the default, on the bundled models alone: late interaction and score fusion, run inside
+  Qdrant (:meth:`HybridSearcher._rescoring_prefetches`);
+* a cross-encoder (the BGE reranker on a GPU node): any :class:`PassageScorer`, which scores
+  the fused candidates' texts against the query after Qdrant returns them.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -12,6 +20,12 @@ from retrieval.sparse import BM25Encoder
 from retrieval.store import DENSE, SENTENCES, SPARSE, KnowledgeStore, ScoredChunk
 
 SearchMode = Literal["dense", "sparse", "hybrid", "hybrid_rerank"]
+
+
+class PassageScorer(Protocol):
+    """A cross-encoder: one relevance score per passage for a query (higher is better)."""
+
+    def score(self, query: str, passages: list[str]) -> list[float]: ...
 
 
 class SearchConfig(BaseModel):
@@ -43,11 +57,13 @@ class HybridSearcher:
         embedder: Embedder,
         sparse: BM25Encoder,
         config: SearchConfig | None = None,
+        cross_encoder: PassageScorer | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
         self.sparse = sparse
         self.config = config or SearchConfig()
+        self.cross_encoder = cross_encoder
 
     def _queries(self, text: str) -> tuple[list[float], Any]:
         from qdrant_client import models
@@ -80,7 +96,36 @@ class HybridSearcher:
         if not query.strip():
             raise ValueError("the query is empty")
         dense, sparse = self._queries(query)
-        return self._search(collection, tenant_id, mode, dense, sparse, top_k or self.config.top_k)
+        limit = top_k or self.config.top_k
+        if mode == "hybrid_rerank" and self.cross_encoder is not None:
+            return self._cross_encode(collection, tenant_id, query, dense, sparse, limit)
+        return self._search(collection, tenant_id, mode, dense, sparse, limit)
+
+    def _cross_encode(
+        self,
+        collection: str,
+        tenant_id: str,
+        query: str,
+        dense: list[float],
+        sparse: Any,
+        limit: int,
+    ) -> list[ScoredChunk]:
+        """The fused candidates, rescored by the cross-encoder and cut to ``limit``."""
+        candidates = self._search(
+            collection, tenant_id, "hybrid", dense, sparse, self.config.rerank_depth
+        )
+        if not candidates:
+            return []
+        scores = self.cross_encoder.score(query, [c.payload.get("text", "") for c in candidates])
+        rescored = [
+            ScoredChunk(id=c.id, score=float(score), payload=c.payload)
+            for c, score in zip(candidates, scores, strict=True)
+        ]
+        rescored.sort(key=lambda c: c.score, reverse=True)
+        threshold = self.config.score_threshold
+        if threshold is not None:
+            rescored = [c for c in rescored if c.score >= threshold]
+        return rescored[:limit]
 
     def _search(
         self,
@@ -145,7 +190,10 @@ class HybridSearcher:
         ]
         explained: dict[str, StageScores] = {}
         for stage, mode, limit in stages:
-            hits = self._search(collection, tenant_id, mode, dense, sparse, limit)
+            if stage == "reranked" and self.cross_encoder is not None:
+                hits = self._cross_encode(collection, tenant_id, query, dense, sparse, limit)
+            else:
+                hits = self._search(collection, tenant_id, mode, dense, sparse, limit)
             if stage == "reranked":
                 explained = {hit.id: StageScores(chunk=hit) for hit in hits}
             for rank, hit in enumerate(hits, start=1):

@@ -3,6 +3,7 @@
     Gateway ─┬─► TrainingOrchestrator ─┬─► NPC LLM (ray.serve.llm on vLLM)
              │                         └─► KnowledgeService ─► Embedder
              └─► KnowledgeService (uploads, search testing, versions)
+                   └─► Reranker (a cross-encoder, only when one is configured)
 
 The same builder serves ``salesboost up``, a Serve config YAML (``cluster/``), a RayService
 ``serveConfigV2`` and the tests.
@@ -45,6 +46,11 @@ class SalesBoostAppArgs(BaseModel):
     embedding_model: str = Field(
         "all-MiniLM-L6-v2", description="Embedder deployment's model (bge-base-en-v1.5 on GPU)."
     )
+    reranker_model: str | None = Field(
+        None,
+        description="A cross-encoder for the Reranker deployment (BAAI/bge-reranker-v2-m3 on "
+        "GPU); unset reranks inside Qdrant with late interaction on the bundled embedder.",
+    )
     search: dict[str, Any] = Field(
         default_factory=dict,
         description="Search depth and score threshold (retrieval.search.SearchConfig).",
@@ -74,6 +80,7 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
     from serve_apps.gateway.deployment import Gateway
     from serve_apps.knowledge.deployment import KnowledgeService
     from serve_apps.knowledge.embedder import EmbedderDeployment
+    from serve_apps.knowledge.reranker import RerankerDeployment
     from serve_apps.orchestrator.deployment import TrainingOrchestrator
     from serve_apps.settings import get_settings
 
@@ -81,8 +88,14 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
     npc = LLMDeploymentSettings.from_file(resolve_model_config(parsed.npc_llm_config))
     npc_llm = build_llm_app(npc, get_settings().models_dir)
     embedder = EmbedderDeployment.bind(model=parsed.embedding_model)
+    reranker = (
+        RerankerDeployment.bind(model=parsed.reranker_model) if parsed.reranker_model else None
+    )
     knowledge = KnowledgeService.bind(
-        embedder=embedder, embedding_model=parsed.embedding_model, search=parsed.search
+        embedder=embedder,
+        embedding_model=parsed.embedding_model,
+        search=parsed.search,
+        reranker=reranker,
     )
     orchestrator = TrainingOrchestrator.bind(
         npc_llm=npc_llm, npc_model_id=npc.model_id, knowledge=knowledge

@@ -12,14 +12,13 @@ from typing import Annotated
 
 import typer
 
+from serve_apps.kb_commands import kb_app
+
 app = typer.Typer(
     help="SalesBoost: an AI sales-training simulator on Ray Serve.", no_args_is_help=True
 )
 models_app = typer.Typer(help="Prepare and inspect the model deployments.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks that write JSON results.", no_args_is_help=True)
-kb_app = typer.Typer(
-    help="The knowledge base: ingest documents, test search.", no_args_is_help=True
-)
 app.add_typer(models_app, name="models")
 app.add_typer(kb_app, name="kb")
 app.add_typer(bench_app, name="bench")
@@ -140,82 +139,6 @@ def bench_retrieval(
     draw(result, plot_path, title=dataset.name)
     typer.echo(json.dumps(result, indent=2))
     typer.echo(f"plot: {plot_path}")
-
-
-def _knowledge_base(name: str):
-    import os
-
-    os.environ.setdefault("TQDM_DISABLE", "1")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from retrieval.embedder import Embedder
-    from retrieval.knowledge_base import KnowledgeBase
-    from retrieval.store import KnowledgeStore
-
-    path = _settings().data_dir / "qdrant"
-    path.mkdir(parents=True, exist_ok=True)
-    return KnowledgeBase(slug=name, store=KnowledgeStore(path=str(path)), embedder=Embedder())
-
-
-@kb_app.command("ingest")
-def kb_ingest(
-    paths: Annotated[list[Path], typer.Argument(help="PDF, DOCX, TXT or Markdown files.")],
-    tenant: Annotated[str, typer.Option(help="Tenant slug the documents belong to.")] = "demo",
-    kb: Annotated[str, typer.Option(help="Knowledge base name.")] = "default",
-) -> None:
-    """Parse, chunk, embed and index files into the local knowledge base, with progress."""
-    from rich.progress import Progress
-
-    from retrieval.parsing import DocumentRejected
-
-    knowledge = _knowledge_base(kb)
-    refused = 0
-    with Progress() as progress:
-        task = progress.add_task("ingesting", total=len(paths))
-        for path in paths:
-            try:
-                result = knowledge.ingest(
-                    tenant_id=tenant, filename=path.name, data=path.read_bytes()
-                )
-                progress.console.print(
-                    f"[green]indexed[/] {path}: {result.title!r}, {result.chunks} chunks"
-                )
-            except DocumentRejected as exc:
-                refused += 1
-                progress.console.print(f"[red]refused[/] {path}: {exc.reason}")
-            except OSError as exc:
-                refused += 1
-                progress.console.print(f"[red]unreadable[/] {path}: {exc.strerror}")
-            progress.advance(task)
-    knowledge.parser.close()
-    if refused:
-        raise typer.Exit(code=1)
-
-
-@kb_app.command("search")
-def kb_search(
-    query: Annotated[str, typer.Argument(help="What to look for.")],
-    tenant: Annotated[str, typer.Option(help="Tenant slug.")] = "demo",
-    kb: Annotated[str, typer.Option(help="Knowledge base name.")] = "default",
-    top_k: Annotated[int, typer.Option(min=1, max=50, help="Hits to show.")] = 5,
-    explain: Annotated[bool, typer.Option(help="Show each hit's score at every stage.")] = False,
-) -> None:
-    """Search the local knowledge base (hybrid + rerank) and show why each chunk came back."""
-    knowledge = _knowledge_base(kb)
-    if explain:
-        for rank, hit in enumerate(
-            knowledge.explain(tenant_id=tenant, query=query, top_k=top_k), 1
-        ):
-            stages = "  ".join(
-                f"{stage}={getattr(hit, stage):.3f}(#{hit.ranks[stage]})"
-                for stage in ("dense", "sparse", "fused", "reranked")
-                if getattr(hit, stage) is not None
-            )
-            typer.echo(f"{rank}. {hit.chunk.payload['document_title']}  {stages}")
-            typer.echo(f"   {hit.chunk.payload['text'][:160]}")
-        return
-    for rank, hit in enumerate(knowledge.search(tenant_id=tenant, query=query, top_k=top_k), 1):
-        title, text = hit.payload["document_title"], hit.payload["text"][:160]
-        typer.echo(f"{rank}. [{hit.score:.3f}] {title}: {text}")
 
 
 if __name__ == "__main__":

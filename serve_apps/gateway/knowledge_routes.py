@@ -57,6 +57,17 @@ class KnowledgeRoutes:
     settings: Any
     _identity_from: Any
 
+    async def _knowledge(self, method: str, **kwargs: Any) -> Any:
+        """Call the knowledge service; when it (or the Qdrant behind it) fails, answer 503."""
+        try:
+            return await getattr(self.knowledge, method).remote(**kwargs)
+        except Exception as exc:
+            cause = str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else repr(exc)
+            log.warning("knowledge service %s failed: %s", method, cause)
+            raise APIError(
+                503, "knowledge_unavailable", f"the knowledge base is unavailable: {cause}"
+            ) from None
+
     async def _read_upload(self, request: Request, file: UploadFile) -> bytes:
         limit = self.settings.max_upload_bytes
         declared = request.headers.get("content-length")
@@ -70,8 +81,8 @@ class KnowledgeRoutes:
         return bytes(data)
 
     async def _state(self, who: Identity, base: Any, documents: list[KnowledgeDocument]):
-        state = await self.knowledge.state.remote(
-            tenant_id=str(who.tenant_id), knowledge_base=base.slug
+        state = await self._knowledge(
+            "state", tenant_id=str(who.tenant_id), knowledge_base=base.slug
         )
         return KnowledgeBaseOut(
             slug=base.slug,
@@ -169,7 +180,8 @@ class KnowledgeRoutes:
         if existing is not None:
             response.status_code = 200
             return _document_out(existing)
-        outcome = await self.knowledge.ingest.remote(
+        outcome = await self._knowledge(
+            "ingest",
             tenant_id=str(who.tenant_id),
             knowledge_base=knowledge_base,
             chunking=chunking,
@@ -220,7 +232,8 @@ class KnowledgeRoutes:
                 )
             except NotFoundError:
                 raise APIError(404, "document_not_found", "no such document") from None
-            await self.knowledge.remove.remote(
+            await self._knowledge(
+                "remove",
                 tenant_id=str(who.tenant_id),
                 knowledge_base=knowledge_base,
                 document_id=document.sha256[:32],
@@ -249,8 +262,12 @@ class KnowledgeRoutes:
             raise APIError(422, "query_empty", "the query is blank")
         async with tenant_transaction(self.sessions, who.tenant_id) as session:
             await self._existing(session, knowledge_base)
-        hits = await self.knowledge.explain.remote(
-            tenant_id=str(who.tenant_id), knowledge_base=knowledge_base, query=q, top_k=top_k
+        hits = await self._knowledge(
+            "explain",
+            tenant_id=str(who.tenant_id),
+            knowledge_base=knowledge_base,
+            query=q,
+            top_k=top_k,
         )
         return SearchTestOut(query=q, hits=hits)
 
@@ -278,12 +295,13 @@ class KnowledgeRoutes:
                 session, knowledge_base_id=base.id, with_content=True
             )
             chunking = base.chunking
-        version = await self.knowledge.new_version.remote(
-            tenant_id=tenant, knowledge_base=knowledge_base
+        version = await self._knowledge(
+            "new_version", tenant_id=tenant, knowledge_base=knowledge_base
         )
         chunk_counts: dict[uuid.UUID, int] = {}
         for document in documents:
-            outcome = await self.knowledge.ingest.remote(
+            outcome = await self._knowledge(
+                "ingest",
                 tenant_id=tenant,
                 knowledge_base=knowledge_base,
                 chunking=chunking,
@@ -292,8 +310,8 @@ class KnowledgeRoutes:
                 version=version,
             )
             if isinstance(outcome, Refusal):
-                await self.knowledge.drop_version.remote(
-                    tenant_id=tenant, knowledge_base=knowledge_base, version=version
+                await self._knowledge(
+                    "drop_version", tenant_id=tenant, knowledge_base=knowledge_base, version=version
                 )
                 raise APIError(
                     422,
@@ -302,8 +320,8 @@ class KnowledgeRoutes:
                     "the live version is unchanged",
                 )
             chunk_counts[document.id] = outcome.chunks
-        await self.knowledge.activate.remote(
-            tenant_id=tenant, knowledge_base=knowledge_base, version=version
+        await self._knowledge(
+            "activate", tenant_id=tenant, knowledge_base=knowledge_base, version=version
         )
         async with tenant_transaction(self.sessions, who.tenant_id) as session:
             base = await self._existing(session, knowledge_base)
@@ -333,10 +351,10 @@ class KnowledgeRoutes:
         async with tenant_transaction(self.sessions, who.tenant_id) as session:
             base = await self._existing(session, knowledge_base)
             documents = await kb_repo.list_documents(session, knowledge_base_id=base.id)
-        state = await self.knowledge.state.remote(tenant_id=tenant, knowledge_base=knowledge_base)
+        state = await self._knowledge("state", tenant_id=tenant, knowledge_base=knowledge_base)
         if version not in state.versions:
             raise APIError(404, "version_not_found", f"{knowledge_base!r} has no version {version}")
-        await self.knowledge.activate.remote(
-            tenant_id=tenant, knowledge_base=knowledge_base, version=version
+        await self._knowledge(
+            "activate", tenant_id=tenant, knowledge_base=knowledge_base, version=version
         )
         return await self._state(who, base, documents)

@@ -33,6 +33,7 @@ from serve_apps.knowledge.contracts import (
     StageScore,
 )
 from serve_apps.knowledge.embedder import RemoteEmbedder
+from serve_apps.knowledge.reranker import RemoteReranker
 from serve_apps.settings import get_settings
 
 log = logging.getLogger("salesboost.knowledge")
@@ -53,7 +54,11 @@ def collection_slug(tenant_id: str, knowledge_base: str) -> str:
 )
 class KnowledgeService:
     def __init__(
-        self, embedder: Any, embedding_model: str, search: dict[str, Any] | None = None
+        self,
+        embedder: Any,
+        embedding_model: str,
+        search: dict[str, Any] | None = None,
+        reranker: Any | None = None,
     ) -> None:
         settings = get_settings()
         if settings.qdrant_url:
@@ -66,6 +71,7 @@ class KnowledgeService:
             self._guard = threading.Lock()
         self._embedder = RemoteEmbedder(embedder, embedding_model)
         self._search = SearchConfig.model_validate(search or {})
+        self._cross_encoder = RemoteReranker(reranker) if reranker is not None else None
         self._parser = DocumentParser()
         self._bases: dict[tuple[str, str, str], KnowledgeBase] = {}
 
@@ -80,6 +86,7 @@ class KnowledgeService:
                 parser=self._parser,
                 chunking=config,
                 search=self._search,
+                cross_encoder=self._cross_encoder,
             )
         return self._bases[key]
 

@@ -113,5 +113,10 @@ async def test_health_endpoints(base_url):
         ready = await client.get("/health/ready")
     assert live.status_code == 200 and live.json()["status"] == "ok"
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"database": "ok", "redis": "ok", "model": "ok"}
+    assert ready.json()["checks"] == {
+        "database": "ok",
+        "redis": "ok",
+        "model": "ok",
+        "knowledge": "ok",
+    }
     assert ready.headers["x-request-id"]

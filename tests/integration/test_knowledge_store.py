@@ -124,14 +124,14 @@ def test_alias_switches_versions_atomically_and_back(knowledge):
 def test_knowledge_base_ingests_refuses_and_versions(tmp_path, embedder):
     from retrieval.knowledge_base import KnowledgeBase
     from retrieval.parsing import DocumentRejected
-    from tests.unit.retrieval.test_parsing import make_docx
+    from tests.documents import make_docx
 
     store = KnowledgeStore(path=str(tmp_path / "qdrant"))
     knowledge = KnowledgeBase(slug="sales", store=store, embedder=embedder)
     try:
         sheet = b"# Pricing\nCloudCRM costs 49 USD per seat per month.\n# Security\nSOC 2 Type II."
         first = knowledge.ingest(tenant_id="acme", filename="sheet.md", data=sheet)
-        assert first.title == "sheet" and first.chunks == 2
+        assert first.title == "Pricing" and first.chunks == 2  # the first top-level heading
         again = knowledge.ingest(tenant_id="acme", filename="sheet.md", data=sheet)
         assert again.document_id == first.document_id
         docx = make_docx([("heading", "Onboarding"), ("p", "Onboarding takes two weeks.")])

@@ -1,0 +1,49 @@
+"""The cross-encoder reranker deployment (FlagEmbedding's ``FlagReranker``), for GPU nodes.
+
+Only deployed when the application names a reranker model (``reranker_model`` in the Serve
+config, for example ``BAAI/bge-reranker-v2-m3``): no cross-encoder weights are bundled, so
+the CPU default reranks inside Qdrant with late interaction instead (``retrieval/search.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ray import serve
+
+
+@serve.deployment(
+    name="Reranker",
+    ray_actor_options={"num_cpus": 1},
+    max_ongoing_requests=16,
+    autoscaling_config={"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 4},
+)
+class RerankerDeployment:
+    def __init__(self, model: str, use_fp16: bool = True, max_length: int = 512) -> None:
+        from FlagEmbedding import FlagReranker
+
+        self._model = FlagReranker(model, use_fp16=use_fp16)
+        self._max_length = max_length
+
+    def _score(self, query: str, passages: list[str]) -> list[float]:
+        scores = self._model.compute_score(
+            [[query, passage] for passage in passages],
+            normalize=True,
+            max_length=self._max_length,
+        )
+        return [float(s) for s in (scores if isinstance(scores, list) else [scores])]
+
+    async def score(self, query: str, passages: list[str]) -> list[float]:
+        return await asyncio.to_thread(self._score, query, passages)
+
+
+class RemoteReranker:
+    """The reranker deployment as a :class:`retrieval.search.PassageScorer` (blocking)."""
+
+    def __init__(self, handle: Any, *, timeout_s: float = 30.0) -> None:
+        self._handle = handle
+        self._timeout_s = timeout_s
+
+    def score(self, query: str, passages: list[str]) -> list[float]:
+        return self._handle.score.remote(query, passages).result(timeout_s=self._timeout_s)
