@@ -83,6 +83,7 @@ class KnowledgeStore:
         if path is not None:
             self.client = QdrantClient(path=path)
             local_mode.install()
+            local_mode.keep_loaded_points_out_of_gc()
         else:
             self.client = QdrantClient(url=url, api_key=api_key, timeout=int(timeout_s))
 
