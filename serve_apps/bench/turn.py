@@ -6,6 +6,11 @@ same reply length), one conversation per concurrent client, each turn waiting fo
 before the next. The direct side is vLLM's ``AsyncLLM`` with the process layout Ray Serve LLM
 uses on CPU (the ``mp`` executor: front end in the caller, engine core and worker in
 subprocesses).
+
+When the scenario is grounded on a knowledge base, the direct side sends the same grounded
+prompt: it indexes the same seed documents in-process with the same embedder and search, and
+retrieves for each turn before the clock starts, so it times vLLM alone on the identical
+request while the gateway side pays for its retrieval.
 """
 
 from __future__ import annotations
@@ -13,14 +18,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
 
+from serve_apps.knowledge.contracts import RetrievedChunk
 from serve_apps.orchestrator.contracts import (
     HistoryTurn,
     NPCReplyRequest,
@@ -95,6 +104,35 @@ def demo_cards(scenario_slug: str) -> tuple[PersonaCard, ScenarioCard]:
     return PersonaCard.model_validate(persona), ScenarioCard.model_validate(scenario)
 
 
+Retrieve = Callable[[str], list[RetrievedChunk]]
+
+
+def demo_grounding(scenario_slug: str, top_k: int, folder: Path) -> Retrieve | None:
+    """The scenario's seed knowledge base, indexed in ``folder`` the way the service does it."""
+    from db.seed import DEMO_TENANT_FILE
+    from retrieval.embedder import Embedder
+    from retrieval.knowledge_base import KnowledgeBase
+    from retrieval.store import KnowledgeStore
+
+    data = yaml.safe_load(DEMO_TENANT_FILE.read_text())
+    scenario = next(s for s in data["scenarios"] if s["slug"] == scenario_slug)
+    slug = scenario.get("knowledge_base")
+    if not slug or top_k == 0:
+        return None
+    spec = next(b for b in data.get("knowledge_bases", []) if b["slug"] == slug)
+    base = KnowledgeBase(slug=slug, store=KnowledgeStore(path=str(folder)), embedder=Embedder())
+    for relative in spec["documents"]:
+        document = DEMO_TENANT_FILE.parent / relative
+        base.ingest(tenant_id="bench", filename=document.name, data=document.read_bytes())
+    base.parser.close()
+
+    def retrieve(query: str) -> list[RetrievedChunk]:
+        hits = base.search(tenant_id="bench", query=query, top_k=top_k)
+        return [RetrievedChunk.from_hit(h.id, h.score, h.payload) for h in hits]
+
+    return retrieve
+
+
 # --- the gateway side ------------------------------------------------------------------
 
 
@@ -150,6 +188,7 @@ async def direct_conversation(
     turns: int,
     max_tokens: int,
     start: asyncio.Barrier | None = None,
+    retrieve: Retrieve | None = None,
 ) -> list[TurnSample]:
     from vllm import SamplingParams
 
@@ -162,6 +201,7 @@ async def direct_conversation(
         text = TRAINEE_LINES[index % len(TRAINEE_LINES)]
         request = NPCReplyRequest(
             session_id="direct",
+            tenant_id="bench",
             reply_to_seq=index,
             persona=persona,
             scenario=scenario,
@@ -170,9 +210,10 @@ async def direct_conversation(
             max_tokens=max_tokens,
             temperature=0,
         )
+        grounding = await asyncio.to_thread(retrieve, text) if retrieve else None
         started = time.perf_counter()
         prompt = tokenizer.apply_chat_template(
-            npc_messages(request), add_generation_prompt=True, tokenize=False
+            npc_messages(request, grounding), add_generation_prompt=True, tokenize=False
         )
         first: float | None = None
         final = None
@@ -269,6 +310,8 @@ def _direct_phase(
     npc = LLMDeploymentSettings.from_file(resolve_model_config("npc_cpu"))
     os.environ.update(npc.engine_env())
     persona, scenario = demo_cards(config.scenario)
+    index_dir = Path(tempfile.mkdtemp(prefix="bench-grounding-"))
+    retrieve = demo_grounding(config.scenario, settings.grounding_top_k, index_dir)
 
     async def run_all() -> None:
         from vllm.engine.arg_utils import AsyncEngineArgs
@@ -288,7 +331,7 @@ def _direct_phase(
             warm = max(config.concurrency)
             await _run_level(
                 lambda start: direct_conversation(
-                    engine, tokenizer, persona, scenario, 1, config.max_tokens, start
+                    engine, tokenizer, persona, scenario, 1, config.max_tokens, start, retrieve
                 ),
                 warm,
             )
@@ -296,7 +339,14 @@ def _direct_phase(
                 progress(f"direct: {level} concurrent conversation(s) x {config.turns} turns")
                 results[str(level)]["direct"] = await _run_level(
                     lambda start: direct_conversation(
-                        engine, tokenizer, persona, scenario, config.turns, config.max_tokens, start
+                        engine,
+                        tokenizer,
+                        persona,
+                        scenario,
+                        config.turns,
+                        config.max_tokens,
+                        start,
+                        retrieve,
                     ),
                     level,
                 )
@@ -304,4 +354,7 @@ def _direct_phase(
         finally:
             engine.shutdown()
 
-    asyncio.run(run_all())
+    try:
+        asyncio.run(run_all())
+    finally:
+        shutil.rmtree(index_dir, ignore_errors=True)

@@ -70,13 +70,20 @@ def recent_history(
 def npc_messages(
     request: NPCReplyRequest, grounding: list[RetrievedChunk] | None = None
 ) -> list[dict[str, str]]:
-    """OpenAI-style chat messages: the trainee is the ``user``, the persona the ``assistant``."""
-    system = persona_system_prompt(request.persona, request.scenario)
-    if grounding:
-        system = f"{system}\n{grounding_prompt(grounding)}"
-    messages = [{"role": "system", "content": system}]
+    """OpenAI-style chat messages: the trainee is the ``user``, the persona the ``assistant``.
+
+    The knowledge excerpts go just before the new trainee turn, not into the opening system
+    prompt: they change every turn, and everything before them (persona and history) then
+    stays the same prompt prefix from turn to turn, which vLLM's prefix cache does not
+    prefill again. A small model also heeds text near the end of its context best.
+    """
+    messages = [
+        {"role": "system", "content": persona_system_prompt(request.persona, request.scenario)}
+    ]
     for turn in recent_history(request.history):
         role = "user" if turn.speaker == "trainee" else "assistant"
         messages.append({"role": role, "content": turn.text})
+    if grounding:
+        messages.append({"role": "system", "content": grounding_prompt(grounding)})
     messages.append({"role": "user", "content": request.trainee_text})
     return messages

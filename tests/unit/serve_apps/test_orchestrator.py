@@ -76,7 +76,9 @@ async def test_grounding_reaches_the_system_prompt_and_comes_back_as_citations()
         chunk_id="c1", document_id="d1", title="Price list", score=0.8, text="Seats $40. " * 60
     )
     chunks = [c async for c in NPCConversation(engine).stream_reply(request, [chunk])]
-    system = engine.messages[0]["content"]
-    assert "[1] Price list: Seats $40." in system
+    assert engine.messages[-2]["role"] == "system"
+    assert "[1] Price list: Seats $40." in engine.messages[-2]["content"]
+    assert "Price list" not in engine.messages[0]["content"]  # the cacheable prefix stays put
+    assert engine.messages[-1] == {"role": "user", "content": "What does it cost?"}
     cited = chunks[-1].citations
     assert [c.chunk_id for c in cited] == ["c1"] and len(cited[0].text) == 300
