@@ -7,6 +7,7 @@ trainee turn stored → ``ack`` → tokens → NPC reply stored → ``reply_done
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -94,6 +95,7 @@ class GenerationLocks(Protocol):
 
 
 ReplySource = Callable[[NPCReplyRequest], AsyncIterator[NPCChunk]]
+Grounder = Callable[[str], Awaitable[list[RetrievedChunk]]]
 Send = Callable[[str], Awaitable[None]]
 
 
@@ -109,6 +111,8 @@ class Conversation:
     reply_source: ReplySource
     send: Send
     knowledge_base: str | None = None
+    # Retrieves a turn's knowledge while the turn is being stored, off the reply's critical path.
+    grounder: Grounder | None = None
     max_tokens: int = 160
     temperature: float = 0.7
     _client_gone: bool = field(default=False, init=False)
@@ -124,6 +128,20 @@ class Conversation:
             log.info("session %s: client went away while sending", self.session_id)
 
     async def handle_turn(self, turn: TraineeTurn) -> None:
+        grounding = (
+            asyncio.create_task(self.grounder(turn.text))
+            if self.grounder is not None and self.knowledge_base
+            else None
+        )
+        try:
+            await self._handle_turn(turn, grounding)
+        finally:
+            if grounding is not None and not grounding.done():
+                grounding.cancel()
+
+    async def _handle_turn(
+        self, turn: TraineeTurn, grounding: asyncio.Task[list[RetrievedChunk]] | None
+    ) -> None:
         record = await self.store.store_trainee_turn(
             client_turn_id=turn.client_turn_id, text=turn.text
         )
@@ -144,11 +162,23 @@ class Conversation:
             )
             return
         try:
-            await self._generate(record.seq, turn, lock_key)
+            await self._generate(record.seq, turn, lock_key, grounding)
         finally:
             await self.locks.release(lock_key)
 
-    async def _generate(self, seq: int, turn: TraineeTurn, lock_key: str) -> None:
+    async def _generate(
+        self,
+        seq: int,
+        turn: TraineeTurn,
+        lock_key: str,
+        grounding: asyncio.Task[list[RetrievedChunk]] | None,
+    ) -> None:
+        chunks: list[RetrievedChunk] | None = None
+        if grounding is not None:
+            try:
+                chunks = await grounding
+            except Exception as exc:  # the orchestrator retrieves again; the reply goes on
+                log.info("session %s: early retrieval failed: %r", self.session_id, exc)
         request = NPCReplyRequest(
             session_id=str(self.session_id),
             tenant_id=str(self.tenant_id),
@@ -158,6 +188,7 @@ class Conversation:
             scenario=self.scenario,
             history=self.history,
             trainee_text=turn.text,
+            grounding=chunks,
             max_tokens=self.max_tokens,
             temperature=self.temperature,
         )

@@ -259,6 +259,11 @@ class Gateway(KnowledgeRoutes):
             ),
             locks=RedisGenerationLocks(self.redis),
             reply_source=lambda request: orchestrator.stream_npc_reply.remote(request),
+            grounder=lambda text: self.orchestrator.ground.remote(
+                tenant_id=str(who.tenant_id),
+                knowledge_base=ctx.scenario.knowledge_base,
+                text=text,
+            ),
             send=websocket.send_text,
             max_tokens=self.settings.npc_max_tokens,
             temperature=self.settings.npc_temperature,

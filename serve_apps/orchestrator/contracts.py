@@ -49,6 +49,11 @@ class NPCReplyRequest(BaseModel):
         default_factory=list, description="Earlier turns, oldest first, without the new one."
     )
     trainee_text: str
+    grounding: list[RetrievedChunk] | None = Field(
+        None,
+        description="Knowledge chunks already retrieved for this turn (the gateway asks for "
+        "them while it stores the turn); None: the orchestrator retrieves them itself.",
+    )
     max_tokens: int = Field(160, ge=1, le=2048)
     temperature: float = Field(0.7, ge=0, le=2)
 

@@ -63,35 +63,38 @@ class TrainingOrchestrator:
         self._grounding_top_k = settings.grounding_top_k
         self._grounding_timeout_s = settings.grounding_timeout_s
 
-    async def _grounding(self, request: NPCReplyRequest) -> list[RetrievedChunk]:
-        """The knowledge chunks for this turn; none (and a log line) when retrieval fails.
+    async def ground(
+        self, *, tenant_id: str, knowledge_base: str | None, text: str
+    ) -> list[RetrievedChunk]:
+        """The knowledge chunks for a trainee turn; none (and a log line) when retrieval fails.
 
         The persona still answers without them: a slow or broken knowledge service costs
         grounding, never the reply.
         """
-        if not request.knowledge_base or self._grounding_top_k == 0:
+        if not knowledge_base or self._grounding_top_k == 0:
             return []
         try:
             return await asyncio.wait_for(
                 self._knowledge.retrieve.remote(
-                    tenant_id=request.tenant_id,
-                    knowledge_base=request.knowledge_base,
-                    query=request.trainee_text,
+                    tenant_id=tenant_id,
+                    knowledge_base=knowledge_base,
+                    query=text,
                     top_k=self._grounding_top_k,
                 ),
                 timeout=self._grounding_timeout_s,
             )
         except Exception as exc:
-            log.warning(
-                "session %s: retrieval from %r failed, answering ungrounded: %r",
-                request.session_id,
-                request.knowledge_base,
-                exc,
-            )
+            log.warning("retrieval from %r failed, answering ungrounded: %r", knowledge_base, exc)
             return []
 
     async def stream_npc_reply(self, request: NPCReplyRequest) -> AsyncIterator[NPCChunk]:
-        grounding = await self._grounding(request)
+        grounding = request.grounding
+        if grounding is None:
+            grounding = await self.ground(
+                tenant_id=request.tenant_id,
+                knowledge_base=request.knowledge_base,
+                text=request.trainee_text,
+            )
         async for chunk in self._npc.stream_reply(request, grounding):
             yield chunk
 

@@ -12,8 +12,10 @@ from serve_apps.orchestrator.contracts import (
 
 # A small model forgets its instructions in a long context; keep the recent turns that fit.
 MAX_HISTORY_CHARS = 4000
-# The same for reference material from the knowledge base.
-MAX_GROUNDING_CHARS = 1500
+# The same for reference material from the knowledge base; every character is prefilled
+# before the first token of every reply (1,500 characters took TTFT from 0.2 s to 0.9 s here).
+MAX_GROUNDING_CHARS = 900
+MAX_CHARS_PER_CHUNK = 400
 
 
 def _bullets(items: list[str]) -> str:
@@ -42,7 +44,8 @@ def grounding_prompt(chunks: list[RetrievedChunk], budget_chars: int = MAX_GROUN
     lines: list[str] = []
     used = 0
     for number, chunk in enumerate(chunks, start=1):
-        text = " ".join(chunk.text.split())[: max(0, budget_chars - used)]
+        room = min(MAX_CHARS_PER_CHUNK, budget_chars - used)
+        text = " ".join(chunk.text.split())[: max(0, room)]
         if not text:
             break
         used += len(text)

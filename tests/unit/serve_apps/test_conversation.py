@@ -251,3 +251,42 @@ async def test_citations_reach_the_store_the_reply_a_retry_and_a_replay():
     await conversation.replay(0)
     replayed = [e for e in sent if e["type"] == "turn"]
     assert [e["citations"] for e in replayed] == [[], done["citations"]]
+
+
+async def test_knowledge_is_fetched_while_the_turn_is_stored_and_reaches_the_reply():
+    import asyncio
+
+    cited = RetrievedChunk(chunk_id="c", document_id="d", title="FAQ", score=1.0, text="$40")
+    log: list[str] = []
+    started = asyncio.Event()
+
+    async def grounder(text: str) -> list[RetrievedChunk]:
+        log.append(f"grounding {text}")
+        started.set()
+        return [cited]
+
+    replies = ScriptedReplies()
+    conversation, store, _ = make(log, replies=replies)
+    conversation.grounder = grounder
+    original_store = store.store_trainee_turn
+
+    async def store_after_grounding_began(**kwargs):
+        await asyncio.wait_for(started.wait(), 1)  # retrieval runs while the turn is stored
+        return await original_store(**kwargs)
+
+    store.store_trainee_turn = store_after_grounding_began
+    await conversation.handle_turn(TraineeTurn(client_turn_id="c1", text="Price?"))
+    assert log[:2] == ["grounding Price?", "stored trainee 1"]
+    assert replies.requests[0].grounding == [cited]
+
+
+async def test_a_failed_early_retrieval_leaves_it_to_the_orchestrator():
+    async def broken(text: str):
+        raise ConnectionError("knowledge service down")
+
+    replies = ScriptedReplies()
+    conversation, _, sent = make([], replies=replies)
+    conversation.grounder = broken
+    await conversation.handle_turn(TraineeTurn(client_turn_id="c1", text="Price?"))
+    assert sent[-1]["type"] == "reply_done"
+    assert replies.requests[0].grounding is None
