@@ -56,6 +56,13 @@ async def user_by_email(session: AsyncSession, *, email: str) -> User:
     return user
 
 
+async def user_by_id(session: AsyncSession, *, user_id: uuid.UUID) -> User:
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFoundError(f"user {user_id}")
+    return user
+
+
 async def list_scenarios(session: AsyncSession) -> list[Scenario]:
     return list(await session.scalars(select(Scenario).order_by(Scenario.title)))
 

@@ -7,6 +7,7 @@ Unset URLs mean "use the embedded default under the data directory".
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -52,8 +53,21 @@ class Settings(BaseSettings):
         None, description="Qdrant server URL; unset uses Qdrant local mode under the data dir."
     )
     qdrant_api_key: str | None = Field(None, description="API key for the Qdrant server.")
-    secret_key: str = Field(
-        "dev-secret-change-me", description="Signs tokens; must be set in production."
+    secret_key: str | None = Field(
+        None,
+        description="Signs access tokens (32+ characters). Unset in development: "
+        "`salesboost up` makes a random one under the data directory; production requires it.",
+    )
+    jwt_issuer: str = Field("salesboost", description="Access tokens' iss claim.")
+    jwt_audience: str = Field("salesboost-api", description="Access tokens' aud claim.")
+    access_token_ttl_s: int = Field(900, ge=60, le=86_400, description="Access token lifetime.")
+    refresh_token_ttl_s: int = Field(
+        14 * 86_400, ge=3600, le=180 * 86_400, description="Refresh token lifetime."
+    )
+    ws_ticket_ttl_s: int = Field(30, ge=5, le=300, description="WebSocket ticket lifetime.")
+    allowed_origins: list[str] = Field(
+        default_factory=lambda: ["http://127.0.0.1:8000", "http://localhost:8000"],
+        description="Browser origins allowed on the WebSocket (JSON list in the environment).",
     )
     http_host: str = Field("127.0.0.1", description="Serve HTTP proxy host.")
     http_port: int = Field(8000, ge=1, le=65535, description="Serve HTTP proxy port.")
@@ -94,7 +108,8 @@ class Settings(BaseSettings):
         if self.mode != "production":
             return
         problems = []
-        if self.secret_key.lower() in PLACEHOLDER_SECRETS or len(self.secret_key) < 32:
+        secret = self.secret_key or ""
+        if secret.lower() in PLACEHOLDER_SECRETS or len(secret) < 32:
             problems.append("SALESBOOST_SECRET_KEY is a placeholder or shorter than 32 chars")
         if not self.database_url:
             problems.append("DATABASE_URL is not set (embedded PostgreSQL is for development)")
@@ -116,7 +131,7 @@ class Settings(BaseSettings):
                 if isinstance(alias, AliasChoices)
                 else f"SALESBOOST_{name.upper()}"
             )
-            env[str(key)] = str(value)
+            env[str(key)] = json.dumps(value) if isinstance(value, list | dict) else str(value)
         env["SALESBOOST_MODELS_DIR"] = str(self.models_dir)
         return env
 

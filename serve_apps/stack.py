@@ -133,9 +133,25 @@ class Stack:
             self.settings.redis_url or self._embedded.redis_url,
         )
 
+    def _secret_key(self) -> str:
+        """The token signing secret: from the settings, or in development one made once per
+        data directory (random, readable by this user only), so restarts keep sessions."""
+        if self.settings.secret_key:
+            return self.settings.secret_key
+        path = self.settings.data_dir / "secret-key"
+        if not path.exists():
+            import secrets
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48))
+        return path.read_text().strip()
+
     def _replica_env(self, database_url: str, redis_url: str) -> dict[str, str]:
         env = self.settings.as_environment()
         env.update(
+            SALESBOOST_SECRET_KEY=self._secret_key(),
             DATABASE_URL=database_url,
             REDIS_URL=redis_url,
             HF_HUB_OFFLINE="1",

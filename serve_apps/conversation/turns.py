@@ -129,7 +129,7 @@ class Conversation:
 
     async def handle_turn(self, turn: TraineeTurn) -> None:
         grounding = (
-            asyncio.create_task(self.grounder(turn.text))
+            asyncio.ensure_future(self.grounder(turn.text))  # a Serve response is an awaitable
             if self.grounder is not None and self.knowledge_base
             else None
         )
@@ -140,7 +140,7 @@ class Conversation:
                 grounding.cancel()
 
     async def _handle_turn(
-        self, turn: TraineeTurn, grounding: asyncio.Task[list[RetrievedChunk]] | None
+        self, turn: TraineeTurn, grounding: asyncio.Future[list[RetrievedChunk]] | None
     ) -> None:
         record = await self.store.store_trainee_turn(
             client_turn_id=turn.client_turn_id, text=turn.text
@@ -171,7 +171,7 @@ class Conversation:
         seq: int,
         turn: TraineeTurn,
         lock_key: str,
-        grounding: asyncio.Task[list[RetrievedChunk]] | None,
+        grounding: asyncio.Future[list[RetrievedChunk]] | None,
     ) -> None:
         chunks: list[RetrievedChunk] | None = None
         if grounding is not None:

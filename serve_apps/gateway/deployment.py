@@ -26,6 +26,8 @@ from serve_apps.conversation.protocol import (
 )
 from serve_apps.conversation.turns import Conversation
 from serve_apps.gateway.api import api
+from serve_apps.gateway.auth import AccessTokens
+from serve_apps.gateway.auth_routes import AuthRoutes
 from serve_apps.gateway.errors import APIError
 from serve_apps.gateway.identity import Identity, IdentityResolver
 from serve_apps.gateway.knowledge_routes import KnowledgeRoutes
@@ -84,7 +86,7 @@ def _persona_card(persona: Any) -> PersonaCard:
     autoscaling_config={"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 128},
 )
 @serve.ingress(api)
-class Gateway(KnowledgeRoutes):
+class Gateway(AuthRoutes, KnowledgeRoutes):
     def __init__(self, orchestrator: Any, knowledge: Any) -> None:
         from redis.asyncio import Redis
 
@@ -100,7 +102,22 @@ class Gateway(KnowledgeRoutes):
         self.redis = Redis.from_url(self.settings.redis_url)
         self.orchestrator = orchestrator
         self.knowledge = knowledge
-        self.identities = IdentityResolver(self.sessions, mode=self.settings.mode)
+        if not self.settings.secret_key:
+            raise ValueError("SALESBOOST_SECRET_KEY must reach the gateway replica")
+        self.tokens = AccessTokens(
+            secret=self.settings.secret_key,
+            issuer=self.settings.jwt_issuer,
+            audience=self.settings.jwt_audience,
+            ttl_s=self.settings.access_token_ttl_s,
+        )
+        self.identities = IdentityResolver(
+            self.sessions,
+            self.redis,
+            self.tokens,
+            mode=self.settings.mode,
+            ticket_ttl_s=self.settings.ws_ticket_ttl_s,
+        )
+        self.allowed_origins = frozenset(o.rstrip("/") for o in self.settings.allowed_origins)
 
     # --- health -------------------------------------------------------------------------
 
@@ -194,9 +211,25 @@ class Gateway(KnowledgeRoutes):
             )
 
     async def _identity_from(self, request: Request) -> Identity:
-        tenant = request.headers.get("x-dev-tenant")
-        user = request.headers.get("x-dev-user")
-        return await self.identities.resolve(tenant, user)
+        return await self.identities.from_headers(
+            request.headers.get("authorization"),
+            request.headers.get("x-dev-tenant"),
+            request.headers.get("x-dev-user"),
+        )
+
+    async def _websocket_identity(
+        self, websocket: WebSocket, ticket: str | None, dev_tenant: str | None, dev_user: str | None
+    ) -> Identity:
+        origin = websocket.headers.get("origin")
+        if origin is not None and origin.rstrip("/") not in self.allowed_origins:
+            raise APIError(403, "origin_not_allowed", f"origin {origin[:80]!r} is not allowed")
+        if ticket is not None:
+            return await self.identities.redeem_ticket(ticket)
+        return await self.identities.from_headers(
+            websocket.headers.get("authorization"),
+            dev_tenant or websocket.headers.get("x-dev-tenant"),
+            dev_user or websocket.headers.get("x-dev-user"),
+        )
 
     # --- the conversation ---------------------------------------------------------------
 
@@ -206,15 +239,19 @@ class Gateway(KnowledgeRoutes):
         websocket: WebSocket,
         session_id: uuid.UUID,
         last_seq: Annotated[int | None, Query(ge=0)] = None,
+        ticket: Annotated[str | None, Query(max_length=128)] = None,
         dev_tenant: Annotated[str | None, Query(max_length=64)] = None,
         dev_user: Annotated[str | None, Query(max_length=320)] = None,
     ) -> None:
+        # Authenticated before it is accepted: a refused handshake gets HTTP 403, no socket.
+        try:
+            who = await self._websocket_identity(websocket, ticket, dev_tenant, dev_user)
+        except APIError as exc:
+            log.info("ws %s refused before accept: %s", session_id, exc.message)
+            await websocket.close(code=CLOSE_POLICY, reason=exc.message[:120])
+            return
         await websocket.accept()
         try:
-            who = await self.identities.resolve(
-                dev_tenant or websocket.headers.get("x-dev-tenant"),
-                dev_user or websocket.headers.get("x-dev-user"),
-            )
             conversation = await self._open_conversation(websocket, who, session_id)
         except (APIError, repo.NotFoundError) as exc:
             reason = exc.message if isinstance(exc, APIError) else "no such training session"

@@ -260,10 +260,22 @@ async def test_knowledge_is_fetched_while_the_turn_is_stored_and_reaches_the_rep
     log: list[str] = []
     started = asyncio.Event()
 
-    async def grounder(text: str) -> list[RetrievedChunk]:
+    async def retrieve(text: str) -> list[RetrievedChunk]:
         log.append(f"grounding {text}")
         started.set()
         return [cited]
+
+    class AwaitableResponse:
+        """Like a Serve ``DeploymentResponse``: awaitable, but not a coroutine."""
+
+        def __init__(self, text: str) -> None:
+            self._coroutine = retrieve(text)
+
+        def __await__(self):
+            return self._coroutine.__await__()
+
+    def grounder(text: str) -> AwaitableResponse:
+        return AwaitableResponse(text)
 
     replies = ScriptedReplies()
     conversation, store, _ = make(log, replies=replies)
