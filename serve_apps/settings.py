@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     ws_ticket_ttl_s: int = Field(30, ge=5, le=300, description="WebSocket ticket lifetime.")
     allowed_origins: list[str] = Field(
         default_factory=lambda: ["http://127.0.0.1:8000", "http://localhost:8000"],
-        description="Browser origins allowed on the WebSocket (JSON list in the environment).",
+        description="Browser origins allowed by CORS and on the WebSocket (a JSON list).",
     )
     http_host: str = Field("127.0.0.1", description="Serve HTTP proxy host.")
     http_port: int = Field(8000, ge=1, le=65535, description="Serve HTTP proxy port.")
@@ -93,6 +93,12 @@ class Settings(BaseSettings):
     )
     grounding_timeout_s: float = Field(
         2.0, gt=0, le=30, description="Past this, the persona answers without retrieval."
+    )
+    rate_limit_ip_per_min: int = Field(600, ge=1, description="Requests per client address.")
+    rate_limit_user_per_min: int = Field(240, ge=1, description="Requests and turns per user.")
+    rate_limit_tenant_per_min: int = Field(6000, ge=1, description="Requests per company.")
+    tenant_tokens_per_day: int = Field(
+        5_000_000, ge=1, description="Model tokens a company may use per UTC day."
     )
     npc_max_tokens: int = Field(160, ge=1, le=2048, description="Longest NPC reply in tokens.")
     npc_temperature: float = Field(0.7, ge=0, le=2, description="NPC sampling temperature.")

@@ -99,6 +99,7 @@ ErrorCode = Literal[
     "reply_in_progress",
     "model_unavailable",
     "session_ended",
+    "rate_limited",
     "internal",
 ]
 
@@ -108,6 +109,7 @@ class ErrorEvent(_Frame):
     code: ErrorCode
     message: str
     client_turn_id: str | None = None
+    retry_after_s: int | None = None
 
 
 ServerEvent = Annotated[

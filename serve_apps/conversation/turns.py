@@ -103,6 +103,7 @@ Send = Callable[[str], Awaitable[None]]
 class Conversation:
     session_id: uuid.UUID
     tenant_id: uuid.UUID
+    user_id: uuid.UUID
     persona: PersonaCard
     scenario: ScenarioCard
     history: list[HistoryTurn]
@@ -113,6 +114,8 @@ class Conversation:
     knowledge_base: str | None = None
     # Retrieves a turn's knowledge while the turn is being stored, off the reply's critical path.
     grounder: Grounder | None = None
+    # Told each stored reply's output tokens (the tenant's model-token budget).
+    on_reply: Callable[[int], Awaitable[None]] | None = None
     max_tokens: int = 160
     temperature: float = 0.7
     _client_gone: bool = field(default=False, init=False)
@@ -224,6 +227,11 @@ class Conversation:
         )
         self.history.append(HistoryTurn(speaker="trainee", text=turn.text))
         self.history.append(HistoryTurn(speaker="npc", text=reply.text))
+        if self.on_reply is not None and reply.output_tokens:
+            try:
+                await self.on_reply(reply.output_tokens)
+            except Exception as exc:  # accounting must not cost the trainee the reply
+                log.warning("session %s: token accounting failed: %r", self.session_id, exc)
         await self._emit(self._reply_done(seq, reply))
 
     def _reply_done(self, reply_to: int, reply: StoredReply) -> ReplyDone:

@@ -1,8 +1,10 @@
 """The gateway's FastAPI application: one object that every route module registers on."""
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from serve_apps.gateway.errors import install_error_handling
+from serve_apps.settings import get_settings
 
 api = FastAPI(
     title="SalesBoost",
@@ -10,3 +12,11 @@ api = FastAPI(
     description="AI sales-training simulator: practise conversations with customer personas.",
 )
 install_error_handling(api)
+api.add_middleware(
+    CORSMiddleware,
+    allow_origins=get_settings().allowed_origins,
+    allow_methods=["GET", "POST", "PUT", "DELETE"],
+    allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+    expose_headers=["X-Request-ID", "Retry-After"],
+    max_age=600,
+)

@@ -46,6 +46,7 @@ class AuthRoutes:
     settings: Any
     tokens: AccessTokens
     identities: Any
+    limits: Any
     _identity_from: Any
 
     async def _token_pair(self, *, tenant_id, user_id, role: str, session: Any) -> TokenPairOut:
@@ -66,8 +67,10 @@ class AuthRoutes:
         )
 
     @api.post("/v1/auth/login", response_model=TokenPairOut, tags=["auth"])
-    async def login(self, body: LoginRequest) -> TokenPairOut:
+    async def login(self, body: LoginRequest, request: Request) -> TokenPairOut:
         """Exchange a password for a short-lived access token and a refresh token."""
+        await self.limits.check_ip(request.client.host if request.client else None)
+        await self.limits.check_sign_in(body.tenant, body.email.lower())
         try:
             tenant_id = await repo.tenant_id_for_slug(self.sessions, slug=body.tenant)
         except repo.NotFoundError:
@@ -90,8 +93,9 @@ class AuthRoutes:
         return pair
 
     @api.post("/v1/auth/refresh", response_model=TokenPairOut, tags=["auth"])
-    async def refresh(self, body: RefreshRequest) -> TokenPairOut:
+    async def refresh(self, body: RefreshRequest, request: Request) -> TokenPairOut:
         """Trade a refresh token for a new pair; the old one stops working (rotation)."""
+        await self.limits.check_ip(request.client.host if request.client else None)
         try:
             tenant_id = refresh_token_tenant(body.refresh_token)
         except InvalidTokenError:

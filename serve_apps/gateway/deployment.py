@@ -31,6 +31,7 @@ from serve_apps.gateway.auth_routes import AuthRoutes
 from serve_apps.gateway.errors import APIError
 from serve_apps.gateway.identity import Identity, IdentityResolver
 from serve_apps.gateway.knowledge_routes import KnowledgeRoutes
+from serve_apps.gateway.rate_limits import RateLimited, RateLimiter
 from serve_apps.gateway.schemas import (
     CreateSessionRequest,
     HealthOut,
@@ -118,6 +119,13 @@ class Gateway(AuthRoutes, KnowledgeRoutes):
             ticket_ttl_s=self.settings.ws_ticket_ttl_s,
         )
         self.allowed_origins = frozenset(o.rstrip("/") for o in self.settings.allowed_origins)
+        self.limits = RateLimiter(
+            self.redis,
+            per_ip_per_min=self.settings.rate_limit_ip_per_min,
+            per_user_per_min=self.settings.rate_limit_user_per_min,
+            per_tenant_per_min=self.settings.rate_limit_tenant_per_min,
+            tenant_tokens_per_day=self.settings.tenant_tokens_per_day,
+        )
 
     # --- health -------------------------------------------------------------------------
 
@@ -211,11 +219,15 @@ class Gateway(AuthRoutes, KnowledgeRoutes):
             )
 
     async def _identity_from(self, request: Request) -> Identity:
-        return await self.identities.from_headers(
+        """The caller, after the per-address, per-user and per-company rate limits."""
+        await self.limits.check_ip(request.client.host if request.client else None)
+        who = await self.identities.from_headers(
             request.headers.get("authorization"),
             request.headers.get("x-dev-tenant"),
             request.headers.get("x-dev-user"),
         )
+        await self.limits.check_caller(who.tenant_id, who.user_id)
+        return who
 
     async def _websocket_identity(
         self, websocket: WebSocket, ticket: str | None, dev_tenant: str | None, dev_user: str | None
@@ -287,6 +299,8 @@ class Gateway(AuthRoutes, KnowledgeRoutes):
         return Conversation(
             session_id=session_id,
             tenant_id=who.tenant_id,
+            user_id=who.user_id,
+            on_reply=lambda tokens: self.limits.spend_tokens(who.tenant_id, tokens),
             knowledge_base=ctx.scenario.knowledge_base,
             persona=_persona_card(persona),
             scenario=ScenarioCard.model_validate(ctx.scenario, from_attributes=True),
@@ -328,6 +342,19 @@ class Gateway(AuthRoutes, KnowledgeRoutes):
                 await conversation.report(exc.event)
                 continue
             if isinstance(frame, TraineeTurn):
+                try:
+                    await self.limits.check_caller(conversation.tenant_id, conversation.user_id)
+                    await self.limits.check_token_budget(conversation.tenant_id)
+                except RateLimited as exc:
+                    await conversation.report(
+                        ErrorEvent(
+                            code="rate_limited",
+                            message=exc.message,
+                            client_turn_id=frame.client_turn_id,
+                            retry_after_s=exc.retry_after_s,
+                        )
+                    )
+                    continue
                 try:
                     await conversation.handle_turn(frame)
                 except repo.NotFoundError:

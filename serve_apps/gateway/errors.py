@@ -16,12 +16,21 @@ log = logging.getLogger("salesboost.gateway")
 class APIError(Exception):
     """An error the user caused or can act on; ``detail`` stays in the logs."""
 
-    def __init__(self, status: int, code: str, message: str, *, detail: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        detail: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.detail = detail
+        self.headers = headers or {}
 
 
 def _serve_request_id() -> str | None:
@@ -69,7 +78,9 @@ def install_error_handling(app: FastAPI) -> None:
             exc.code,
             exc.detail,
         )
-        return error_response(request, exc.status, exc.code, exc.message)
+        response = error_response(request, exc.status, exc.code, exc.message)
+        response.headers.update(exc.headers)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, exc: RequestValidationError):

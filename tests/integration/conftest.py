@@ -76,3 +76,9 @@ def rival_admin(second_tenant) -> dict:
 @pytest.fixture(scope="session")
 def demo_admin() -> dict:
     return {"X-Dev-Tenant": "demo", "X-Dev-User": "admin@demo.salesboost.local"}
+
+
+@pytest.fixture(scope="session")
+def app_db_url(stack) -> str:
+    """The URL the app itself uses: the role that owns nothing and cannot bypass RLS."""
+    return stack.database_url

@@ -138,3 +138,28 @@ async def test_websocket_from_a_foreign_origin_is_refused(base_url):
     async with connect(base_url, session_id, origin="http://localhost:8000") as ws:
         await ws.send(json.dumps({"type": "ping"}))
         assert (await recv(ws))["type"] == "pong"
+
+
+def test_password_guessing_against_one_account_is_rate_limited(base_url):
+    body = {"tenant": "demo", "email": "guess-target@demo.salesboost.local", "password": "x"}
+    with httpx.Client(base_url=base_url, timeout=30) as http:
+        codes = [http.post("/v1/auth/login", json=body).status_code for _ in range(10)]
+        limited = http.post("/v1/auth/login", json=body)
+    assert codes == [401] * 10
+    assert limited.status_code == 429
+    assert limited.json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60
+
+
+def test_cors_allows_configured_origins_only(base_url):
+    with httpx.Client(base_url=base_url, timeout=30) as http:
+        allowed = http.options(
+            "/v1/scenarios",
+            headers={"Origin": "http://localhost:8000", "Access-Control-Request-Method": "GET"},
+        )
+        denied = http.options(
+            "/v1/scenarios",
+            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
+        )
+    assert allowed.headers.get("access-control-allow-origin") == "http://localhost:8000"
+    assert "access-control-allow-origin" not in denied.headers

@@ -112,6 +112,7 @@ def make(log, replies=None, send=None, locks=None):
     conversation = Conversation(
         session_id=uuid.uuid4(),
         tenant_id=uuid.uuid4(),
+        user_id=uuid.uuid4(),
         knowledge_base="product",
         persona=PERSONA,
         scenario=SCENARIO,
@@ -302,3 +303,16 @@ async def test_a_failed_early_retrieval_leaves_it_to_the_orchestrator():
     await conversation.handle_turn(TraineeTurn(client_turn_id="c1", text="Price?"))
     assert sent[-1]["type"] == "reply_done"
     assert replies.requests[0].grounding is None
+
+
+async def test_each_stored_reply_reports_its_tokens_and_accounting_failures_do_not_matter():
+    spent: list[int] = []
+
+    async def account(tokens: int) -> None:
+        spent.append(tokens)
+        raise ConnectionError("redis went away")
+
+    conversation, _, sent = make([])
+    conversation.on_reply = account
+    await conversation.handle_turn(TraineeTurn(client_turn_id="c1", text="Hi"))
+    assert spent == [2] and sent[-1]["type"] == "reply_done"

