@@ -25,6 +25,7 @@ from serve_apps.conversation.protocol import (
     parse_client_frame,
 )
 from serve_apps.conversation.turns import Conversation
+from serve_apps.gateway.admin_routes import AdminRoutes
 from serve_apps.gateway.api import api
 from serve_apps.gateway.auth import AccessTokens
 from serve_apps.gateway.auth_routes import AuthRoutes
@@ -87,7 +88,7 @@ def _persona_card(persona: Any) -> PersonaCard:
     autoscaling_config={"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 128},
 )
 @serve.ingress(api)
-class Gateway(AuthRoutes, KnowledgeRoutes):
+class Gateway(AuthRoutes, KnowledgeRoutes, AdminRoutes):
     def __init__(self, orchestrator: Any, knowledge: Any) -> None:
         from redis.asyncio import Redis
 

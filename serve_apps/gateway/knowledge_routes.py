@@ -15,13 +15,14 @@ from typing import Annotated, Any
 from fastapi import File, Path, Query, Request, Response, UploadFile
 from sqlalchemy.exc import IntegrityError
 
+from db import audit
 from db import knowledge_repository as kb_repo
 from db.engine import tenant_transaction
 from db.models import KnowledgeDocument
 from db.repositories import NotFoundError
 from retrieval.chunking import ChunkingConfig
 from serve_apps.gateway.api import api
-from serve_apps.gateway.errors import APIError
+from serve_apps.gateway.errors import APIError, request_id
 from serve_apps.gateway.identity import Identity
 from serve_apps.gateway.schemas import (
     DocumentOut,
@@ -67,6 +68,19 @@ class KnowledgeRoutes:
             raise APIError(
                 503, "knowledge_unavailable", f"the knowledge base is unavailable: {cause}"
             ) from None
+
+    async def _audit(
+        self, session: Any, who: Identity, request: Request, action: str, target: str, **details
+    ) -> None:
+        await audit.record(
+            session,
+            tenant_id=who.tenant_id,
+            actor_user_id=who.user_id,
+            action=action,
+            target=target,
+            details=details,
+            request_id=request_id(request),
+        )
 
     async def _read_upload(self, request: Request, file: UploadFile) -> bytes:
         limit = self.settings.max_upload_bytes
@@ -121,6 +135,9 @@ class KnowledgeRoutes:
             )
             base.chunking = chunking
             documents = await kb_repo.list_documents(session, knowledge_base_id=base.id)
+            await self._audit(
+                session, who, request, "knowledge_base.configure", knowledge_base, chunking=chunking
+            )
         return await self._state(who, base, documents)
 
     @api.get(
@@ -203,6 +220,16 @@ class KnowledgeRoutes:
                     content=data,
                 )
                 session.add(document)
+                await self._audit(
+                    session,
+                    who,
+                    request,
+                    "knowledge.document.upload",
+                    f"{knowledge_base}/{filename}",
+                    sha256=sha256,
+                    chunks=outcome.chunks,
+                    size_bytes=len(data),
+                )
         except IntegrityError:  # the same file, uploaded twice at once: one row, same chunks
             async with tenant_transaction(self.sessions, who.tenant_id) as session:
                 document = await kb_repo.document_by_sha(
@@ -239,6 +266,14 @@ class KnowledgeRoutes:
                 document_id=document.sha256[:32],
             )
             await kb_repo.delete_document(session, document_id=document.id)
+            await self._audit(
+                session,
+                who,
+                request,
+                "knowledge.document.delete",
+                f"{knowledge_base}/{document.filename}",
+                sha256=document.sha256,
+            )
         return Response(status_code=204)
 
     # --- search testing ---------------------------------------------------------------------
@@ -328,6 +363,9 @@ class KnowledgeRoutes:
             documents = await kb_repo.list_documents(session, knowledge_base_id=base.id)
             for document in documents:
                 document.chunks = chunk_counts.get(document.id, document.chunks)
+            await self._audit(
+                session, who, request, "knowledge_base.reindex", knowledge_base, version=version
+            )
         log.info(
             "re-indexed %s as version %d (%d documents)", knowledge_base, version, len(documents)
         )
@@ -357,4 +395,8 @@ class KnowledgeRoutes:
         await self._knowledge(
             "activate", tenant_id=tenant, knowledge_base=knowledge_base, version=version
         )
+        async with tenant_transaction(self.sessions, who.tenant_id) as session:
+            await self._audit(
+                session, who, request, "knowledge_base.activate", knowledge_base, version=version
+            )
         return await self._state(who, base, documents)

@@ -128,3 +128,13 @@ class MeOut(BaseModel):
     email: str
     display_name: str
     role: str
+
+
+class AuditEventOut(BaseModel):
+    id: int
+    actor_user_id: uuid.UUID | None
+    action: str
+    target: str
+    details: dict
+    request_id: str | None
+    created_at: datetime
