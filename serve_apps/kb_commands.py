@@ -7,6 +7,8 @@ path as uploads from the web.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,11 +28,23 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_ADMIN = "admin@demo.salesboost.local"
 
 
-def _client(url: str, tenant: str, user: str):
+@contextmanager
+def _client(url: str, tenant: str, user: str) -> Iterator[Any]:
+    """An HTTP client on the API; a server that is not there is a message, not a traceback."""
     import httpx
 
     headers = {"X-Dev-Tenant": tenant, "X-Dev-User": user}
-    return httpx.Client(base_url=url, headers=headers, timeout=600)
+    try:
+        with httpx.Client(base_url=url, headers=headers, timeout=600) as client:
+            yield client
+    except httpx.TransportError as exc:
+        typer.secho(
+            f"no SalesBoost answers at {url} ({type(exc).__name__}); start it with "
+            "`salesboost up` or pass --url",
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(code=1) from None
 
 
 def _fail(response: Any) -> None:
@@ -40,6 +54,13 @@ def _fail(response: Any) -> None:
         message = response.text[:300]
     typer.secho(f"error {response.status_code}: {message}", fg="red", err=True)
     raise typer.Exit(code=1)
+
+
+def _ok(response: Any) -> dict:
+    """The response's JSON body, or the API's error message and exit code 1."""
+    if response.status_code != 200:
+        _fail(response)
+    return response.json()
 
 
 def _print_state(state: dict) -> None:
@@ -106,12 +127,10 @@ def search(
 ) -> None:
     """Search (hybrid + rerank) and show each hit's score and rank at every stage."""
     with _client(url, tenant, user) as client:
-        response = client.get(
-            f"/v1/knowledge-bases/{kb}/search", params={"q": query, "top_k": top_k}
+        found = _ok(
+            client.get(f"/v1/knowledge-bases/{kb}/search", params={"q": query, "top_k": top_k})
         )
-    if response.status_code != 200:
-        _fail(response)
-    for rank, hit in enumerate(response.json()["hits"], 1):
+    for rank, hit in enumerate(found["hits"], 1):
         chunk = hit["chunk"]
         stages = "  ".join(
             f"{stage}={hit['stages'][stage]['score']:.3f}(#{hit['stages'][stage]['rank']})"
@@ -132,10 +151,7 @@ def status(
 ) -> None:
     """The live version, the versions kept, the chunking and the documents."""
     with _client(url, tenant, user) as client:
-        response = client.get(f"/v1/knowledge-bases/{kb}")
-    if response.status_code != 200:
-        _fail(response)
-    _print_state(response.json())
+        _print_state(_ok(client.get(f"/v1/knowledge-bases/{kb}")))
 
 
 @kb_app.command("reindex")
@@ -150,21 +166,13 @@ def reindex(
     """Build a new version beside the live one (optionally with new chunking), then switch."""
     with _client(url, tenant, user) as client:
         if chunk_words is not None or overlap_words is not None:
-            current = client.get(f"/v1/knowledge-bases/{kb}")
-            if current.status_code != 200:
-                _fail(current)
-            chunking = current.json()["chunking"]
+            chunking = _ok(client.get(f"/v1/knowledge-bases/{kb}"))["chunking"]
             if chunk_words is not None:
                 chunking["chunk_words"] = chunk_words
             if overlap_words is not None:
                 chunking["overlap_words"] = overlap_words
-            changed = client.put(f"/v1/knowledge-bases/{kb}", json={"chunking": chunking})
-            if changed.status_code != 200:
-                _fail(changed)
-        response = client.post(f"/v1/knowledge-bases/{kb}/reindex")
-    if response.status_code != 200:
-        _fail(response)
-    _print_state(response.json())
+            _ok(client.put(f"/v1/knowledge-bases/{kb}", json={"chunking": chunking}))
+        _print_state(_ok(client.post(f"/v1/knowledge-bases/{kb}/reindex")))
 
 
 @kb_app.command("restore")
@@ -177,7 +185,4 @@ def restore(
 ) -> None:
     """Make an earlier version live again."""
     with _client(url, tenant, user) as client:
-        response = client.post(f"/v1/knowledge-bases/{kb}/versions/{version}/activate")
-    if response.status_code != 200:
-        _fail(response)
-    _print_state(response.json())
+        _print_state(_ok(client.post(f"/v1/knowledge-bases/{kb}/versions/{version}/activate")))

@@ -44,34 +44,31 @@ class ScriptedChatEngine:
         return None
 
 
-async def test_npc_agent_streams_text_then_a_done_chunk_with_usage():
-    engine = ScriptedChatEngine()
-    request = NPCReplyRequest(
+def npc_request(trainee_text: str) -> NPCReplyRequest:
+    return NPCReplyRequest(
         tenant_id="t",
         session_id="s",
         reply_to_seq=1,
         persona=PersonaCard(slug="p", name="N", role="R", company="C", personality="x"),
         scenario=ScenarioCard(title="t", product="p", stage="s", difficulty="d", description="x"),
-        trainee_text="Hello",
+        trainee_text=trainee_text,
     )
+
+
+async def test_npc_agent_streams_text_then_a_done_chunk_with_usage():
+    engine = ScriptedChatEngine()
+    request = npc_request("Hello")
     chunks = [c async for c in NPCConversation(engine).stream_reply(request)]
     assert [c.text for c in chunks if not c.done] == ["Not ", "now."]
     assert chunks[-1].done and chunks[-1].output_tokens == 2 and chunks[-1].model == "scripted"
     assert engine.messages[-1] == {"role": "user", "content": "Hello"}
 
 
-async def test_grounding_reaches_the_system_prompt_and_comes_back_as_citations():
+async def test_grounding_goes_just_before_the_new_turn_and_comes_back_as_citations():
     from serve_apps.knowledge.contracts import RetrievedChunk
 
     engine = ScriptedChatEngine()
-    request = NPCReplyRequest(
-        tenant_id="t",
-        session_id="s",
-        reply_to_seq=1,
-        persona=PersonaCard(slug="p", name="N", role="R", company="C", personality="x"),
-        scenario=ScenarioCard(title="t", product="p", stage="s", difficulty="d", description="x"),
-        trainee_text="What does it cost?",
-    )
+    request = npc_request("What does it cost?")
     chunk = RetrievedChunk(
         chunk_id="c1", document_id="d1", title="Price list", score=0.8, text="Seats $40. " * 60
     )
