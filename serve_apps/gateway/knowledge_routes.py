@@ -41,14 +41,7 @@ UPLOAD_CHUNK = 1 << 20
 
 
 def _document_out(document: KnowledgeDocument) -> DocumentOut:
-    return DocumentOut(
-        id=document.id,
-        filename=document.filename,
-        title=document.title,
-        size_bytes=document.size_bytes,
-        chunks=document.chunks,
-        created_at=document.created_at,
-    )
+    return DocumentOut.model_validate(document, from_attributes=True)
 
 
 class KnowledgeRoutes:
