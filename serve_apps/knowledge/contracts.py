@@ -32,9 +32,9 @@ class RetrievedChunk(BaseModel):
             text=payload.get("text", ""),
         )
 
-    def citation(self, excerpt_chars: int = 300) -> dict[str, Any]:
+    def citation(self, excerpt_chars: int = 300) -> RetrievedChunk:
         """What is stored with a turn: where the chunk is, and enough text to show it."""
-        return self.model_copy(update={"text": self.text[:excerpt_chars]}).model_dump()
+        return self.model_copy(update={"text": self.text[:excerpt_chars]})
 
 
 class StageScore(BaseModel):

@@ -40,9 +40,7 @@ class NPCConversation:
             done=True,
             output_tokens=output_tokens,
             model=self._engine.model_id,
-            citations=[
-                chunk.model_copy(update={"text": chunk.text[:300]}) for chunk in grounding or []
-            ],
+            citations=[chunk.citation() for chunk in grounding or []],
         )
 
 
