@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -54,6 +55,14 @@ class UserRole(enum.StrEnum):
 class SessionStatus(enum.StrEnum):
     active = "active"
     ended = "ended"
+
+
+class SessionMode(enum.StrEnum):
+    """Which agents work around the conversation."""
+
+    practice = "practice"  # every agent, hints included
+    assessment = "assessment"  # no hints; compliance, review and the score still run
+    conversation = "conversation"  # the persona alone: no agents, no score
 
 
 class Speaker(enum.StrEnum):
@@ -122,6 +131,8 @@ class Persona(Base):
     objections: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
     facts: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
     hidden: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
+    # Words that make this persona the one to answer in a buying committee (the director).
+    topics: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
     created_at: Mapped[datetime] = _created_at()
 
 
@@ -141,6 +152,10 @@ class Scenario(Base):
     description: Mapped[str] = mapped_column(Text)
     # The tenant's knowledge base that grounds this scenario's personas (None: no grounding).
     knowledge_base: Mapped[str | None] = mapped_column(String(30))
+    # The rubric a finished session is scored against (None: no score).
+    rubric_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("rubrics.id", ondelete="SET NULL")
+    )
     created_at: Mapped[datetime] = _created_at()
 
     personas: Mapped[list[ScenarioPersona]] = relationship(
@@ -178,6 +193,11 @@ class TrainingSession(Base):
     )
     status: Mapped[SessionStatus] = mapped_column(
         Enum(SessionStatus, name="session_status"), default=SessionStatus.active
+    )
+    mode: Mapped[SessionMode] = mapped_column(
+        Enum(SessionMode, name="session_mode"),
+        default=SessionMode.practice,
+        server_default=SessionMode.practice.value,
     )
     # Highest sequence number handed out; bumped in the same transaction as the turn insert.
     last_seq: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
@@ -277,4 +297,116 @@ class AuditEvent(Base):
     target: Mapped[str] = mapped_column(String(300))
     details: Mapped[dict] = mapped_column(JsonDoc, default=dict)
     request_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _created_at()
+
+
+class Rubric(Base):
+    """How a finished session is scored: criteria of weighted yes/no checks and a pass score.
+
+    ``criteria`` holds ``serve_apps.orchestrator.specs.RubricCriterion`` objects, validated
+    before they are written.
+    """
+
+    __tablename__ = "rubrics"
+    __table_args__ = (UniqueConstraint("tenant_id", "slug"),)
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    slug: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    pass_score: Mapped[float] = mapped_column(Float)
+    criteria: Mapped[list[dict]] = mapped_column(JsonDoc)
+    created_at: Mapped[datetime] = _created_at()
+
+
+class ComplianceRule(Base):
+    """A tenant's compliance rule (``serve_apps.orchestrator.specs.ComplianceRuleSpec``)."""
+
+    __tablename__ = "compliance_rules"
+    __table_args__ = (UniqueConstraint("tenant_id", "slug"),)
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    slug: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16))
+    applies_to: Mapped[list[str]] = mapped_column(JsonDoc)
+    pattern: Mapped[str | None] = mapped_column(Text)
+    trigger: Mapped[str | None] = mapped_column(Text)
+    severity: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = _created_at()
+
+
+class AgentEvent(Base):
+    """What an agent said about a turn (hint, compliance finding, review, director's choice)
+    or how it failed; every event the trainee saw, and some they did not, in order."""
+
+    __tablename__ = "agent_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("training_sessions.id", ondelete="CASCADE"), index=True
+    )
+    reply_to_seq: Mapped[int | None] = mapped_column(Integer)
+    agent: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict] = mapped_column(JsonDoc)
+    created_at: Mapped[datetime] = _created_at()
+
+
+class SessionEvaluation(Base):
+    """The evaluator's report on a finished session (one per session)."""
+
+    __tablename__ = "session_evaluations"
+
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("training_sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    rubric_slug: Mapped[str] = mapped_column(String(64))
+    score: Mapped[float] = mapped_column(Float)
+    passed: Mapped[bool]
+    report: Mapped[dict] = mapped_column(JsonDoc)
+    created_at: Mapped[datetime] = _created_at()
+
+
+class SkillScore(Base):
+    """One skill's score in one finished session: the history trend pages read."""
+
+    __tablename__ = "skill_scores"
+    __table_args__ = (UniqueConstraint("session_id", "skill"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("training_sessions.id", ondelete="CASCADE")
+    )
+    skill: Mapped[str] = mapped_column(String(64))
+    score: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = _created_at()
+
+
+class TraineeMemoryRow(Base):
+    """A finished session remembered for the trainee's next one; its id is also the point id
+    of its vector in the Qdrant memory collection."""
+
+    __tablename__ = "trainee_memories"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("training_sessions.id", ondelete="CASCADE"), unique=True
+    )
+    summary: Mapped[str] = mapped_column(Text)
+    weak_skills: Mapped[list[str]] = mapped_column(JsonDoc)
     created_at: Mapped[datetime] = _created_at()

@@ -13,6 +13,7 @@ from db.engine import tenant_transaction
 from db.models import (
     Persona,
     Scenario,
+    SessionMode,
     SessionStatus,
     Speaker,
     Tenant,
@@ -80,9 +81,16 @@ async def scenario_by_key(session: AsyncSession, *, key: str) -> Scenario:
 
 
 async def create_training_session(
-    session: AsyncSession, *, tenant_id: uuid.UUID, user_id: uuid.UUID, scenario_id: uuid.UUID
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    user_id: uuid.UUID,
+    scenario_id: uuid.UUID,
+    mode: SessionMode = SessionMode.practice,
 ) -> TrainingSession:
-    training = TrainingSession(tenant_id=tenant_id, user_id=user_id, scenario_id=scenario_id)
+    training = TrainingSession(
+        tenant_id=tenant_id, user_id=user_id, scenario_id=scenario_id, mode=mode
+    )
     session.add(training)
     await session.flush()
     return training
@@ -224,7 +232,7 @@ async def store_npc_turn(
 async def end_training_session(session: AsyncSession, *, session_id: uuid.UUID) -> None:
     await session.execute(
         update(TrainingSession)
-        .where(TrainingSession.id == session_id)
+        .where(TrainingSession.id == session_id, TrainingSession.status == SessionStatus.active)
         .values(status=SessionStatus.ended, ended_at=func.now())
     )
 

@@ -141,6 +141,39 @@ class KnowledgeStore:
             field_schema=models.PayloadSchemaType.KEYWORD,
         )
 
+    def create_dense_collection(
+        self, name: str, *, dim: int, keyword_fields: Sequence[str]
+    ) -> None:
+        """A collection of single dense vectors (trainee memories), tenant field indexed."""
+        from qdrant_client import models
+
+        self._call(
+            "create_collection",
+            self.client.create_collection,
+            collection_name=name,
+            vectors_config={DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE)},
+        )
+        for field_name in (TENANT_KEY, *keyword_fields):
+            self._call(
+                "create_payload_index",
+                self.client.create_payload_index,
+                collection_name=name,
+                field_name=field_name,
+                field_schema=models.PayloadSchemaType.KEYWORD,
+            )
+
+    def upsert_dense(
+        self, collection: str, *, point_id: str, tenant_id: str, vector: np.ndarray, payload: dict
+    ) -> None:
+        from qdrant_client import models
+
+        point = models.PointStruct(
+            id=point_id, vector={DENSE: vector.tolist()}, payload={**payload, TENANT_KEY: tenant_id}
+        )
+        self._call(
+            "upsert", self.client.upsert, collection_name=collection, points=[point], wait=True
+        )
+
     def drop_collection(self, name: str) -> None:
         self._call("delete_collection", self.client.delete_collection, collection_name=name)
 
@@ -234,11 +267,12 @@ class KnowledgeStore:
         prefetch: Any = None,
         limit: int = 10,
         score_threshold: float | None = None,
+        where: Any | None = None,
     ) -> list[ScoredChunk]:
-        """Run one Qdrant query restricted to ``tenant_id``, prefetches included."""
+        """Run one Qdrant query restricted to ``tenant_id`` (and ``where``), prefetches included."""
         if not tenant_id:
             raise ValueError("a knowledge query needs a tenant")
-        tenant_filter = _filter(tenant_id)
+        tenant_filter = _filter(tenant_id, where)
         prefetches = prefetch if isinstance(prefetch, list) else [prefetch] if prefetch else None
         response = self._call(
             "query_points",

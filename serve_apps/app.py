@@ -1,6 +1,8 @@
 """The SalesBoost Serve application builder.
 
     Gateway ─┬─► TrainingOrchestrator ─┬─► NPC LLM (ray.serve.llm on vLLM)
+             │                         ├─► judge LLM (the NPC's own deployment when the
+             │                         │   judge config names the same model)
              │                         └─► KnowledgeService ─► Embedder
              └─► KnowledgeService (uploads, search testing, versions)
                    └─► Reranker (a cross-encoder, only when one is configured)
@@ -43,6 +45,15 @@ class SalesBoostAppArgs(BaseModel):
     npc_llm_config: str = Field(
         "npc_cpu", description="NPC model config: a YAML path or a name under models/configs."
     )
+    judge_llm_config: str | None = Field(
+        "npc_cpu",
+        description="Judge model config for the agents (guided JSON); the same file or "
+        "model_id as the NPC shares its deployment; None: agents use rules only.",
+    )
+    agents: dict[str, Any] = Field(
+        default_factory=dict,
+        description="How the agents work (serve_apps.orchestrator.training_turn.AgentSettings).",
+    )
     embedding_model: str = Field(
         "all-MiniLM-L6-v2", description="Embedder deployment's model (bge-base-en-v1.5 on GPU)."
     )
@@ -67,6 +78,13 @@ class SalesBoostAppArgs(BaseModel):
             )
         return value
 
+    @field_validator("agents")
+    @classmethod
+    def _valid_agents(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from serve_apps.orchestrator.training_turn import AgentSettings
+
+        return AgentSettings.model_validate(value).model_dump()
+
     @field_validator("search")
     @classmethod
     def _valid_search(cls, value: dict[str, Any]) -> dict[str, Any]:
@@ -86,7 +104,21 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
 
     parsed = SalesBoostAppArgs.model_validate(args or {})
     npc = LLMDeploymentSettings.from_file(resolve_model_config(parsed.npc_llm_config))
-    npc_llm = build_llm_app(npc, get_settings().models_dir)
+    models_dir = get_settings().models_dir
+    npc_llm = build_llm_app(npc, models_dir)
+    judge_llm, judge_model_id = None, None
+    if parsed.judge_llm_config is not None:
+        judge = LLMDeploymentSettings.from_file(resolve_model_config(parsed.judge_llm_config))
+        judge_model_id = judge.model_id
+        if judge.model_id == npc.model_id:
+            if judge != npc:
+                raise ValueError(
+                    f"the judge config names the NPC's model_id {npc.model_id!r} with other "
+                    "settings: give it its own model_id, or use the NPC's config"
+                )
+            judge_llm = npc_llm  # one engine serves both (the CPU default)
+        else:
+            judge_llm = build_llm_app(judge, models_dir)
     embedder = EmbedderDeployment.bind(model=parsed.embedding_model)
     reranker = (
         RerankerDeployment.bind(model=parsed.reranker_model) if parsed.reranker_model else None
@@ -98,6 +130,11 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
         reranker=reranker,
     )
     orchestrator = TrainingOrchestrator.bind(
-        npc_llm=npc_llm, npc_model_id=npc.model_id, knowledge=knowledge
+        npc_llm=npc_llm,
+        npc_model_id=npc.model_id,
+        knowledge=knowledge,
+        judge_llm=judge_llm,
+        judge_model_id=judge_model_id,
+        agents=parsed.agents,
     )
     return Gateway.bind(orchestrator=orchestrator, knowledge=knowledge)

@@ -10,7 +10,17 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from db.engine import TENANT_SETTING
-from db.models import Persona, Scenario, ScenarioPersona, Tenant, User, UserRole
+from db.models import (
+    ComplianceRule,
+    Persona,
+    Rubric,
+    Scenario,
+    ScenarioPersona,
+    Tenant,
+    User,
+    UserRole,
+)
+from serve_apps.orchestrator.specs import ComplianceRuleSpec, RubricSpec
 
 DEMO_TENANT_FILE = Path(__file__).parent / "demo_tenant.yaml"
 
@@ -41,17 +51,28 @@ def seed_tenant(session: Session, data: dict[str, Any]) -> Tenant:
         p.slug: p for p in session.scalars(select(Persona).where(Persona.tenant_id == tenant.id))
     }
     for spec_persona in data.get("personas", []):
-        if spec_persona["slug"] not in personas:
+        persona = personas.get(spec_persona["slug"])
+        if persona is None:
             persona = Persona(tenant_id=tenant.id, **spec_persona)
             session.add(persona)
             personas[persona.slug] = persona
+        elif not persona.topics and spec_persona.get("topics"):  # seeded before topics existed
+            persona.topics = spec_persona["topics"]
+    rubrics = _seed_rubrics(session, tenant, data.get("rubrics", []))
+    _seed_compliance_rules(session, tenant, data.get("compliance_rules", []))
     session.flush()
     for spec_scenario in data.get("scenarios", []):
         spec_scenario = dict(spec_scenario)
         persona_slugs = spec_scenario.pop("personas")
-        if session.scalar(select(Scenario.id).where(Scenario.slug == spec_scenario["slug"])):
+        rubric = rubrics.get(spec_scenario.pop("rubric", None) or "")
+        existing = session.scalar(select(Scenario).where(Scenario.slug == spec_scenario["slug"]))
+        if existing is not None:
+            if existing.rubric_id is None and rubric is not None:
+                existing.rubric_id = rubric.id
             continue
-        scenario = Scenario(tenant_id=tenant.id, **spec_scenario)
+        scenario = Scenario(
+            tenant_id=tenant.id, rubric_id=rubric.id if rubric else None, **spec_scenario
+        )
         session.add(scenario)
         session.flush()
         for position, slug in enumerate(persona_slugs):
@@ -64,6 +85,32 @@ def seed_tenant(session: Session, data: dict[str, Any]) -> Tenant:
                 )
             )
     return tenant
+
+
+def _seed_rubrics(session: Session, tenant: Tenant, specs: list[dict]) -> dict[str, Rubric]:
+    rubrics = {r.slug: r for r in session.scalars(select(Rubric))}
+    for raw in specs:
+        spec = RubricSpec.model_validate(raw)
+        if spec.slug not in rubrics:
+            rubric = Rubric(
+                tenant_id=tenant.id,
+                slug=spec.slug,
+                name=spec.name,
+                pass_score=spec.pass_score,
+                criteria=[c.model_dump() for c in spec.criteria],
+            )
+            session.add(rubric)
+            rubrics[spec.slug] = rubric
+    session.flush()
+    return rubrics
+
+
+def _seed_compliance_rules(session: Session, tenant: Tenant, specs: list[dict]) -> None:
+    existing = set(session.scalars(select(ComplianceRule.slug)))
+    for raw in specs:
+        spec = ComplianceRuleSpec.model_validate(raw)
+        if spec.slug not in existing:
+            session.add(ComplianceRule(tenant_id=tenant.id, **spec.model_dump()))
 
 
 def seed_file(url: str, path: Path = DEMO_TENANT_FILE) -> None:

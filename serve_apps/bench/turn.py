@@ -32,9 +32,9 @@ import yaml
 from serve_apps.knowledge.contracts import RetrievedChunk
 from serve_apps.orchestrator.contracts import (
     HistoryTurn,
-    NPCReplyRequest,
     PersonaCard,
     ScenarioCard,
+    TurnRequest,
 )
 from serve_apps.orchestrator.npc_prompt import npc_messages
 from serve_apps.settings import Settings
@@ -199,7 +199,7 @@ async def direct_conversation(
         if index == 1 and start is not None:
             await start.wait()
         text = TRAINEE_LINES[index % len(TRAINEE_LINES)]
-        request = NPCReplyRequest(
+        request = TurnRequest(
             session_id="direct",
             tenant_id="bench",
             reply_to_seq=index,

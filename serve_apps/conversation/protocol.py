@@ -1,9 +1,17 @@
 """WebSocket frames of ``/v1/sessions/{id}/stream``: one discriminated union each way.
 
 Client → server: ``turn`` (a trainee utterance with its client turn id), ``resume``
-(replay everything after a sequence number), ``ping``.
-Server → client: ``ack``, ``token``, ``reply_done``, ``turn`` (replayed history), ``pong``,
-``error``. Every frame is JSON with a ``type`` field.
+(replay everything after a sequence number), ``end`` (finish and score the session),
+``ping``.
+Server → client: ``ack``, ``token``, ``reply_done``, ``hint`` (the coach), ``compliance``,
+``review`` (the reviewer's verdict on a streamed reply), ``turn_taking`` (who of a
+buying committee answers), ``score`` (the evaluator, after
+``end``), ``turn`` (replayed history), ``pong``, ``error``. Every frame is JSON with a
+``type`` field.
+
+Tokens of a reply are provisional until its ``review``: a review with ``action: retry``
+retracts that attempt's tokens, and the next attempt streams with ``attempt`` one higher.
+``reply_done`` always carries the reply that counts.
 """
 
 from __future__ import annotations
@@ -13,6 +21,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from serve_apps.knowledge.contracts import RetrievedChunk
+from serve_apps.orchestrator.contracts import EvaluationReport
+from serve_apps.orchestrator.specs import Severity
 
 CLIENT_TURN_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 
@@ -39,7 +49,11 @@ class Ping(_Frame):
     type: Literal["ping"] = "ping"
 
 
-ClientFrame = Annotated[TraineeTurn | Resume | Ping, Field(discriminator="type")]
+class EndSession(_Frame):
+    type: Literal["end"] = "end"
+
+
+ClientFrame = Annotated[TraineeTurn | Resume | Ping | EndSession, Field(discriminator="type")]
 _client_frames: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
 
 
@@ -60,6 +74,58 @@ class Token(_Frame):
     reply_to: int
     speaker: str
     text: str
+    attempt: int = 0
+
+
+class Hint(_Frame):
+    """The coach, live: about the trainee turn ``reply_to`` (None: at the session's start)."""
+
+    type: Literal["hint"] = "hint"
+    reply_to: int | None
+    kind: Literal["objection", "buying_signal", "next_step", "stage", "memory"]
+    text: str
+    stage: str | None = None
+
+
+class ComplianceFinding(_Frame):
+    """A compliance rule broken by the trainee (``speaker: trainee``) or by a persona."""
+
+    type: Literal["compliance"] = "compliance"
+    reply_to: int
+    speaker: str
+    rule: str
+    description: str
+    severity: Severity
+    excerpt: str
+    decided_by: Literal["rule", "judge"] = "rule"
+
+
+class Review(_Frame):
+    """The reviewer's verdict on one attempt at a reply, before it counts as final."""
+
+    type: Literal["review"] = "review"
+    reply_to: int
+    speaker: str
+    attempt: int
+    passed: bool
+    issues: list[str] = Field(default_factory=list)
+    action: Literal["accepted", "retry", "replaced"]
+
+
+class TurnTaking(_Frame):
+    """The director's choice of who answers, sent before that persona's tokens."""
+
+    type: Literal["turn_taking"] = "turn_taking"
+    reply_to: int
+    speaker: str
+    reason: str
+    decided_by: Literal["rule", "judge"]
+
+
+class Score(_Frame):
+    type: Literal["score"] = "score"
+    session_id: str
+    report: EvaluationReport
 
 
 class ReplyDone(_Frame):
@@ -100,6 +166,8 @@ ErrorCode = Literal[
     "model_unavailable",
     "session_ended",
     "rate_limited",
+    "agent_failed",
+    "no_rubric",
     "internal",
 ]
 
@@ -110,10 +178,24 @@ class ErrorEvent(_Frame):
     message: str
     client_turn_id: str | None = None
     retry_after_s: int | None = None
+    agent: str | None = Field(None, description="The agent that failed (agent_failed).")
+    reply_to: int | None = None
 
 
+AgentEvent = Hint | ComplianceFinding | Review | TurnTaking
 ServerEvent = Annotated[
-    Ack | Token | ReplyDone | StoredTurn | Pong | ErrorEvent, Field(discriminator="type")
+    Ack
+    | Token
+    | ReplyDone
+    | StoredTurn
+    | Pong
+    | ErrorEvent
+    | Hint
+    | ComplianceFinding
+    | Review
+    | TurnTaking
+    | Score,
+    Field(discriminator="type"),
 ]
 server_events: TypeAdapter[ServerEvent] = TypeAdapter(ServerEvent)
 

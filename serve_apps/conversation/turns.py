@@ -15,8 +15,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from pydantic import BaseModel
+
 from serve_apps.conversation.protocol import (
     Ack,
+    AgentEvent,
     ErrorEvent,
     ReplyDone,
     StoredTurn,
@@ -27,10 +30,12 @@ from serve_apps.knowledge.contracts import RetrievedChunk
 from serve_apps.orchestrator.contracts import (
     HistoryTurn,
     NPCChunk,
-    NPCReplyRequest,
     PersonaCard,
     ScenarioCard,
+    SessionModeName,
+    TurnRequest,
 )
+from serve_apps.orchestrator.specs import ComplianceRuleSpec, TraineeMemory
 
 log = logging.getLogger("salesboost.conversation")
 
@@ -41,6 +46,7 @@ class StoredReply:
     text: str
     output_tokens: int | None
     citations: list[RetrievedChunk] = field(default_factory=list)
+    speaker: str | None = None  # the persona's slug
 
 
 @dataclass(frozen=True)
@@ -73,7 +79,12 @@ class ConversationStore(Protocol):
         output_tokens: int | None,
         model: str | None,
         citations: list[RetrievedChunk],
+        speaker: str,
     ) -> StoredReply: ...
+
+    async def store_agent_events(
+        self, *, reply_to_seq: int | None, events: list[AgentEvent | ErrorEvent]
+    ) -> None: ...
 
     async def turns_after(self, *, last_seq: int) -> list[ReplayTurn]: ...
 
@@ -94,7 +105,7 @@ class GenerationLocks(Protocol):
     async def release(self, key: str) -> None: ...
 
 
-ReplySource = Callable[[NPCReplyRequest], AsyncIterator[NPCChunk]]
+ReplySource = Callable[[TurnRequest], AsyncIterator[NPCChunk | AgentEvent | ErrorEvent]]
 Grounder = Callable[[str], Awaitable[list[RetrievedChunk]]]
 Send = Callable[[str], Awaitable[None]]
 
@@ -104,7 +115,7 @@ class Conversation:
     session_id: uuid.UUID
     tenant_id: uuid.UUID
     user_id: uuid.UUID
-    persona: PersonaCard
+    persona: PersonaCard  # the lead
     scenario: ScenarioCard
     history: list[HistoryTurn]
     store: ConversationStore
@@ -118,6 +129,10 @@ class Conversation:
     on_reply: Callable[[int], Awaitable[None]] | None = None
     max_tokens: int = 160
     temperature: float = 0.7
+    committee: list[PersonaCard] = field(default_factory=list)
+    mode: SessionModeName = "conversation"
+    compliance_rules: list[ComplianceRuleSpec] = field(default_factory=list)
+    memory: TraineeMemory | None = None
     _client_gone: bool = field(default=False, init=False)
 
     async def _emit(self, event) -> None:
@@ -182,7 +197,7 @@ class Conversation:
                 chunks = await grounding
             except Exception as exc:  # the orchestrator retrieves again; the reply goes on
                 log.info("session %s: early retrieval failed: %r", self.session_id, exc)
-        request = NPCReplyRequest(
+        request = TurnRequest(
             session_id=str(self.session_id),
             tenant_id=str(self.tenant_id),
             knowledge_base=self.knowledge_base,
@@ -194,51 +209,96 @@ class Conversation:
             grounding=chunks,
             max_tokens=self.max_tokens,
             temperature=self.temperature,
+            committee=self.committee,
+            mode=self.mode,
+            compliance_rules=self.compliance_rules,
+            memory=self.memory if not self.history else None,
         )
-        parts: list[str] = []
-        last = NPCChunk(done=True)
+        # Agent events are sent as they come and stored in one transaction with the reply's
+        # turn done; those that come after the reply are stored when the stream ends.
+        agent_events: list[AgentEvent | ErrorEvent] = []
+        reply: StoredReply | None = None
         renewed_at = time.monotonic()
         try:
-            async for chunk in self.reply_source(request):
+            async for event in self.reply_source(request):
                 if time.monotonic() - renewed_at > self.locks.renew_every_s:
                     await self.locks.renew(lock_key)
                     renewed_at = time.monotonic()
-                if chunk.done:
-                    last = chunk
-                    continue
-                parts.append(chunk.text)
-                await self._emit(Token(reply_to=seq, speaker=self.persona.slug, text=chunk.text))
+                if not isinstance(event, NPCChunk):
+                    agent_events.append(event)
+                    await self._emit(event)
+                elif not event.done:
+                    await self._emit(
+                        Token(
+                            reply_to=seq,
+                            speaker=event.speaker or self.persona.slug,
+                            text=event.text,
+                            attempt=event.attempt,
+                        )
+                    )
+                else:
+                    reply = await self._finish_reply(seq, turn, event, agent_events)
+                    agent_events = []
         except Exception as exc:
-            log.warning("session %s turn %s: model failed: %r", self.session_id, seq, exc)
-            await self._emit(
-                ErrorEvent(
-                    code="model_unavailable",
-                    message="the customer could not answer just now; send the turn again to retry",
-                    client_turn_id=turn.client_turn_id,
+            if reply is None:
+                log.warning("session %s turn %s: model failed: %r", self.session_id, seq, exc)
+                await self._emit(
+                    ErrorEvent(
+                        code="model_unavailable",
+                        message="the customer could not answer just now; send the turn again "
+                        "to retry",
+                        client_turn_id=turn.client_turn_id,
+                    )
                 )
+                return
+            log.warning(
+                "session %s turn %s: agents failed after the reply: %r", self.session_id, seq, exc
             )
-            return
+        if agent_events:
+            await self._store_agent_events(seq, agent_events)
+
+    async def _finish_reply(
+        self,
+        seq: int,
+        turn: TraineeTurn,
+        done: NPCChunk,
+        agent_events: list[AgentEvent | ErrorEvent],
+    ) -> StoredReply:
+        speaker = done.speaker or self.persona.slug
         reply = await self.store.store_npc_reply(
             reply_to_seq=seq,
-            text="".join(parts),
-            output_tokens=last.output_tokens,
-            model=last.model,
-            citations=last.citations,
+            text=done.final_text or "",
+            output_tokens=done.output_tokens,
+            model=done.model,
+            citations=done.citations,
+            speaker=speaker,
         )
+        await self._store_agent_events(seq, agent_events)
         self.history.append(HistoryTurn(speaker="trainee", text=turn.text))
-        self.history.append(HistoryTurn(speaker="npc", text=reply.text))
+        self.history.append(HistoryTurn(speaker="npc", text=reply.text, persona=speaker))
         if self.on_reply is not None and reply.output_tokens:
             try:
                 await self.on_reply(reply.output_tokens)
             except Exception as exc:  # accounting must not cost the trainee the reply
                 log.warning("session %s: token accounting failed: %r", self.session_id, exc)
         await self._emit(self._reply_done(seq, reply))
+        return reply
+
+    async def _store_agent_events(self, seq: int, events: list[AgentEvent | ErrorEvent]) -> None:
+        if not events:
+            return
+        try:
+            await self.store.store_agent_events(reply_to_seq=seq, events=events)
+        except Exception as exc:  # what the agents said is worth less than the conversation
+            log.warning(
+                "session %s turn %s: agent events not stored: %r", self.session_id, seq, exc
+            )
 
     def _reply_done(self, reply_to: int, reply: StoredReply) -> ReplyDone:
         return ReplyDone(
             seq=reply.seq,
             reply_to=reply_to,
-            speaker=self.persona.slug,
+            speaker=reply.speaker or self.persona.slug,
             text=reply.text,
             output_tokens=reply.output_tokens,
             citations=reply.citations,
@@ -257,5 +317,6 @@ class Conversation:
                 )
             )
 
-    async def report(self, error: ErrorEvent) -> None:
-        await self._emit(error)
+    async def report(self, event: BaseModel) -> None:
+        """Send an event that is not part of a turn (an error, the session's score)."""
+        await self._emit(event)

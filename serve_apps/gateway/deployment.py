@@ -13,14 +13,17 @@ from ray import serve
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from db import repositories as repo
+from db import training_repository as training
 from db.engine import create_engine, session_factory, tenant_transaction
-from db.models import Scenario
+from db.models import Scenario, SessionMode
 from serve_apps.conversation.protocol import (
+    EndSession,
     ErrorEvent,
     FrameError,
     Ping,
     Pong,
     Resume,
+    Score,
     TraineeTurn,
     parse_client_frame,
 )
@@ -30,6 +33,7 @@ from serve_apps.gateway.api import api
 from serve_apps.gateway.auth import AccessTokens
 from serve_apps.gateway.auth_routes import AuthRoutes
 from serve_apps.gateway.errors import APIError
+from serve_apps.gateway.evaluation_routes import EvaluationRoutes
 from serve_apps.gateway.identity import Identity, IdentityResolver
 from serve_apps.gateway.knowledge_routes import KnowledgeRoutes
 from serve_apps.gateway.rate_limits import RateLimited, RateLimiter
@@ -47,6 +51,7 @@ from serve_apps.gateway.stores import (
     citations_of,
 )
 from serve_apps.orchestrator.contracts import HistoryTurn, PersonaCard, ScenarioCard
+from serve_apps.orchestrator.specs import ComplianceRuleSpec
 from serve_apps.settings import get_settings
 
 log = logging.getLogger("salesboost.gateway")
@@ -88,7 +93,7 @@ def _persona_card(persona: Any) -> PersonaCard:
     autoscaling_config={"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 128},
 )
 @serve.ingress(api)
-class Gateway(AuthRoutes, KnowledgeRoutes, AdminRoutes):
+class Gateway(AuthRoutes, KnowledgeRoutes, AdminRoutes, EvaluationRoutes):
     def __init__(self, orchestrator: Any, knowledge: Any) -> None:
         from redis.asyncio import Redis
 
@@ -177,16 +182,21 @@ class Gateway(AuthRoutes, KnowledgeRoutes, AdminRoutes):
                 raise APIError(
                     404, "scenario_not_found", f"no scenario {body.scenario!r}"
                 ) from None
-            training = await repo.create_training_session(
-                session, tenant_id=who.tenant_id, user_id=who.user_id, scenario_id=scenario.id
+            training_session = await repo.create_training_session(
+                session,
+                tenant_id=who.tenant_id,
+                user_id=who.user_id,
+                scenario_id=scenario.id,
+                mode=SessionMode(body.mode),
             )
-            await session.refresh(training)
+            await session.refresh(training_session)
             return SessionOut(
-                id=training.id,
-                status=training.status.value,
-                created_at=training.created_at,
+                id=training_session.id,
+                status=training_session.status.value,
+                mode=training_session.mode.value,
+                created_at=training_session.created_at,
                 scenario=_scenario_out(scenario),
-                stream_url=f"/v1/sessions/{training.id}/stream",
+                stream_url=f"/v1/sessions/{training_session.id}/stream",
             )
 
     @api.get("/v1/sessions/{session_id}", response_model=SessionOut, tags=["training"])
@@ -203,6 +213,7 @@ class Gateway(AuthRoutes, KnowledgeRoutes, AdminRoutes):
             return SessionOut(
                 id=ctx.session.id,
                 status=ctx.session.status.value,
+                mode=ctx.session.mode.value,
                 created_at=ctx.session.created_at,
                 scenario=_scenario_out(ctx.scenario),
                 stream_url=f"/v1/sessions/{ctx.session.id}/stream",
@@ -274,7 +285,7 @@ class Gateway(AuthRoutes, KnowledgeRoutes, AdminRoutes):
         if last_seq is not None:
             await conversation.replay(last_seq)
         try:
-            await self._converse(websocket, conversation)
+            await self._converse(websocket, conversation, who)
         except WebSocketDisconnect:
             return
         except Exception:
@@ -289,13 +300,24 @@ class Gateway(AuthRoutes, KnowledgeRoutes, AdminRoutes):
             ctx = await repo.load_session_context(
                 session, session_id=session_id, user_id=who.user_id
             )
+            rules = (
+                await training.compliance_rules(session)
+                if ctx.session.mode != SessionMode.conversation
+                else []
+            )
         persona = ctx.personas[0]
+        slugs = {p.id: p.slug for p in ctx.personas}
         history = [
             HistoryTurn(
-                speaker="trainee" if t.speaker.value == "trainee" else "npc", text=t.content
+                speaker="trainee" if t.speaker.value == "trainee" else "npc",
+                text=t.content,
+                persona=slugs.get(t.persona_id) if t.persona_id else None,
             )
             for t in ctx.turns
         ]
+        memory = None
+        if ctx.session.mode == SessionMode.practice and not ctx.turns:
+            memory = await self.trainee_memory(who, ctx.scenario.description)
         orchestrator = self.orchestrator.options(stream=True)
         return Conversation(
             session_id=session_id,
@@ -306,11 +328,20 @@ class Gateway(AuthRoutes, KnowledgeRoutes, AdminRoutes):
             persona=_persona_card(persona),
             scenario=ScenarioCard.model_validate(ctx.scenario, from_attributes=True),
             history=history,
+            committee=[_persona_card(p) for p in ctx.personas],
+            mode=ctx.session.mode.value,
+            compliance_rules=[
+                ComplianceRuleSpec.model_validate(r, from_attributes=True) for r in rules
+            ],
+            memory=memory,
             store=PostgresConversationStore(
-                self.sessions, tenant_id=who.tenant_id, session_id=session_id, persona_id=persona.id
+                self.sessions,
+                tenant_id=who.tenant_id,
+                session_id=session_id,
+                persona_ids={p.slug: p.id for p in ctx.personas},
             ),
             locks=RedisGenerationLocks(self.redis),
-            reply_source=lambda request: orchestrator.stream_npc_reply.remote(request),
+            reply_source=lambda request: orchestrator.stream_turn.remote(request),
             grounder=lambda text: self.orchestrator.ground.remote(
                 tenant_id=str(who.tenant_id),
                 knowledge_base=ctx.scenario.knowledge_base,
@@ -321,7 +352,31 @@ class Gateway(AuthRoutes, KnowledgeRoutes, AdminRoutes):
             temperature=self.settings.npc_temperature,
         )
 
-    async def _converse(self, websocket: WebSocket, conversation: Conversation) -> None:
+    async def _end_over_websocket(self, conversation: Conversation, who: Identity) -> None:
+        try:
+            report, failures = await self.finish_session(who, conversation.session_id)
+        except Exception as exc:
+            log.warning("ws %s: scoring failed: %r", conversation.session_id, exc)
+            await conversation.report(
+                ErrorEvent(
+                    code="agent_failed",
+                    agent="evaluator",
+                    message="the session ended but could not be scored; ask for the report later",
+                )
+            )
+            return
+        for failure in failures:
+            await conversation.report(failure)
+        if report is None:
+            await conversation.report(
+                ErrorEvent(code="no_rubric", message="the session ended; it has no score to give")
+            )
+        else:
+            await conversation.report(Score(session_id=str(conversation.session_id), report=report))
+
+    async def _converse(
+        self, websocket: WebSocket, conversation: Conversation, who: Identity
+    ) -> None:
         limit = self.settings.max_frame_bytes
         while True:
             message = await websocket.receive()
@@ -364,5 +419,7 @@ class Gateway(AuthRoutes, KnowledgeRoutes, AdminRoutes):
                     )
             elif isinstance(frame, Resume):
                 await conversation.replay(frame.last_seq)
+            elif isinstance(frame, EndSession):
+                await self._end_over_websocket(conversation, who)
             elif isinstance(frame, Ping):
                 await websocket.send_text(Pong().model_dump_json())

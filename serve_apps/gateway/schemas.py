@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from retrieval.chunking import ChunkingConfig
 from serve_apps.knowledge.contracts import ExplainedChunk, RetrievedChunk
+from serve_apps.orchestrator.contracts import EvaluationReport
 
 
 class CreateSessionRequest(BaseModel):
@@ -20,6 +22,11 @@ class CreateSessionRequest(BaseModel):
         max_length=64,
         description="Scenario id or slug.",
         examples=["crm-discovery-call"],
+    )
+    mode: Literal["practice", "assessment", "conversation"] = Field(
+        "practice",
+        description="practice: every agent, hints included; assessment: no hints (compliance, "
+        "review and the score still run); conversation: the persona alone.",
     )
 
 
@@ -54,6 +61,7 @@ class TurnOut(BaseModel):
 class SessionOut(BaseModel):
     id: uuid.UUID
     status: str
+    mode: str = "practice"
     created_at: datetime
     scenario: ScenarioOut
     stream_url: str = Field(description="WebSocket path that carries the conversation.")
@@ -138,3 +146,22 @@ class AuditEventOut(BaseModel):
     details: dict
     request_id: str | None
     created_at: datetime
+
+
+class AgentEventOut(BaseModel):
+    reply_to: int | None = Field(description="The trainee turn the event is about.")
+    agent: str
+    kind: str
+    payload: dict[str, Any]
+    created_at: datetime
+
+
+class SessionReportOut(BaseModel):
+    session_id: uuid.UUID
+    status: str
+    evaluation: EvaluationReport | None = Field(
+        None, description="The evaluator's report; None until the session is ended and scored."
+    )
+    events: list[AgentEventOut] = Field(
+        default_factory=list, description="What the agents said and how they failed, in order."
+    )

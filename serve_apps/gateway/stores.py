@@ -8,8 +8,17 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import repositories as repo
+from db import training_repository as training
 from db.engine import tenant_transaction
 from db.models import Turn
+from serve_apps.conversation.protocol import (
+    AgentEvent,
+    ComplianceFinding,
+    ErrorEvent,
+    Hint,
+    Review,
+    TurnTaking,
+)
 from serve_apps.conversation.turns import ReplayTurn, StoredReply, TraineeTurnRecord
 from serve_apps.knowledge.contracts import RetrievedChunk
 
@@ -20,13 +29,30 @@ def citations_of(turn: Turn) -> list[RetrievedChunk]:
     return [RetrievedChunk.model_validate(c) for c in turn.citations or []]
 
 
-def _reply(turn: Turn) -> StoredReply:
+def _reply(turn: Turn, speaker: str | None = None) -> StoredReply:
     return StoredReply(
         seq=turn.seq,
         text=turn.content,
         output_tokens=turn.output_tokens,
         citations=citations_of(turn),
+        speaker=speaker,
     )
+
+
+def agent_row(event: AgentEvent | ErrorEvent) -> tuple[str, str, dict]:
+    """(agent, kind, payload) of an event, as ``agent_events`` stores it."""
+    payload = event.model_dump(mode="json")
+    match event:
+        case Hint():
+            return "coach", event.kind, payload
+        case ComplianceFinding():
+            return "compliance", "finding", payload
+        case Review():
+            return "reviewer", "review", payload
+        case TurnTaking():
+            return "director", "turn_taking", payload
+        case _:
+            return event.agent or "orchestrator", "error", payload
 
 
 class PostgresConversationStore:
@@ -36,12 +62,13 @@ class PostgresConversationStore:
         *,
         tenant_id: uuid.UUID,
         session_id: uuid.UUID,
-        persona_id: uuid.UUID | None,
+        persona_ids: dict[str, uuid.UUID],
     ) -> None:
         self._sessions = sessions
         self._tenant_id = tenant_id
         self._session_id = session_id
-        self._persona_id = persona_id
+        self._persona_ids = persona_ids  # slug → id: who said an NPC turn
+        self._slugs = {v: k for k, v in persona_ids.items()}
 
     async def store_trainee_turn(self, *, client_turn_id: str, text: str) -> TraineeTurnRecord:
         stored = await repo.store_trainee_turn(
@@ -51,7 +78,11 @@ class PostgresConversationStore:
             client_turn_id=client_turn_id,
             text=text,
         )
-        reply = _reply(stored.reply) if stored.reply is not None else None
+        reply = (
+            _reply(stored.reply, self._slugs.get(stored.reply.persona_id))
+            if stored.reply is not None
+            else None
+        )
         return TraineeTurnRecord(seq=stored.seq, duplicate=stored.duplicate, reply=reply)
 
     async def store_npc_reply(
@@ -62,19 +93,32 @@ class PostgresConversationStore:
         output_tokens: int | None,
         model: str | None,
         citations: list[RetrievedChunk],
+        speaker: str,
     ) -> StoredReply:
         turn = await repo.store_npc_turn(
             self._sessions,
             tenant_id=self._tenant_id,
             session_id=self._session_id,
             reply_to_seq=reply_to_seq,
-            persona_id=self._persona_id,
+            persona_id=self._persona_ids.get(speaker),
             text=text,
             output_tokens=output_tokens,
             model=model,
             citations=[c.model_dump() for c in citations] or None,
         )
-        return _reply(turn)
+        return _reply(turn, self._slugs.get(turn.persona_id))
+
+    async def store_agent_events(
+        self, *, reply_to_seq: int | None, events: list[AgentEvent | ErrorEvent]
+    ) -> None:
+        async with tenant_transaction(self._sessions, self._tenant_id) as session:
+            await training.add_agent_events(
+                session,
+                tenant_id=self._tenant_id,
+                session_id=self._session_id,
+                reply_to_seq=reply_to_seq,
+                events=[agent_row(e) for e in events],
+            )
 
     async def turns_after(self, *, last_seq: int) -> list[ReplayTurn]:
         async with tenant_transaction(self._sessions, self._tenant_id) as session:

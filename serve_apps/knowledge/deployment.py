@@ -21,6 +21,7 @@ from ray import serve
 
 from retrieval.chunking import ChunkingConfig
 from retrieval.knowledge_base import KnowledgeBase
+from retrieval.memory import TraineeMemoryIndex
 from retrieval.parsing import DocumentParser, DocumentRejected
 from retrieval.search import SearchConfig
 from retrieval.store import KnowledgeStore
@@ -74,6 +75,7 @@ class KnowledgeService:
         self._cross_encoder = RemoteReranker(reranker) if reranker is not None else None
         self._parser = DocumentParser()
         self._bases: dict[tuple[str, str, str], KnowledgeBase] = {}
+        self._memory = TraineeMemoryIndex(self._store, self._embedder)
 
     def _base(self, tenant_id: str, knowledge_base: str, chunking: dict | None) -> KnowledgeBase:
         config = ChunkingConfig.model_validate(chunking or {})
@@ -169,6 +171,24 @@ class KnowledgeService:
 
     async def drop_version(self, *, tenant_id: str, knowledge_base: str, version: int) -> None:
         await self._run(self._base(tenant_id, knowledge_base, None).drop_version, version)
+
+    # --- trainee memory ---------------------------------------------------------------------
+
+    async def remember(self, *, tenant_id: str, user_id: str, memory_id: str, text: str) -> None:
+        await self._run(
+            self._memory.remember,
+            tenant_id=tenant_id,
+            user_id=user_id,
+            memory_id=memory_id,
+            text=text,
+        )
+
+    async def recall(
+        self, *, tenant_id: str, user_id: str, query: str, limit: int = 3
+    ) -> list[str]:
+        return await self._run(
+            self._memory.recall, tenant_id=tenant_id, user_id=user_id, query=query, limit=limit
+        )
 
     async def check_health(self) -> None:
         await self._run(self._store.check_health)

@@ -25,6 +25,12 @@ class ChatEngine(Protocol):
         self, messages: list[dict[str, str]], *, max_tokens: int, temperature: float
     ) -> AsyncIterator[ChatDelta]: ...
 
+    async def complete_json(
+        self, messages: list[dict[str, str]], *, schema: dict[str, Any], max_tokens: int
+    ) -> str:
+        """A whole reply constrained to ``schema`` by guided decoding (temperature 0)."""
+        ...
+
     async def check_health(self) -> None: ...
 
 
@@ -74,6 +80,26 @@ class ServeLLMChatEngine:
                     delta = parse_sse_chunk(line)
                     if delta is not None:
                         yield delta
+
+    async def complete_json(
+        self, messages: list[dict[str, str]], *, schema: dict[str, Any], max_tokens: int
+    ) -> str:
+        from ray.serve.llm.openai_api_models import ChatCompletionRequest
+
+        request = ChatCompletionRequest(
+            model=self.model_id,
+            messages=messages,
+            max_tokens=max_tokens,
+            temperature=0,
+            stream=False,
+            structured_outputs={"json": schema},
+        )
+        async for answer in self._handle.chat.remote(request):
+            choices = getattr(answer, "choices", None)
+            if not choices:  # an ErrorResponse
+                raise ModelUnavailableError(str(getattr(answer, "error", answer)))
+            return choices[0].message.content or ""
+        raise ModelUnavailableError("the model returned no answer")
 
     async def check_health(self) -> None:
         await self._health.check_health.remote()

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from serve_apps.knowledge.contracts import RetrievedChunk
+from serve_apps.orchestrator.specs import ComplianceRuleSpec, RubricSpec, TraineeMemory
 
 
 class PersonaCard(BaseModel):
@@ -21,6 +22,9 @@ class PersonaCard(BaseModel):
     objections: list[str] = Field(default_factory=list)
     facts: list[str] = Field(default_factory=list)
     hidden: list[str] = Field(default_factory=list)
+    topics: list[str] = Field(
+        default_factory=list, description="Words that make this persona answer (the director)."
+    )
 
 
 class ScenarioCard(BaseModel):
@@ -34,16 +38,32 @@ class ScenarioCard(BaseModel):
 class HistoryTurn(BaseModel):
     speaker: Literal["trainee", "npc"]
     text: str
+    persona: str | None = Field(None, description="Which persona said an NPC turn (its slug).")
 
 
-class NPCReplyRequest(BaseModel):
+class TranscriptTurn(BaseModel):
+    """A stored turn as the evaluator reads it."""
+
+    seq: int
+    speaker: str = Field(..., description="'trainee' or the persona's slug.")
+    text: str
+
+
+SessionModeName = Literal["practice", "assessment", "conversation"]
+
+
+class TurnRequest(BaseModel):
     session_id: str
     tenant_id: str
     knowledge_base: str | None = Field(
         None, description="The tenant's knowledge base that grounds the persona, if any."
     )
     reply_to_seq: int
-    persona: PersonaCard
+    persona: PersonaCard = Field(..., description="The lead persona (the first of the scenario).")
+    committee: list[PersonaCard] = Field(
+        default_factory=list,
+        description="Every persona of a buying committee, lead included; empty: only the lead.",
+    )
     scenario: ScenarioCard
     history: list[HistoryTurn] = Field(
         default_factory=list, description="Earlier turns, oldest first, without the new one."
@@ -56,6 +76,18 @@ class NPCReplyRequest(BaseModel):
     )
     max_tokens: int = Field(160, ge=1, le=2048)
     temperature: float = Field(0.7, ge=0, le=2)
+    mode: SessionModeName = Field(
+        "conversation",
+        description="practice: every agent; assessment: no hints; conversation: the persona alone.",
+    )
+    compliance_rules: list[ComplianceRuleSpec] = Field(default_factory=list)
+    memory: TraineeMemory | None = Field(
+        None, description="What this trainee struggled with in earlier sessions (the coach)."
+    )
+
+    @property
+    def personas(self) -> list[PersonaCard]:
+        return self.committee or [self.persona]
 
 
 class NPCChunk(BaseModel):
@@ -63,6 +95,57 @@ class NPCChunk(BaseModel):
 
     text: str = ""
     done: bool = False
+    speaker: str | None = Field(None, description="The persona speaking (its slug).")
+    attempt: int = Field(0, description="Regeneration number; a review may retract an attempt.")
+    final_text: str | None = Field(
+        None, description="On the last chunk: the reply that counts (after review)."
+    )
     output_tokens: int | None = None
     model: str | None = None
     citations: list[RetrievedChunk] = Field(default_factory=list)
+
+
+# --- the evaluator's report -------------------------------------------------------------
+
+
+class Evidence(BaseModel):
+    seq: int = Field(..., description="The turn the evidence comes from.")
+    quote: str
+
+
+class CheckResult(BaseModel):
+    question: str
+    passed: bool
+    weight: float
+    decided_by: Literal["rule", "judge", "judge_failed"]
+    evidence: list[Evidence] = Field(default_factory=list)
+
+
+class CriterionResult(BaseModel):
+    skill: str
+    name: str
+    weight: float
+    score: float = Field(..., ge=0, le=100)
+    checks: list[CheckResult]
+
+
+class EvaluationReport(BaseModel):
+    rubric: str
+    score: float = Field(..., ge=0, le=100)
+    pass_score: float
+    passed: bool
+    criteria: list[CriterionResult]
+    strengths: list[str]
+    improvements: list[str]
+    summary: str
+
+    def skill_scores(self) -> dict[str, float]:
+        return {c.skill: c.score for c in self.criteria}
+
+
+class EvaluationRequest(BaseModel):
+    session_id: str
+    scenario: ScenarioCard
+    personas: list[PersonaCard]
+    transcript: list[TranscriptTurn]
+    rubric: RubricSpec

@@ -1,4 +1,4 @@
-"""The training orchestrator deployment: turns a trainee turn into a streamed NPC reply."""
+"""The training orchestrator deployment: a trainee turn in, the agents' events out."""
 
 from __future__ import annotations
 
@@ -9,39 +9,21 @@ from typing import Any
 
 from ray import serve
 
+from serve_apps.conversation.protocol import ErrorEvent
 from serve_apps.knowledge.contracts import RetrievedChunk
-from serve_apps.orchestrator.chat_engine import ChatEngine, ServeLLMChatEngine
-from serve_apps.orchestrator.contracts import NPCChunk, NPCReplyRequest
-from serve_apps.orchestrator.npc_prompt import npc_messages
+from serve_apps.orchestrator.agents.evaluator import Evaluator
+from serve_apps.orchestrator.agents.judge import Judge
+from serve_apps.orchestrator.agents.npc import NPCConversation
+from serve_apps.orchestrator.chat_engine import ServeLLMChatEngine
+from serve_apps.orchestrator.contracts import EvaluationReport, EvaluationRequest, TurnRequest
+from serve_apps.orchestrator.training_turn import (
+    AgentSettings,
+    TrainingTurn,
+    TurnEvent,
+    agent_error,
+)
 
 log = logging.getLogger("salesboost.orchestrator")
-
-
-class NPCConversation:
-    """The NPC agent: plays the persona for one reply; a plain class, so any engine plugs in."""
-
-    def __init__(self, engine: ChatEngine) -> None:
-        self._engine = engine
-
-    async def stream_reply(
-        self, request: NPCReplyRequest, grounding: list[RetrievedChunk] | None = None
-    ) -> AsyncIterator[NPCChunk]:
-        output_tokens: int | None = None
-        async for delta in self._engine.stream_chat(
-            npc_messages(request, grounding),
-            max_tokens=request.max_tokens,
-            temperature=request.temperature,
-        ):
-            if delta.output_tokens is not None:
-                output_tokens = delta.output_tokens
-            if delta.text:
-                yield NPCChunk(text=delta.text)
-        yield NPCChunk(
-            done=True,
-            output_tokens=output_tokens,
-            model=self._engine.model_id,
-            citations=[chunk.citation() for chunk in grounding or []],
-        )
 
 
 @serve.deployment(
@@ -51,15 +33,35 @@ class NPCConversation:
     autoscaling_config={"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 64},
 )
 class TrainingOrchestrator:
-    def __init__(self, npc_llm: Any, npc_model_id: str, knowledge: Any) -> None:
+    def __init__(
+        self,
+        npc_llm: Any,
+        npc_model_id: str,
+        knowledge: Any,
+        judge_llm: Any | None = None,
+        judge_model_id: str | None = None,
+        agents: dict[str, Any] | None = None,
+    ) -> None:
         from serve_apps.settings import get_settings
 
-        self._npc = NPCConversation(ServeLLMChatEngine(npc_llm, npc_model_id))
-        self._engine = self._npc._engine
+        self._npc_engine = ServeLLMChatEngine(npc_llm, npc_model_id)
+        self._judge_engine = (
+            ServeLLMChatEngine(judge_llm, judge_model_id or npc_model_id)
+            if judge_llm is not None
+            else None
+        )
+        settings = AgentSettings.model_validate(agents or {})
+        judge = (
+            Judge(self._judge_engine, timeout_s=settings.judge_timeout_s)
+            if self._judge_engine is not None
+            else None
+        )
+        self._turn = TrainingTurn(NPCConversation(self._npc_engine), judge, settings)
+        self._evaluator = Evaluator(judge)
         self._knowledge = knowledge
-        settings = get_settings()
-        self._grounding_top_k = settings.grounding_top_k
-        self._grounding_timeout_s = settings.grounding_timeout_s
+        app_settings = get_settings()
+        self._grounding_top_k = app_settings.grounding_top_k
+        self._grounding_timeout_s = app_settings.grounding_timeout_s
 
     async def ground(
         self, *, tenant_id: str, knowledge_base: str | None, text: str
@@ -85,7 +87,7 @@ class TrainingOrchestrator:
             log.warning("retrieval from %r failed, answering ungrounded: %r", knowledge_base, exc)
             return []
 
-    async def stream_npc_reply(self, request: NPCReplyRequest) -> AsyncIterator[NPCChunk]:
+    async def stream_turn(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
         grounding = request.grounding
         if grounding is None:
             grounding = await self.ground(
@@ -93,8 +95,16 @@ class TrainingOrchestrator:
                 knowledge_base=request.knowledge_base,
                 text=request.trainee_text,
             )
-        async for chunk in self._npc.stream_reply(request, grounding):
-            yield chunk
+        async for event in self._turn.run(request, grounding):
+            yield event
+
+    async def evaluate(
+        self, request: EvaluationRequest
+    ) -> tuple[EvaluationReport, list[ErrorEvent]]:
+        report, failures = await self._evaluator.evaluate(request)
+        return report, [agent_error(f, None) for f in failures]
 
     async def check_health(self) -> None:
-        await self._engine.check_health()
+        await self._npc_engine.check_health()
+        if self._judge_engine is not None:
+            await self._judge_engine.check_health()

@@ -5,9 +5,9 @@ from __future__ import annotations
 from serve_apps.knowledge.contracts import RetrievedChunk
 from serve_apps.orchestrator.contracts import (
     HistoryTurn,
-    NPCReplyRequest,
     PersonaCard,
     ScenarioCard,
+    TurnRequest,
 )
 
 # A small model forgets its instructions in a long context; keep the recent turns that fit.
@@ -22,7 +22,16 @@ def _bullets(items: list[str]) -> str:
     return "\n".join(f"- {item}" for item in items) if items else "- (none)"
 
 
-def persona_system_prompt(persona: PersonaCard, scenario: ScenarioCard) -> str:
+def persona_system_prompt(
+    persona: PersonaCard, scenario: ScenarioCard, others: list[PersonaCard] | None = None
+) -> str:
+    colleagues = (
+        "Also in the meeting, from your company: "
+        + "; ".join(f"{p.name} ({p.role})" for p in others)
+        + ". Speak only for yourself.\n"
+        if others
+        else ""
+    )
     return (
         f"You are {persona.name}, {persona.role} at {persona.company}. "
         f"A salesperson is talking to you about: {scenario.product}.\n"
@@ -34,6 +43,7 @@ def persona_system_prompt(persona: PersonaCard, scenario: ScenarioCard) -> str:
         f"Facts you know:\n{_bullets(persona.facts)}\n"
         f"Keep to yourself unless the salesperson earns it with good questions:\n"
         f"{_bullets(persona.hidden)}\n"
+        f"{colleagues}"
         "Stay in character as the customer. Never say you are an AI or an assistant. "
         "Answer in one to three short sentences, as spoken dialogue."
     )
@@ -71,7 +81,11 @@ def recent_history(
 
 
 def npc_messages(
-    request: NPCReplyRequest, grounding: list[RetrievedChunk] | None = None
+    request: TurnRequest,
+    grounding: list[RetrievedChunk] | None = None,
+    *,
+    speaker: PersonaCard | None = None,
+    feedback: list[dict[str, str]] | None = None,
 ) -> list[dict[str, str]]:
     """OpenAI-style chat messages: the trainee is the ``user``, the persona the ``assistant``.
 
@@ -79,14 +93,26 @@ def npc_messages(
     prompt: they change every turn, and everything before them (persona and history) then
     stays the same prompt prefix from turn to turn, which vLLM's prefix cache does not
     prefill again. A small model also heeds text near the end of its context best.
+
+    In a buying committee the speaking persona's own lines are ``assistant`` turns and its
+    colleagues' lines are quoted, attributed, in the ``user`` turns. A reviewer's
+    ``feedback`` on a rejected attempt comes last.
     """
+    speaker = speaker or request.persona
+    others = [p for p in request.personas if p.slug != speaker.slug]
+    names = {p.slug: f"{p.name} ({p.role})" for p in others}
     messages = [
-        {"role": "system", "content": persona_system_prompt(request.persona, request.scenario)}
+        {"role": "system", "content": persona_system_prompt(speaker, request.scenario, others)}
     ]
     for turn in recent_history(request.history):
-        role = "user" if turn.speaker == "trainee" else "assistant"
-        messages.append({"role": role, "content": turn.text})
+        if turn.speaker == "trainee":
+            messages.append({"role": "user", "content": turn.text})
+        elif turn.persona in names:
+            messages.append({"role": "user", "content": f"[{names[turn.persona]}]: {turn.text}"})
+        else:
+            messages.append({"role": "assistant", "content": turn.text})
     if grounding:
         messages.append({"role": "system", "content": grounding_prompt(grounding)})
     messages.append({"role": "user", "content": request.trainee_text})
+    messages.extend(feedback or [])
     return messages

@@ -31,6 +31,7 @@ class InMemoryConversationStore:
         self.turns: list[ReplayTurn] = []
         self.by_client_id: dict[str, int] = {}
         self.replies: dict[int, StoredReply] = {}
+        self.agent_events: list = []
 
     def _next(self) -> int:
         return len(self.turns) + 1
@@ -45,13 +46,21 @@ class InMemoryConversationStore:
         self.log.append(f"stored trainee {seq}")
         return TraineeTurnRecord(seq=seq, duplicate=False, reply=None)
 
-    async def store_npc_reply(self, *, reply_to_seq, text, output_tokens, model, citations):
+    async def store_npc_reply(
+        self, *, reply_to_seq, text, output_tokens, model, citations, speaker
+    ):
         seq = self._next()
-        self.turns.append(ReplayTurn(seq, "cfo", text, None, reply_to_seq, citations))
-        reply = StoredReply(seq=seq, text=text, output_tokens=output_tokens, citations=citations)
+        self.turns.append(ReplayTurn(seq, speaker, text, None, reply_to_seq, citations))
+        reply = StoredReply(
+            seq=seq, text=text, output_tokens=output_tokens, citations=citations, speaker=speaker
+        )
         self.replies[reply_to_seq] = reply
         self.log.append(f"stored npc {seq}")
         return reply
+
+    async def store_agent_events(self, *, reply_to_seq, events):
+        self.agent_events.extend(events)
+        self.log.append(f"stored {len(events)} agent events")
 
     async def turns_after(self, *, last_seq):
         return [t for t in self.turns if t.seq > last_seq]
@@ -94,9 +103,14 @@ class ScriptedReplies:
         for index, text in enumerate(self.chunks):
             if self.fail_after is not None and index == self.fail_after:
                 raise ConnectionError("model replica died")
-            yield NPCChunk(text=text)
+            yield NPCChunk(text=text, speaker="cfo")
         yield NPCChunk(
-            done=True, output_tokens=len(self.chunks), model="test-model", citations=self.citations
+            done=True,
+            speaker="cfo",
+            final_text="".join(self.chunks),
+            output_tokens=len(self.chunks),
+            model="test-model",
+            citations=self.citations,
         )
 
 
@@ -211,12 +225,12 @@ async def test_replay_sends_stored_turns_after_the_sequence_number():
 
 @pytest.mark.parametrize("bad_history_budget", [0])
 def test_prompt_keeps_system_and_new_turn_even_with_no_history_budget(bad_history_budget):
-    from serve_apps.orchestrator.contracts import HistoryTurn, NPCReplyRequest
+    from serve_apps.orchestrator.contracts import HistoryTurn, TurnRequest
     from serve_apps.orchestrator.npc_prompt import npc_messages, recent_history
 
     history = [HistoryTurn(speaker="trainee", text="a" * 50), HistoryTurn(speaker="npc", text="b")]
     assert recent_history(history, budget_chars=bad_history_budget) == []
-    request = NPCReplyRequest(
+    request = TurnRequest(
         tenant_id="t",
         session_id="s",
         reply_to_seq=3,

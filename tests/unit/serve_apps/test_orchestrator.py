@@ -2,9 +2,9 @@ import json
 
 import pytest
 
+from serve_apps.orchestrator.agents.npc import NPCConversation
 from serve_apps.orchestrator.chat_engine import ChatDelta, ModelUnavailableError, parse_sse_chunk
-from serve_apps.orchestrator.contracts import NPCReplyRequest, PersonaCard, ScenarioCard
-from serve_apps.orchestrator.deployment import NPCConversation
+from serve_apps.orchestrator.contracts import PersonaCard, ScenarioCard, TurnRequest
 
 
 def sse(body) -> str:
@@ -44,8 +44,8 @@ class ScriptedChatEngine:
         return None
 
 
-def npc_request(trainee_text: str) -> NPCReplyRequest:
-    return NPCReplyRequest(
+def npc_request(trainee_text: str) -> TurnRequest:
+    return TurnRequest(
         tenant_id="t",
         session_id="s",
         reply_to_seq=1,

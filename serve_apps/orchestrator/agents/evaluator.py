@@ -1,0 +1,180 @@
+"""The evaluator: scores a finished session against its rubric.
+
+Each check is a yes/no question decided by a rule (a pattern over the trainee's turns, a
+count of questions) or by the judge model over the transcript; a criterion's score is the
+weight of its checks that passed, and the session's score the criteria's weighted mean.
+Every yes comes with evidence: the turn numbers and quotes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from serve_apps.orchestrator.agents.judge import AgentFailed, Judge
+from serve_apps.orchestrator.contracts import (
+    CheckResult,
+    CriterionResult,
+    EvaluationReport,
+    EvaluationRequest,
+    Evidence,
+    TranscriptTurn,
+)
+from serve_apps.orchestrator.specs import RubricCheck, RubricCriterion, TraineeMemory
+
+QUOTE_CHARS = 160
+MAX_EVIDENCE = 3
+TRANSCRIPT_CHARS = 3000  # what the judge reads: the end of the conversation
+STRONG, WEAK = 75.0, 50.0
+_QUESTION = re.compile(r"[^.!?]*\?")
+
+
+class JudgedCheck(BaseModel):
+    answer: Literal["yes", "no"]
+    evidence_turn: int | None = Field(None, description="The turn number that shows it.")
+    quote: str = Field("", max_length=QUOTE_CHARS)
+
+
+def _quote(text: str, match: re.Match[str] | None = None) -> str:
+    start = max(0, match.start() - 40) if match else 0
+    return text[start : start + QUOTE_CHARS].strip()
+
+
+def _transcript_text(transcript: list[TranscriptTurn]) -> str:
+    lines = [f"[{t.seq}] {t.speaker}: {t.text}" for t in transcript]
+    text = "\n".join(lines)
+    return text[-TRANSCRIPT_CHARS:]
+
+
+class Evaluator:
+    def __init__(self, judge: Judge | None = None) -> None:
+        self._judge = judge
+
+    async def evaluate(
+        self, request: EvaluationRequest
+    ) -> tuple[EvaluationReport, list[AgentFailed]]:
+        trainee = [t for t in request.transcript if t.speaker == "trainee"]
+        failures: list[AgentFailed] = []
+        criteria = await asyncio.gather(
+            *(self._criterion(c, request, trainee, failures) for c in request.rubric.criteria)
+        )
+        total_weight = sum(c.weight for c in criteria)
+        score = round(sum(c.score * c.weight for c in criteria) / total_weight, 1)
+        passed = score >= request.rubric.pass_score
+        strengths = [c.name for c in criteria if c.score >= STRONG]
+        improvements = [
+            f"{c.name}: {next(k.question for k in c.checks if not k.passed)}"
+            for c in criteria
+            if c.score < WEAK
+        ]
+        verdict = "passed" if passed else "not passed"
+        summary = (
+            f"Scored {score:.0f}/100 on {request.rubric.name} ({verdict}; pass mark "
+            f"{request.rubric.pass_score:.0f}). "
+            + (f"Strong: {', '.join(strengths)}. " if strengths else "")
+            + (
+                f"Work on: {', '.join(c.name for c in criteria if c.score < WEAK)}."
+                if improvements
+                else ""
+            )
+        ).strip()
+        report = EvaluationReport(
+            rubric=request.rubric.slug,
+            score=score,
+            pass_score=request.rubric.pass_score,
+            passed=passed,
+            criteria=list(criteria),
+            strengths=strengths,
+            improvements=improvements,
+            summary=summary,
+        )
+        return report, failures
+
+    async def _criterion(
+        self,
+        criterion: RubricCriterion,
+        request: EvaluationRequest,
+        trainee: list[TranscriptTurn],
+        failures: list[AgentFailed],
+    ) -> CriterionResult:
+        checks = await asyncio.gather(
+            *(self._check(check, request, trainee, failures) for check in criterion.checks)
+        )
+        weight = sum(c.weight for c in checks)
+        score = 100 * sum(c.weight for c in checks if c.passed) / weight
+        return CriterionResult(
+            skill=criterion.skill,
+            name=criterion.name,
+            weight=criterion.weight,
+            score=round(score, 1),
+            checks=list(checks),
+        )
+
+    async def _check(
+        self,
+        check: RubricCheck,
+        request: EvaluationRequest,
+        trainee: list[TranscriptTurn],
+        failures: list[AgentFailed],
+    ) -> CheckResult:
+        def result(passed: bool, evidence: list[Evidence], by="rule") -> CheckResult:
+            return CheckResult(
+                question=check.question,
+                passed=passed,
+                weight=check.weight,
+                decided_by=by,
+                evidence=evidence[:MAX_EVIDENCE],
+            )
+
+        if check.kind == "pattern":
+            assert check.pattern is not None
+            pattern = re.compile(check.pattern)
+            evidence = [
+                Evidence(seq=t.seq, quote=_quote(t.text, m))
+                for t in trainee
+                if (m := pattern.search(t.text))
+            ]
+            return result(bool(evidence), evidence)
+        if check.kind == "questions":
+            asked = [
+                (t, q.strip()) for t in trainee for q in _QUESTION.findall(t.text) if q.strip()
+            ]
+            evidence = [Evidence(seq=t.seq, quote=q[:QUOTE_CHARS]) for t, q in asked]
+            return result(len(asked) >= check.min_count, evidence)
+        if self._judge is None or not trainee:
+            return result(False, [], "rule")
+        try:
+            answer = await self._judge.ask(
+                "evaluator",
+                JudgedCheck,
+                instructions=(
+                    "You assess a salesperson in a practice sales call. Answer the question "
+                    "about the salesperson with yes or no, and give the number of the turn "
+                    f"that shows it and a short quote from it.\nQuestion: {check.question}"
+                ),
+                material=_transcript_text(request.transcript),
+                max_tokens=96,
+            )
+        except AgentFailed as failure:
+            failures.append(failure)
+            return result(False, [], "judge_failed")
+        seqs = {t.seq: t for t in trainee}
+        evidence = []
+        if answer.evidence_turn in seqs:
+            turn = seqs[answer.evidence_turn]
+            quote = answer.quote.strip()
+            evidence.append(
+                Evidence(
+                    seq=turn.seq, quote=quote if quote and quote in turn.text else _quote(turn.text)
+                )
+            )
+        return result(answer.answer == "yes", evidence, "judge")
+
+
+def memory_of(report: EvaluationReport) -> TraineeMemory:
+    """What the coach should know next time: the weak skills and the summary."""
+    weak = [c.skill for c in sorted(report.criteria, key=lambda c: c.score) if c.score < WEAK]
+    return TraineeMemory(summary=report.summary, weak_skills=weak)

@@ -1,0 +1,109 @@
+"""Training content that is data, not code: rubrics, compliance rules, trainee memory.
+
+Admins write these (the demo tenant's come from ``db/seed/demo_tenant.yaml``); they are
+validated here once, stored as rows, and handed to the agents as these typed objects.
+Deterministic checks (a regular expression, a count) go first wherever a rule can decide;
+``judge`` checks are questions the judge model answers with structured output.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
+Severity = Literal["info", "warning", "critical"]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _compiles(pattern: str | None) -> str | None:
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+    return pattern
+
+
+class RubricCheck(_Spec):
+    """One yes/no check. ``pattern``: yes when a trainee turn matches (the evidence is that
+    turn); ``questions``: yes when the trainee asked at least ``min_count`` questions;
+    ``judge``: the judge model answers ``question`` over the transcript."""
+
+    question: str = Field(..., min_length=3, max_length=300)
+    kind: Literal["pattern", "questions", "judge"] = "judge"
+    pattern: str | None = Field(None, max_length=500)
+    min_count: int = Field(1, ge=1, le=50)
+    weight: float = Field(1.0, gt=0, le=100)
+
+    @field_validator("pattern")
+    @classmethod
+    def _valid_pattern(cls, value: str | None) -> str | None:
+        return _compiles(value)
+
+    @model_validator(mode="after")
+    def _pattern_when_needed(self) -> RubricCheck:
+        if self.kind == "pattern" and not self.pattern:
+            raise ValueError("a pattern check needs a pattern")
+        return self
+
+
+class RubricCriterion(_Spec):
+    skill: str = Field(..., pattern=SLUG_PATTERN, description="The skill this criterion scores.")
+    name: str = Field(..., min_length=1, max_length=120)
+    weight: float = Field(1.0, gt=0, le=100)
+    checks: list[RubricCheck] = Field(..., min_length=1, max_length=20)
+
+
+class RubricSpec(_Spec):
+    slug: str = Field(..., pattern=SLUG_PATTERN)
+    name: str = Field(..., min_length=1, max_length=200)
+    pass_score: float = Field(70, ge=0, le=100)
+    criteria: list[RubricCriterion] = Field(..., min_length=1, max_length=20)
+
+    @field_validator("criteria")
+    @classmethod
+    def _distinct_skills(cls, criteria: list[RubricCriterion]) -> list[RubricCriterion]:
+        skills = [c.skill for c in criteria]
+        if len(set(skills)) != len(skills):
+            raise ValueError("each criterion scores a different skill")
+        return criteria
+
+
+class ComplianceRuleSpec(_Spec):
+    """A tenant's rule. ``forbidden``: ``pattern`` must not appear; ``disclosure``: when
+    ``trigger`` appears, ``pattern`` (the disclosure) must appear in the same turn;
+    ``judge``: the judge model decides whether ``description`` is broken."""
+
+    slug: str = Field(..., pattern=SLUG_PATTERN)
+    description: str = Field(..., min_length=3, max_length=500)
+    kind: Literal["forbidden", "disclosure", "judge"] = "forbidden"
+    applies_to: list[Literal["trainee", "npc"]] = Field(["trainee"], min_length=1)
+    pattern: str | None = Field(None, max_length=500)
+    trigger: str | None = Field(None, max_length=500)
+    severity: Severity = "warning"
+
+    @field_validator("pattern", "trigger")
+    @classmethod
+    def _valid_patterns(cls, value: str | None) -> str | None:
+        return _compiles(value)
+
+    @model_validator(mode="after")
+    def _fields_for_kind(self) -> ComplianceRuleSpec:
+        if self.kind in {"forbidden", "disclosure"} and not self.pattern:
+            raise ValueError(f"a {self.kind} rule needs a pattern")
+        if self.kind == "disclosure" and not self.trigger:
+            raise ValueError("a disclosure rule needs a trigger")
+        return self
+
+
+class TraineeMemory(_Spec):
+    """What the coach is told about a trainee's earlier sessions."""
+
+    summary: str = ""
+    weak_skills: list[str] = Field(default_factory=list)
