@@ -92,7 +92,8 @@ class ServeLLMChatEngine:
             max_tokens=max_tokens,
             temperature=0,
             stream=False,
-            structured_outputs={"json": schema},
+            # Free whitespace lets a small model spend its token budget on newlines.
+            structured_outputs={"json": schema, "disable_any_whitespace": True},
         )
         async for answer in self._handle.chat.remote(request):
             choices = getattr(answer, "choices", None)

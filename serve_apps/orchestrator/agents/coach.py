@@ -92,7 +92,8 @@ def matched_objection(reply: str, persona: PersonaCard) -> str | None:
 
 
 class NextStep(BaseModel):
-    next_step: str = Field(..., min_length=3, max_length=200)
+    # Short enough to close inside the token budget below, so the JSON always completes.
+    next_step: str = Field(..., min_length=3, max_length=120)
 
 
 def memory_hint(memory: TraineeMemory) -> str:
@@ -168,7 +169,7 @@ class Coach:
                 f"they should do next. The call is at the {stage} stage.{struggles}"
             ),
             material=f"{recent}\nSalesperson: {request.trainee_text}",
-            max_tokens=64,
+            max_tokens=80,
         )
         return Hint(
             reply_to=request.reply_to_seq,

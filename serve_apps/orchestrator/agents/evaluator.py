@@ -156,7 +156,7 @@ class Evaluator:
                     f"that shows it and a short quote from it.\nQuestion: {check.question}"
                 ),
                 material=_transcript_text(request.transcript),
-                max_tokens=96,
+                max_tokens=128,
             )
         except AgentFailed as failure:
             failures.append(failure)
