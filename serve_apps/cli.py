@@ -105,12 +105,17 @@ def bench_turn(
     url: Annotated[
         str | None, typer.Option(help="Use a running gateway instead of starting one.")
     ] = None,
+    agents: Annotated[
+        bool, typer.Option(help="Also run with every agent on, against the persona alone.")
+    ] = False,
 ) -> None:
     """Time to first token and whole-turn latency: through the gateway vs. a direct vLLM engine."""
     from serve_apps.bench.turn import TurnBenchConfig, run_turn_bench
 
     levels = [int(x) for x in concurrency.split(",") if x.strip()]
-    config = TurnBenchConfig(turns=turns, concurrency=levels, max_tokens=max_tokens, url=url)
+    config = TurnBenchConfig(
+        turns=turns, concurrency=levels, max_tokens=max_tokens, url=url, agents=agents
+    )
     result = run_turn_bench(config, _settings(), progress=typer.echo)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(result, indent=2))

@@ -11,6 +11,11 @@ When the scenario is grounded on a knowledge base, the direct side sends the sam
 prompt: it indexes the same seed documents in-process with the same embedder and search, and
 retrieves for each turn before the clock starts, so it times vLLM alone on the identical
 request while the gateway side pays for its retrieval.
+
+With ``--agents`` the gateway side runs a second time with every agent on (sessions in
+``practice`` mode: compliance, director, coach with the judge, reviewer), and the JSON gets
+``agents`` beside ``gateway`` and the ratios ``ttft_ratio_agents_vs_npc`` and
+``turn_ratio_agents_vs_npc`` (agents on ÷ the persona alone, both through the gateway).
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ class TurnBenchConfig:
     max_tokens: int = 60
     url: str | None = None
     scenario: str = "crm-discovery-call"
+    agents: bool = False
 
 
 @dataclass(frozen=True)
@@ -137,15 +143,21 @@ def demo_grounding(scenario_slug: str, top_k: int, folder: Path) -> Retrieve | N
 
 
 async def gateway_conversation(
-    base_url: str, scenario: str, turns: int, start: asyncio.Barrier | None = None
+    base_url: str,
+    scenario: str,
+    turns: int,
+    start: asyncio.Barrier | None = None,
+    mode: str = "conversation",
 ) -> list[TurnSample]:
+    """One conversation; ``mode`` ``conversation`` is the persona alone, ``practice`` has every
+    agent at work. The first token is the persona's first (of its first attempt)."""
     import httpx
     import websockets
 
     from serve_apps.chat_client import ws_url
 
     async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
-        response = await client.post("/v1/sessions", json={"scenario": scenario})
+        response = await client.post("/v1/sessions", json={"scenario": scenario, "mode": mode})
         response.raise_for_status()
         session_id = response.json()["id"]
     samples: list[TurnSample] = []
@@ -168,7 +180,7 @@ async def gateway_conversation(
                 elif event["type"] == "reply_done":
                     elapsed = time.perf_counter() - started
                     break
-                elif event["type"] == "error":
+                elif event["type"] == "error" and event["code"] != "agent_failed":
                     raise RuntimeError(f"gateway error event: {event}")
             if index > 0:
                 samples.append(
@@ -261,6 +273,13 @@ def run_turn_bench(
     _direct_phase(config, settings, results, progress)
     for level in config.concurrency:
         entry = results[str(level)]
+        if config.agents:
+            entry["ttft_ratio_agents_vs_npc"] = round(
+                entry["agents"]["ttft_ms_p50"] / entry["gateway"]["ttft_ms_p50"], 3
+            )
+            entry["turn_ratio_agents_vs_npc"] = round(
+                entry["agents"]["turn_ms_p50"] / entry["gateway"]["turn_ms_p50"], 3
+            )
         entry["ttft_ratio_p50"] = round(
             entry["gateway"]["ttft_ms_p50"] / entry["direct"]["ttft_ms_p50"], 3
         )
@@ -284,18 +303,20 @@ def _gateway_phase(
         )
         stack = Stack(bench_settings, progress=progress).start()
         base_url = stack.base_url
+    runs = [("gateway", "conversation")] + ([("agents", "practice")] if config.agents else [])
     try:
         for level in config.concurrency:
-            progress(f"gateway: {level} concurrent conversation(s) x {config.turns} turns")
-            results[str(level)]["gateway"] = asyncio.run(
-                _run_level(
-                    lambda start: gateway_conversation(
-                        base_url, config.scenario, config.turns, start
-                    ),
-                    level,
+            for key, mode in runs:
+                progress(f"{key}: {level} concurrent conversation(s) x {config.turns} turns")
+                results[str(level)][key] = asyncio.run(
+                    _run_level(
+                        lambda start, mode=mode: gateway_conversation(
+                            base_url, config.scenario, config.turns, start, mode
+                        ),
+                        level,
+                    )
                 )
-            )
-            progress(f"  {results[str(level)]['gateway']}")
+                progress(f"  {results[str(level)][key]}")
     finally:
         if stack is not None:
             stack.stop()
