@@ -84,12 +84,16 @@ def chat(
     url: Annotated[str, typer.Option(help="Gateway base URL.")] = "http://127.0.0.1:8000",
     scenario: Annotated[str, typer.Option(help="Scenario slug or id.")] = "crm-discovery-call",
     session: Annotated[str | None, typer.Option(help="Continue an existing session id.")] = None,
+    mode: Annotated[
+        str, typer.Option(help="practice (every agent), assessment (no hints), conversation.")
+    ] = "practice",
 ) -> None:
-    """Talk to a customer persona in the terminal; the reply streams as it is generated."""
+    """Talk to a customer persona in the terminal; the reply streams as it is generated, with
+    the coach's hints and compliance findings beside it. /end scores the session."""
     from serve_apps.chat_client import chat as run_chat
 
     try:
-        asyncio.run(run_chat(url, scenario, session))
+        asyncio.run(run_chat(url, scenario, session, mode))
     except (EOFError, KeyboardInterrupt):
         typer.echo("")
 
