@@ -199,6 +199,10 @@ class TrainingSession(Base):
         default=SessionMode.practice,
         server_default=SessionMode.practice.value,
     )
+    # The course the session was started in, if any (its mode applies).
+    course_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("courses.id", ondelete="SET NULL")
+    )
     # Highest sequence number handed out; bumped in the same transaction as the turn insert.
     last_seq: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     created_at: Mapped[datetime] = _created_at()
@@ -409,4 +413,89 @@ class TraineeMemoryRow(Base):
     )
     summary: Mapped[str] = mapped_column(Text)
     weak_skills: Mapped[list[str]] = mapped_column(JsonDoc)
+    created_at: Mapped[datetime] = _created_at()
+
+
+class Team(Base):
+    """A group of people; a manager sees the trainees of the teams they are in."""
+
+    __tablename__ = "teams"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    name: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = _created_at()
+
+
+class TeamMember(Base):
+    __tablename__ = "team_members"
+
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    team_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class Invitation(Base):
+    """An invitation to set a password, stored as the SHA-256 of its token; used once."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _created_at()
+
+
+class CourseStatus(enum.StrEnum):
+    draft = "draft"
+    published = "published"
+    archived = "archived"  # no new sessions; results kept
+
+
+class Course(Base):
+    """A program: scenarios in order, a pass score, and the mode its sessions run in."""
+
+    __tablename__ = "courses"
+    __table_args__ = (UniqueConstraint("tenant_id", "slug"),)
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    slug: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(200))
+    status: Mapped[CourseStatus] = mapped_column(
+        Enum(CourseStatus, name="course_status"), default=CourseStatus.draft
+    )
+    pass_score: Mapped[float] = mapped_column(Float)
+    mode: Mapped[SessionMode] = mapped_column(Enum(SessionMode, name="session_mode"))
+    scenario_ids: Mapped[list[str]] = mapped_column(JsonDoc)  # in order
+    created_at: Mapped[datetime] = _created_at()
+
+
+class CourseAssignment(Base):
+    """A course given to a team or to one person, with a deadline."""
+
+    __tablename__ = "course_assignments"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    course_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("courses.id", ondelete="CASCADE"), index=True
+    )
+    team_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("teams.id", ondelete="CASCADE")
+    )
+    user_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE")
+    )
+    due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _created_at()

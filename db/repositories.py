@@ -87,9 +87,14 @@ async def create_training_session(
     user_id: uuid.UUID,
     scenario_id: uuid.UUID,
     mode: SessionMode = SessionMode.practice,
+    course_id: uuid.UUID | None = None,
 ) -> TrainingSession:
     training = TrainingSession(
-        tenant_id=tenant_id, user_id=user_id, scenario_id=scenario_id, mode=mode
+        tenant_id=tenant_id,
+        user_id=user_id,
+        scenario_id=scenario_id,
+        mode=mode,
+        course_id=course_id,
     )
     session.add(training)
     await session.flush()

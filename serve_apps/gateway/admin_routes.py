@@ -1,4 +1,4 @@
-"""Admin routes: the audit log (and, to come, users, teams and courses).
+"""The audit log: writing an admin action (every mixin's writes come here) and reading it.
 
 A mixin of the gateway deployment, like the knowledge and auth routes.
 """
@@ -12,6 +12,8 @@ from fastapi import Query, Request
 from db import audit
 from db.engine import tenant_transaction
 from serve_apps.gateway.api import api
+from serve_apps.gateway.errors import request_id
+from serve_apps.gateway.identity import Identity
 from serve_apps.gateway.schemas import AuditEventOut
 
 
@@ -19,6 +21,20 @@ class AdminRoutes:
     # Provided by the gateway deployment this is mixed into.
     sessions: Any
     _identity_from: Any
+
+    async def _audit(
+        self, session: Any, who: Identity, request: Request, action: str, target: str, **details
+    ) -> None:
+        """Record an admin action in the transaction that makes it (both or neither)."""
+        await audit.record(
+            session,
+            tenant_id=who.tenant_id,
+            actor_user_id=who.user_id,
+            action=action,
+            target=target,
+            details=details,
+            request_id=request_id(request),
+        )
 
     @api.get("/v1/audit-events", response_model=list[AuditEventOut], tags=["admin"])
     async def audit_events(

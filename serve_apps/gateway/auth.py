@@ -108,21 +108,32 @@ class AccessTokens:
 # --- refresh tokens -----------------------------------------------------------------------
 
 REFRESH_PREFIX = "rt"
+INVITE_PREFIX = "inv"
 
 
-def new_refresh_token(tenant_id: uuid.UUID) -> str:
-    return f"{REFRESH_PREFIX}.{tenant_id.hex}.{secrets.token_urlsafe(32)}"
+def new_tenant_token(prefix: str, tenant_id: uuid.UUID) -> str:
+    """A random token that names its company, so it can be looked up under that company's
+    row-level security (stored only as its SHA-256)."""
+    return f"{prefix}.{tenant_id.hex}.{secrets.token_urlsafe(32)}"
 
 
-def refresh_token_tenant(token: str) -> uuid.UUID:
-    """The tenant a refresh token names (not proof of anything until its hash is found)."""
+def tenant_of_token(prefix: str, token: str) -> uuid.UUID:
+    """The tenant a token names (not proof of anything until its hash is found)."""
     parts = token.split(".")
-    if len(parts) != 3 or parts[0] != REFRESH_PREFIX or len(parts[2]) < 40:
-        raise InvalidTokenError("malformed refresh token")
+    if len(parts) != 3 or parts[0] != prefix or len(parts[2]) < 40:
+        raise InvalidTokenError("malformed token")
     try:
         return uuid.UUID(hex=parts[1])
     except ValueError:
-        raise InvalidTokenError("malformed refresh token") from None
+        raise InvalidTokenError("malformed token") from None
+
+
+def new_refresh_token(tenant_id: uuid.UUID) -> str:
+    return new_tenant_token(REFRESH_PREFIX, tenant_id)
+
+
+def refresh_token_tenant(token: str) -> uuid.UUID:
+    return tenant_of_token(REFRESH_PREFIX, token)
 
 
 def token_digest(token: str) -> str:

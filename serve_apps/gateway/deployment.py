@@ -29,13 +29,17 @@ from serve_apps.conversation.protocol import (
 )
 from serve_apps.conversation.turns import Conversation
 from serve_apps.gateway.admin_routes import AdminRoutes
+from serve_apps.gateway.analytics_routes import AnalyticsRoutes
 from serve_apps.gateway.api import api
 from serve_apps.gateway.auth import AccessTokens
 from serve_apps.gateway.auth_routes import AuthRoutes
+from serve_apps.gateway.content_routes import ContentRoutes
+from serve_apps.gateway.course_routes import CourseRoutes
 from serve_apps.gateway.errors import APIError
 from serve_apps.gateway.evaluation_routes import EvaluationRoutes
 from serve_apps.gateway.identity import Identity, IdentityResolver
 from serve_apps.gateway.knowledge_routes import KnowledgeRoutes
+from serve_apps.gateway.people_routes import PeopleRoutes
 from serve_apps.gateway.rate_limits import RateLimited, RateLimiter
 from serve_apps.gateway.schemas import (
     CreateSessionRequest,
@@ -93,7 +97,16 @@ def _persona_card(persona: Any) -> PersonaCard:
     autoscaling_config={"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 128},
 )
 @serve.ingress(api)
-class Gateway(AuthRoutes, KnowledgeRoutes, AdminRoutes, EvaluationRoutes):
+class Gateway(
+    AuthRoutes,
+    PeopleRoutes,
+    KnowledgeRoutes,
+    ContentRoutes,
+    CourseRoutes,
+    EvaluationRoutes,
+    AnalyticsRoutes,
+    AdminRoutes,
+):
     def __init__(self, orchestrator: Any, knowledge: Any) -> None:
         from redis.asyncio import Redis
 
@@ -182,12 +195,17 @@ class Gateway(AuthRoutes, KnowledgeRoutes, AdminRoutes, EvaluationRoutes):
                 raise APIError(
                     404, "scenario_not_found", f"no scenario {body.scenario!r}"
                 ) from None
+            mode, course_id = SessionMode(body.mode), None
+            if body.course is not None:  # the course decides the mode
+                course = await self.course_for_session(session, who, body.course, scenario)
+                mode, course_id = course.mode, course.id
             training_session = await repo.create_training_session(
                 session,
                 tenant_id=who.tenant_id,
                 user_id=who.user_id,
                 scenario_id=scenario.id,
-                mode=SessionMode(body.mode),
+                mode=mode,
+                course_id=course_id,
             )
             await session.refresh(training_session)
             return SessionOut(

@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import Request
 
+from db import people_repository as people
 from db import repositories as repo
 from db import training_repository as training
 from db.engine import tenant_transaction
@@ -55,17 +56,19 @@ class EvaluationRoutes:
 
     @api.get("/v1/sessions/{session_id}/report", response_model=SessionReportOut, tags=["training"])
     async def session_report(self, session_id: uuid.UUID, request: Request) -> SessionReportOut:
-        """A session's score and every agent event (the trainee's own; managers and admins:
-        any session of the company)."""
+        """A session's score and every agent event (trainees: their own; managers: their
+        teams'; admins: the company's)."""
         who = await self._identity_from(request)
-        owner = None if who.role in {"manager", "admin"} else who.user_id
         async with tenant_transaction(self.sessions, who.tenant_id) as session:
+            visible = await people.visible_user_ids(session, user_id=who.user_id, role=who.role)
             try:
-                training_session = await repo.get_training_session(
-                    session, session_id=session_id, user_id=owner
-                )
+                training_session = await repo.get_training_session(session, session_id=session_id)
             except repo.NotFoundError:
-                raise APIError(404, "session_not_found", "no such training session") from None
+                training_session = None
+            if training_session is None or (
+                visible is not None and training_session.user_id not in visible
+            ):
+                raise APIError(404, "session_not_found", "no such training session")
             evaluation = await training.evaluation_of(session, session_id=session_id)
             events = await training.agent_events(session, session_id=session_id)
         return SessionReportOut(

@@ -15,14 +15,13 @@ from typing import Annotated, Any
 from fastapi import File, Path, Query, Request, Response, UploadFile
 from sqlalchemy.exc import IntegrityError
 
-from db import audit
 from db import knowledge_repository as kb_repo
 from db.engine import tenant_transaction
 from db.models import KnowledgeDocument
 from db.repositories import NotFoundError
 from retrieval.chunking import ChunkingConfig
 from serve_apps.gateway.api import api
-from serve_apps.gateway.errors import APIError, request_id
+from serve_apps.gateway.errors import APIError
 from serve_apps.gateway.identity import Identity
 from serve_apps.gateway.schemas import (
     DocumentOut,
@@ -50,6 +49,7 @@ class KnowledgeRoutes:
     knowledge: Any
     settings: Any
     _identity_from: Any
+    _audit: Any
 
     async def _knowledge(self, method: str, **kwargs: Any) -> Any:
         """Call the knowledge service; when it (or the Qdrant behind it) fails, answer 503."""
@@ -61,19 +61,6 @@ class KnowledgeRoutes:
             raise APIError(
                 503, "knowledge_unavailable", f"the knowledge base is unavailable: {cause}"
             ) from None
-
-    async def _audit(
-        self, session: Any, who: Identity, request: Request, action: str, target: str, **details
-    ) -> None:
-        await audit.record(
-            session,
-            tenant_id=who.tenant_id,
-            actor_user_id=who.user_id,
-            action=action,
-            target=target,
-            details=details,
-            request_id=request_id(request),
-        )
 
     async def _read_upload(self, request: Request, file: UploadFile) -> bytes:
         limit = self.settings.max_upload_bytes

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from retrieval.chunking import ChunkingConfig
 from serve_apps.knowledge.contracts import ExplainedChunk, RetrievedChunk
@@ -26,7 +26,12 @@ class CreateSessionRequest(BaseModel):
     mode: Literal["practice", "assessment", "conversation"] = Field(
         "practice",
         description="practice: every agent, hints included; assessment: no hints (compliance, "
-        "review and the score still run); conversation: the persona alone.",
+        "review and the score still run); conversation: the persona alone. A course sets it.",
+    )
+    course: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9][a-z0-9-]{0,63}$",
+        description="Start the session as part of this course (published, assigned to you).",
     )
 
 
@@ -165,3 +170,191 @@ class SessionReportOut(BaseModel):
     events: list[AgentEventOut] = Field(
         default_factory=list, description="What the agents said and how they failed, in order."
     )
+
+
+# --- people ---------------------------------------------------------------------------------
+
+Email = Annotated[str, Field(min_length=3, max_length=320, pattern=r"^[^@\s,]+@[^@\s,]+$")]
+RoleName = Literal["admin", "manager", "trainee"]
+TeamName = Annotated[str, Field(min_length=1, max_length=120, pattern=r"^[^\x00-\x1f]+$")]
+
+
+class UserOut(BaseModel):
+    id: uuid.UUID
+    email: str
+    display_name: str
+    role: str
+    active: bool
+    invited: bool = Field(description="True until the user has set a password.")
+    teams: list[str] = Field(default_factory=list)
+
+
+class InviteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: Email
+    display_name: str = Field(..., min_length=1, max_length=200)
+    role: RoleName = "trainee"
+    teams: list[TeamName] = Field(default_factory=list, max_length=20)
+
+
+class InvitationOut(BaseModel):
+    user: UserOut
+    invitation_token: str = Field(
+        description="Give it to the person; POST /v1/auth/accept-invite sets their password."
+    )
+    expires_at: datetime
+
+
+class ImportRowOut(BaseModel):
+    row: int = Field(description="The CSV line number (1 is the header).")
+    email: str | None
+    status: Literal["created", "exists", "invalid"]
+    error: str | None = None
+    invitation_token: str | None = None
+
+
+class ImportReportOut(BaseModel):
+    created: int
+    exists: int
+    invalid: int
+    rows: list[ImportRowOut]
+
+
+class UserPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: str | None = Field(None, min_length=1, max_length=200)
+    role: RoleName | None = None
+    active: bool | None = None
+
+
+class AcceptInviteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    invitation_token: str = Field(..., min_length=1, max_length=512)
+    password: str = Field(..., min_length=12, max_length=1024)
+
+
+class TeamIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: TeamName
+
+
+class TeamOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    members: list[uuid.UUID]
+
+
+class TeamMembersIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_ids: list[uuid.UUID] = Field(..., max_length=1000)
+
+
+# --- analytics -------------------------------------------------------------------------------
+
+
+class OverviewOut(BaseModel):
+    sessions: int = Field(description="Training sessions started.")
+    ended: int
+    completion_rate: float | None = Field(description="ended ÷ sessions (None: no sessions).")
+    scored: int
+    passed: int
+    pass_rate: float | None = Field(description="passed ÷ scored (None: nothing scored).")
+    average_score: float | None
+
+
+class SkillPoint(BaseModel):
+    session_id: uuid.UUID
+    at: datetime
+    score: float
+
+
+class SkillSeries(BaseModel):
+    skill: str
+    points: list[SkillPoint] = Field(description="Oldest first: one line of a trend chart.")
+    first: float = Field(description="The first attempt's score.")
+    best: float
+    improvement: float = Field(description="best - first.")
+
+
+class SkillTrendOut(BaseModel):
+    user_id: uuid.UUID
+    skills: list[SkillSeries]
+
+
+class HeatmapOut(BaseModel):
+    teams: list[str] = Field(description="Rows.")
+    skills: list[str] = Field(description="Columns.")
+    averages: list[list[float | None]] = Field(
+        description="averages[row][column]: the team's average score on the skill."
+    )
+
+
+# --- courses ---------------------------------------------------------------------------------
+
+CourseSlug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
+
+
+class CourseSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    slug: CourseSlug
+    title: str = Field(..., min_length=1, max_length=200)
+    pass_score: float = Field(70, ge=0, le=100)
+    mode: Literal["practice", "assessment"] = Field(
+        "practice", description="assessment: the coach stays quiet in this course's sessions."
+    )
+    scenarios: list[CourseSlug] = Field(..., min_length=1, max_length=20, description="In order.")
+    status: Literal["draft", "published", "archived"] = Field(
+        "draft", description="Trainees see published courses; archived ones keep their results."
+    )
+
+    @field_validator("scenarios")
+    @classmethod
+    def _distinct(cls, slugs: list[str]) -> list[str]:
+        if len(set(slugs)) != len(slugs):
+            raise ValueError("a scenario appears in a course once")
+        return slugs
+
+
+class AssignmentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    team: TeamName | None = None
+    user_id: uuid.UUID | None = None
+    due_at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _one_assignee(self) -> AssignmentIn:
+        if (self.team is None) == (self.user_id is None):
+            raise ValueError("assign to a team or to a user, not both")
+        return self
+
+
+class AssignmentOut(BaseModel):
+    id: uuid.UUID
+    course: str
+    team: str | None
+    user_id: uuid.UUID | None
+    due_at: datetime | None
+
+
+class ScenarioProgress(BaseModel):
+    slug: str
+    title: str
+    best_score: float | None
+    passed: bool
+
+
+class MyCourseOut(BaseModel):
+    slug: str
+    title: str
+    mode: str
+    pass_score: float
+    due_at: datetime | None
+    scenarios: list[ScenarioProgress]
+    completed: bool

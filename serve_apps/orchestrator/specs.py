@@ -107,3 +107,63 @@ class TraineeMemory(_Spec):
 
     summary: str = ""
     weak_skills: list[str] = Field(default_factory=list)
+
+
+_Text = Field(..., min_length=1, max_length=2000)
+_Items = Field(default_factory=list, max_length=20)
+
+
+class PersonaSpec(_Spec):
+    """A customer persona as an admin writes it."""
+
+    slug: str = Field(..., pattern=SLUG_PATTERN)
+    name: str = Field(..., min_length=1, max_length=200)
+    role: str = Field(..., min_length=1, max_length=200)
+    company: str = Field(..., min_length=1, max_length=200)
+    personality: str = _Text
+    goals: list[str] = _Items
+    objections: list[str] = _Items
+    facts: list[str] = _Items
+    hidden: list[str] = _Items
+    topics: list[str] = Field(default_factory=list, max_length=50)
+
+    @field_validator("goals", "objections", "facts", "hidden", "topics")
+    @classmethod
+    def _short_items(cls, items: list[str]) -> list[str]:
+        for item in items:
+            if not item.strip() or len(item) > 500:
+                raise ValueError("each item is 1 to 500 characters")
+        return items
+
+
+class ScenarioSpec(_Spec):
+    """A practice situation: the product, the stage, who sits across the table."""
+
+    slug: str = Field(..., pattern=SLUG_PATTERN)
+    title: str = Field(..., min_length=1, max_length=200)
+    product: str = _Text
+    stage: Literal[
+        "introduction",
+        "qualification",
+        "needs analysis",
+        "value proposition",
+        "solution presentation",
+        "objection handling",
+        "close",
+    ] = "qualification"
+    difficulty: Literal["easy", "medium", "hard"] = "medium"
+    description: str = _Text
+    knowledge_base: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_-]{0,29}$")
+    rubric: str | None = Field(None, pattern=SLUG_PATTERN, description="A rubric's slug.")
+    personas: list[str] = Field(
+        ..., min_length=1, max_length=5, description="Persona slugs; the first leads."
+    )
+
+    @field_validator("personas")
+    @classmethod
+    def _distinct(cls, slugs: list[str]) -> list[str]:
+        if len(set(slugs)) != len(slugs):
+            raise ValueError("a persona sits in a scenario once")
+        if not all(re.match(SLUG_PATTERN, slug) for slug in slugs):
+            raise ValueError("persona slugs are lowercase letters, digits and dashes")
+        return slugs

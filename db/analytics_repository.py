@@ -1,0 +1,69 @@
+"""The queries behind the analytics routes; ``user_ids`` None means the whole company."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import (
+    SessionEvaluation,
+    SessionStatus,
+    SkillScore,
+    Team,
+    TeamMember,
+    TrainingSession,
+)
+
+
+def _among(column, user_ids: set[uuid.UUID] | None):
+    return column.in_(user_ids) if user_ids is not None else True
+
+
+async def overview(
+    session: AsyncSession, *, user_ids: set[uuid.UUID] | None
+) -> tuple[int, int, int, int, float | None]:
+    started, ended = (
+        await session.execute(
+            select(
+                func.count(),
+                func.count().filter(TrainingSession.status == SessionStatus.ended),
+            ).where(_among(TrainingSession.user_id, user_ids))
+        )
+    ).one()
+    scored, passed, average = (
+        await session.execute(
+            select(
+                func.count(),
+                func.count().filter(SessionEvaluation.passed),
+                func.avg(SessionEvaluation.score),
+            ).where(_among(SessionEvaluation.user_id, user_ids))
+        )
+    ).one()
+    return started, ended, scored, passed, average
+
+
+async def skill_history(
+    session: AsyncSession, *, user_id: uuid.UUID
+) -> list[tuple[str, uuid.UUID, datetime, float]]:
+    rows = await session.execute(
+        select(SkillScore.skill, SkillScore.session_id, SkillScore.created_at, SkillScore.score)
+        .where(SkillScore.user_id == user_id)
+        .order_by(SkillScore.created_at, SkillScore.id)
+    )
+    return [tuple(row) for row in rows]
+
+
+async def team_skill_averages(
+    session: AsyncSession, *, user_ids: set[uuid.UUID] | None
+) -> dict[tuple[str, str], float]:
+    rows = await session.execute(
+        select(Team.name, SkillScore.skill, func.avg(SkillScore.score))
+        .join(TeamMember, TeamMember.team_id == Team.id)
+        .join(SkillScore, SkillScore.user_id == TeamMember.user_id)
+        .where(_among(SkillScore.user_id, user_ids))
+        .group_by(Team.name, SkillScore.skill)
+    )
+    return {(team, skill): round(float(avg), 1) for team, skill, avg in rows}

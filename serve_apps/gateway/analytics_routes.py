@@ -1,0 +1,102 @@
+"""Analytics for managers and admins, shaped for charts.
+
+A mixin of the gateway deployment. Everything is read from the rows the evaluator leaves
+(``skill_scores``, ``session_evaluations``) and the sessions themselves, restricted to the
+people the caller may see: a manager their teams, an admin the whole company.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import Request
+
+from db import analytics_repository as analytics
+from db import people_repository as people
+from db.engine import tenant_transaction
+from serve_apps.gateway.api import api
+from serve_apps.gateway.errors import APIError
+from serve_apps.gateway.schemas import (
+    HeatmapOut,
+    OverviewOut,
+    SkillPoint,
+    SkillSeries,
+    SkillTrendOut,
+)
+
+VIEWERS = ("admin", "manager")
+
+
+class AnalyticsRoutes:
+    # Provided by the gateway deployment this is mixed into.
+    sessions: Any
+    _identity_from: Any
+
+    @api.get("/v1/analytics/overview", response_model=OverviewOut, tags=["analytics"])
+    async def analytics_overview(self, request: Request) -> OverviewOut:
+        """Sessions started and ended, completion, sessions scored, passed, pass rate and the
+        average score, over the people the caller may see."""
+        who = await self._identity_from(request)
+        who.require(*VIEWERS)
+        async with tenant_transaction(self.sessions, who.tenant_id) as session:
+            visible = await people.visible_user_ids(session, user_id=who.user_id, role=who.role)
+            counts = await analytics.overview(session, user_ids=visible)
+        started, ended, scored, passed, average = counts
+        return OverviewOut(
+            sessions=started,
+            ended=ended,
+            completion_rate=round(ended / started, 3) if started else None,
+            scored=scored,
+            passed=passed,
+            pass_rate=round(passed / scored, 3) if scored else None,
+            average_score=round(average, 1) if average is not None else None,
+        )
+
+    @api.get(
+        "/v1/analytics/trainees/{user_id}/skills", response_model=SkillTrendOut, tags=["analytics"]
+    )
+    async def analytics_skill_trend(self, user_id: uuid.UUID, request: Request) -> SkillTrendOut:
+        """One trainee's score per skill over time (a line per skill), and for each skill the
+        first attempt, the best, and the improvement between them. Trainees may ask for
+        their own."""
+        who = await self._identity_from(request)
+        async with tenant_transaction(self.sessions, who.tenant_id) as session:
+            visible = await people.visible_user_ids(session, user_id=who.user_id, role=who.role)
+            if visible is not None and user_id not in visible:
+                raise APIError(404, "user_not_found", "no such trainee among your teams")
+            rows = await analytics.skill_history(session, user_id=user_id)
+        series: dict[str, list[SkillPoint]] = {}
+        for skill, session_id, at, score in rows:
+            series.setdefault(skill, []).append(
+                SkillPoint(session_id=session_id, at=at, score=score)
+            )
+        return SkillTrendOut(
+            user_id=user_id,
+            skills=[
+                SkillSeries(
+                    skill=skill,
+                    points=points,
+                    first=points[0].score,
+                    best=max(p.score for p in points),
+                    improvement=round(max(p.score for p in points) - points[0].score, 1),
+                )
+                for skill, points in sorted(series.items())
+            ],
+        )
+
+    @api.get("/v1/analytics/heatmap", response_model=HeatmapOut, tags=["analytics"])
+    async def analytics_heatmap(self, request: Request) -> HeatmapOut:
+        """Average score per team (rows) and skill (columns); None where nobody was scored."""
+        who = await self._identity_from(request)
+        who.require(*VIEWERS)
+        async with tenant_transaction(self.sessions, who.tenant_id) as session:
+            visible = await people.visible_user_ids(session, user_id=who.user_id, role=who.role)
+            cells = await analytics.team_skill_averages(session, user_ids=visible)
+        teams = sorted({team for team, _ in cells})
+        skills = sorted({skill for _, skill in cells})
+        return HeatmapOut(
+            teams=teams,
+            skills=skills,
+            averages=[[cells.get((t, s)) for s in skills] for t in teams],
+        )
