@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from serve_apps.kb_commands import kb_app
+from serve_apps.operator_commands import operator_app
 
 app = typer.Typer(
     help="SalesBoost: an AI sales-training simulator on Ray Serve.", no_args_is_help=True
@@ -22,6 +23,7 @@ bench_app = typer.Typer(help="Benchmarks that write JSON results.", no_args_is_h
 app.add_typer(models_app, name="models")
 app.add_typer(kb_app, name="kb")
 app.add_typer(bench_app, name="bench")
+app.add_typer(operator_app, name="operator")
 
 
 def _settings():

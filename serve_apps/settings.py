@@ -58,6 +58,17 @@ class Settings(BaseSettings):
         description="Signs access tokens (32+ characters). Unset in development: "
         "`salesboost up` makes a random one under the data directory; production requires it.",
     )
+    max_body_bytes: int = Field(
+        1 << 20, ge=1024, le=64 << 20, description="Largest JSON request body (413 above)."
+    )
+    vault_addr: str | None = Field(
+        None,
+        description="HashiCorp Vault address; when set, secrets not in the environment are "
+        "read from its KV v2 store (each read audited).",
+    )
+    vault_token: str | None = Field(None, description="The Vault token.")
+    vault_mount: str = Field("secret", description="The KV v2 mount.")
+    vault_path: str = Field("salesboost", description="The secret's path under the mount.")
     jwt_issuer: str = Field("salesboost", description="Access tokens' iss claim.")
     jwt_audience: str = Field("salesboost-api", description="Access tokens' aud claim.")
     access_token_ttl_s: int = Field(900, ge=60, le=86_400, description="Access token lifetime.")

@@ -63,15 +63,18 @@ class Stack:
     def start(self, *, wait_ready_s: float = 600) -> Stack:
         from db.migrate import upgrade
         from db.seed import seed_file
+        from serve_apps.secrets import resolve_secrets
 
+        self.settings = resolve_secrets(self.settings)
         self.settings.check_production_ready()
         self._prepare_models()
         database_url, migration_url, redis_url = self._data_services()
         self.database_url, self.migration_database_url = database_url, migration_url
         self.progress("applying database migrations")
         upgrade(migration_url)
-        self.progress("seeding the demo tenant")
-        seed_file(migration_url)
+        if self.settings.mode == "development":  # production companies come from the operator
+            self.progress("seeding the demo tenant")
+            seed_file(migration_url)
         self.env = self._replica_env(database_url, redis_url)
         self._start_serve()
         self._wait_ready(wait_ready_s)
@@ -134,19 +137,7 @@ class Stack:
         )
 
     def _secret_key(self) -> str:
-        """The token signing secret: from the settings, or in development one made once per
-        data directory (random, readable by this user only), so restarts keep sessions."""
-        if self.settings.secret_key:
-            return self.settings.secret_key
-        path = self.settings.data_dir / "secret-key"
-        if not path.exists():
-            import secrets
-
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_urlsafe(48))
-        return path.read_text().strip()
+        return signing_secret(self.settings)
 
     def _replica_env(self, database_url: str, redis_url: str) -> dict[str, str]:
         env = self.settings.as_environment()
@@ -239,3 +230,19 @@ class Stack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def signing_secret(settings: Settings) -> str:
+    """The token signing secret: from the settings, or in development one made once per data
+    directory (random, readable by this user only), so restarts keep sessions."""
+    if settings.secret_key:
+        return settings.secret_key
+    path = settings.data_dir / "secret-key"
+    if not path.exists():
+        import secrets
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()

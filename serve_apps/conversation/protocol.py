@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from serve_apps.knowledge.contracts import RetrievedChunk
 from serve_apps.orchestrator.contracts import EvaluationReport
-from serve_apps.orchestrator.specs import Severity
+from serve_apps.orchestrator.specs import Severity, storable
 
 CLIENT_TURN_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 
@@ -223,6 +223,16 @@ def parse_client_frame(raw: str | bytes, *, max_message_chars: int) -> ClientFra
             ErrorEvent(code="invalid_frame", message=f"{where}: {first['msg']}")
         ) from None
     if isinstance(frame, TraineeTurn):
+        try:
+            storable(frame.text)
+        except ValueError as exc:
+            raise FrameError(
+                ErrorEvent(
+                    code="invalid_frame",
+                    message=f"text: {exc}",
+                    client_turn_id=frame.client_turn_id,
+                )
+            ) from None
         if not frame.text.strip():
             raise FrameError(
                 ErrorEvent(

@@ -10,6 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from serve_apps.settings import get_settings
+
 log = logging.getLogger("salesboost.gateway")
 
 
@@ -53,6 +55,26 @@ def error_response(request: Request, status: int, code: str, message: str) -> JS
 
 
 def install_error_handling(app: FastAPI) -> None:
+    # Registered first, so the request id (registered next, the outer one) is already set.
+    @app.middleware("http")
+    async def limit_request_bodies(request: Request, call_next):
+        """Bodies are bounded before anything reads them: a declared length over the limit is
+        a 413, and a body without a declared length a 411 (uploads have their own, larger
+        limit, checked again while they are read)."""
+        if request.method in {"POST", "PUT", "PATCH"}:
+            settings = get_settings()
+            multipart = request.headers.get("content-type", "").startswith("multipart/")
+            limit = settings.max_upload_bytes + 64 * 1024 if multipart else settings.max_body_bytes
+            declared = request.headers.get("content-length")
+            if declared is None:
+                if request.headers.get("transfer-encoding"):
+                    return error_response(request, 411, "length_required", "send Content-Length")
+            elif not declared.isdigit() or int(declared) > limit:
+                return error_response(
+                    request, 413, "body_too_large", f"request bodies are limited to {limit} bytes"
+                )
+        return await call_next(request)
+
     @app.middleware("http")
     async def assign_request_id(request: Request, call_next):
         serve_id = _serve_request_id()

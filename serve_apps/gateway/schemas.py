@@ -11,9 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from retrieval.chunking import ChunkingConfig
 from serve_apps.knowledge.contracts import ExplainedChunk, RetrievedChunk
 from serve_apps.orchestrator.contracts import EvaluationReport
+from serve_apps.orchestrator.specs import StorableText
 
 
-class CreateSessionRequest(BaseModel):
+class CreateSessionRequest(StorableText):
     model_config = ConfigDict(extra="forbid")
 
     scenario: str = Field(
@@ -78,7 +79,7 @@ class HealthOut(BaseModel):
     checks: dict[str, str] = Field(default_factory=dict)
 
 
-class KnowledgeBaseSettings(BaseModel):
+class KnowledgeBaseSettings(StorableText):
     model_config = ConfigDict(extra="forbid")
 
     chunking: ChunkingConfig = Field(default_factory=ChunkingConfig)
@@ -108,7 +109,7 @@ class SearchTestOut(BaseModel):
     )
 
 
-class LoginRequest(BaseModel):
+class LoginRequest(StorableText):
     model_config = ConfigDict(extra="forbid")
 
     tenant: str = Field(..., min_length=1, max_length=64, description="Company slug.")
@@ -116,7 +117,7 @@ class LoginRequest(BaseModel):
     password: str = Field(..., min_length=1, max_length=1024)
 
 
-class RefreshRequest(BaseModel):
+class RefreshRequest(StorableText):
     model_config = ConfigDict(extra="forbid")
 
     refresh_token: str = Field(..., min_length=1, max_length=512)
@@ -189,7 +190,7 @@ class UserOut(BaseModel):
     teams: list[str] = Field(default_factory=list)
 
 
-class InviteRequest(BaseModel):
+class InviteRequest(StorableText):
     model_config = ConfigDict(extra="forbid")
 
     email: Email
@@ -221,7 +222,7 @@ class ImportReportOut(BaseModel):
     rows: list[ImportRowOut]
 
 
-class UserPatch(BaseModel):
+class UserPatch(StorableText):
     model_config = ConfigDict(extra="forbid")
 
     display_name: str | None = Field(None, min_length=1, max_length=200)
@@ -229,14 +230,14 @@ class UserPatch(BaseModel):
     active: bool | None = None
 
 
-class AcceptInviteRequest(BaseModel):
+class AcceptInviteRequest(StorableText):
     model_config = ConfigDict(extra="forbid")
 
     invitation_token: str = Field(..., min_length=1, max_length=512)
     password: str = Field(..., min_length=12, max_length=1024)
 
 
-class TeamIn(BaseModel):
+class TeamIn(StorableText):
     model_config = ConfigDict(extra="forbid")
 
     name: TeamName
@@ -248,7 +249,7 @@ class TeamOut(BaseModel):
     members: list[uuid.UUID]
 
 
-class TeamMembersIn(BaseModel):
+class TeamMembersIn(StorableText):
     model_config = ConfigDict(extra="forbid")
 
     user_ids: list[uuid.UUID] = Field(..., max_length=1000)
@@ -299,7 +300,7 @@ class HeatmapOut(BaseModel):
 CourseSlug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
 
 
-class CourseSpec(BaseModel):
+class CourseSpec(StorableText):
     model_config = ConfigDict(extra="forbid")
 
     slug: CourseSlug
@@ -321,7 +322,7 @@ class CourseSpec(BaseModel):
         return slugs
 
 
-class AssignmentIn(BaseModel):
+class AssignmentIn(StorableText):
     model_config = ConfigDict(extra="forbid")
 
     team: TeamName | None = None

@@ -9,7 +9,7 @@ Deterministic checks (a regular expression, a count) go first wherever a rule ca
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -17,7 +17,31 @@ SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
 Severity = Literal["info", "warning", "critical"]
 
 
-class _Spec(BaseModel):
+def storable(value: Any) -> Any:
+    """Refuse text PostgreSQL cannot store (NUL characters, lone surrogates), in lists too."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("text must not contain NUL characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("text must be valid Unicode (no lone surrogates)") from None
+    elif isinstance(value, list | tuple):
+        for item in value:
+            storable(item)
+    return value
+
+
+class StorableText(BaseModel):
+    """A request body whose every text field can be stored as it is."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        return storable(value)
+
+
+class _Spec(StorableText):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 

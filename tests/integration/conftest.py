@@ -66,6 +66,7 @@ def second_tenant(owner_db_url) -> dict:
     data["users"] = [
         {"email": "trainee@rival.example", "display_name": "R", "role": "trainee"},
         {"email": "admin@rival.example", "display_name": "RA", "role": "admin"},
+        {"email": "manager@rival.example", "display_name": "RM", "role": "manager"},
     ]
     path = Path(owner_db_url.split("host=")[-1]).parent / "rival.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -76,6 +77,11 @@ def second_tenant(owner_db_url) -> dict:
 @pytest.fixture(scope="session")
 def rival_admin(second_tenant) -> dict:
     return {"X-Dev-Tenant": "rival", "X-Dev-User": "admin@rival.example"}
+
+
+@pytest.fixture(scope="session")
+def rival_manager(second_tenant) -> dict:
+    return {"X-Dev-Tenant": "rival", "X-Dev-User": "manager@rival.example"}
 
 
 @pytest.fixture(scope="session")

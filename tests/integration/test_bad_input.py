@@ -144,3 +144,27 @@ async def test_malformed_json_body_is_a_422(base_url):
         )
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "invalid_request"
+
+
+async def test_request_bodies_are_bounded_before_they_are_read(base_url, demo_admin):
+    big = {"slug": "big", "name": "x", "role": "x", "company": "x", "personality": "x" * (2 << 20)}
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+        too_big = await client.post("/v1/personas", json=big, headers=demo_admin)
+        assert too_big.status_code == 413
+        error = too_big.json()["error"]
+        assert error["code"] == "body_too_large" and error["request_id"] != "-"
+
+        async def chunks():
+            yield b'{"scenario": '
+            yield b'"crm-discovery-call"}'
+
+        unsized = await client.post(
+            "/v1/sessions", content=chunks(), headers={"Content-Type": "application/json"}
+        )
+        assert unsized.status_code == 411 and unsized.json()["error"]["code"] == "length_required"
+        nul = await client.post(
+            "/v1/personas",
+            json={"slug": "nul", "name": "x\x00", "role": "x", "company": "x", "personality": "x"},
+            headers=demo_admin,
+        )
+        assert nul.status_code == 422
