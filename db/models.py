@@ -159,7 +159,10 @@ class Scenario(Base):
     created_at: Mapped[datetime] = _created_at()
 
     personas: Mapped[list[ScenarioPersona]] = relationship(
-        order_by="ScenarioPersona.position", lazy="selectin"
+        order_by="ScenarioPersona.position",
+        lazy="selectin",
+        cascade="all, delete-orphan",
+        passive_deletes=True,  # the foreign key cascades in the database
     )
 
 

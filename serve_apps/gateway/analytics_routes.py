@@ -63,7 +63,9 @@ class AnalyticsRoutes:
         who = await self._identity_from(request)
         async with tenant_transaction(self.sessions, who.tenant_id) as session:
             visible = await people.visible_user_ids(session, user_id=who.user_id, role=who.role)
-            if visible is not None and user_id not in visible:
+            if (visible is not None and user_id not in visible) or not await people.list_users(
+                session, ids={user_id}
+            ):
                 raise APIError(404, "user_not_found", "no such trainee among your teams")
             rows = await analytics.skill_history(session, user_id=user_id)
         series: dict[str, list[SkillPoint]] = {}

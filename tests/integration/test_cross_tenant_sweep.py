@@ -127,7 +127,7 @@ def _requests(things: dict[str, str]) -> dict[tuple[str, str], tuple[str, dict |
                 "slug": things["rubric"],
                 "name": "X",
                 "criteria": [
-                    {"skill": "s", "name": "S", "checks": [{"question": "Q?", "kind": "questions"}]}
+                    {"skill": "s", "name": "S", "checks": [{"question": "Asked?", "kind": "questions"}]}
                 ],
             },
         ),
@@ -135,7 +135,7 @@ def _requests(things: dict[str, str]) -> dict[tuple[str, str], tuple[str, dict |
         ("get", "/v1/compliance-rules/{slug}"): (f"/v1/compliance-rules/{things['rule']}", None),
         ("put", "/v1/compliance-rules/{slug}"): (
             f"/v1/compliance-rules/{things['rule']}",
-            {"slug": things["rule"], "description": "X", "pattern": "x"},
+            {"slug": things["rule"], "description": "No bar", "pattern": "x"},
         ),
         ("delete", "/v1/compliance-rules/{slug}"): (f"/v1/compliance-rules/{things['rule']}", None),
         ("get", "/v1/scenarios/{slug}"): (f"/v1/scenarios/{things['scenario']}", None),
