@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from ray import serve
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from db import people_repository as people
 from db import repositories as repo
 from db import training_repository as training
 from db.engine import create_engine, session_factory, tenant_transaction
@@ -219,14 +220,16 @@ class Gateway(
 
     @api.get("/v1/sessions/{session_id}", response_model=SessionOut, tags=["training"])
     async def get_session(self, session_id: uuid.UUID, request: Request) -> SessionOut:
+        """A session with its turns: trainees their own, managers their teams', admins any."""
         who = await self._identity_from(request)
         async with tenant_transaction(self.sessions, who.tenant_id) as session:
+            visible = await people.visible_user_ids(session, user_id=who.user_id, role=who.role)
             try:
-                ctx = await repo.load_session_context(
-                    session, session_id=session_id, user_id=who.user_id
-                )
+                ctx = await repo.load_session_context(session, session_id=session_id)
             except repo.NotFoundError:
-                raise APIError(404, "session_not_found", "no such training session") from None
+                ctx = None
+            if ctx is None or (visible is not None and ctx.session.user_id not in visible):
+                raise APIError(404, "session_not_found", "no such training session")
             speakers = {p.id: p.slug for p in ctx.personas}
             return SessionOut(
                 id=ctx.session.id,

@@ -269,3 +269,5 @@ async def test_courses_set_the_mode_and_show_progress_and_analytics_follow_teams
         ).status_code == 404
         report = await http.get(f"/v1/sessions/{session_id}/report", headers=manager)
         assert report.status_code == 200  # the manager's team
+        turns = (await http.get(f"/v1/sessions/{session_id}", headers=manager)).json()["turns"]
+        assert turns[0]["speaker"] == "trainee"

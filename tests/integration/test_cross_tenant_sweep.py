@@ -127,7 +127,11 @@ def _requests(things: dict[str, str]) -> dict[tuple[str, str], tuple[str, dict |
                 "slug": things["rubric"],
                 "name": "X",
                 "criteria": [
-                    {"skill": "s", "name": "S", "checks": [{"question": "Asked?", "kind": "questions"}]}
+                    {
+                        "skill": "s",
+                        "name": "S",
+                        "checks": [{"question": "Asked?", "kind": "questions"}],
+                    }
                 ],
             },
         ),

@@ -63,6 +63,22 @@ def vault():
     server.close()
 
 
+@pytest.fixture(autouse=True)
+def no_secrets_in_the_environment(monkeypatch):
+    """The integration stack of the same test session exports its secrets; not here."""
+    for name in (
+        "SALESBOOST_SECRET_KEY",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "SALESBOOST_MIGRATION_DATABASE_URL",
+        "SALESBOOST_QDRANT_API_KEY",
+        "SALESBOOST_MODE",
+        "SALESBOOST_DATABASE_URL",
+        "SALESBOOST_REDIS_URL",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
 def _settings(**values) -> Settings:
     return Settings(_env_file=None, **values)
 
