@@ -114,13 +114,21 @@ def bench_turn(
     agents: Annotated[
         bool, typer.Option(help="Also run with every agent on, against the persona alone.")
     ] = False,
+    repeats: Annotated[
+        int, typer.Option(min=1, max=10, help="Runs per level (fresh conversations each).")
+    ] = 1,
 ) -> None:
     """Time to first token and whole-turn latency: through the gateway vs. a direct vLLM engine."""
     from serve_apps.bench.turn import TurnBenchConfig, run_turn_bench
 
     levels = [int(x) for x in concurrency.split(",") if x.strip()]
     config = TurnBenchConfig(
-        turns=turns, concurrency=levels, max_tokens=max_tokens, url=url, agents=agents
+        turns=turns,
+        concurrency=levels,
+        max_tokens=max_tokens,
+        url=url,
+        agents=agents,
+        repeats=repeats,
     )
     result = run_turn_bench(config, _settings(), progress=typer.echo)
     json_path.parent.mkdir(parents=True, exist_ok=True)

@@ -66,6 +66,7 @@ class TurnBenchConfig:
     url: str | None = None
     scenario: str = "crm-discovery-call"
     agents: bool = False
+    repeats: int = 1  # fresh conversations per level; the spread of the ratio across them
 
 
 @dataclass(frozen=True)
@@ -247,12 +248,22 @@ async def direct_conversation(
 
 
 async def _run_level(
-    make_conversation: Callable[[asyncio.Barrier], Any], clients: int
-) -> dict[str, float]:
-    """Run ``clients`` conversations; all start their measured turns together after warm-up."""
-    start = asyncio.Barrier(clients)
-    results = await asyncio.gather(*(make_conversation(start) for _ in range(clients)))
-    return summarize([s for conversation in results for s in conversation])
+    make_conversation: Callable[[asyncio.Barrier], Any], clients: int, repeats: int = 1
+) -> dict[str, Any]:
+    """Run ``clients`` conversations ``repeats`` times; in each, all start their measured
+    turns together after warm-up. The summary pools every turn; ``runs`` has each run's."""
+    pooled: list[TurnSample] = []
+    runs = []
+    for _ in range(repeats):
+        start = asyncio.Barrier(clients)
+        results = await asyncio.gather(*(make_conversation(start) for _ in range(clients)))
+        samples = [s for conversation in results for s in conversation]
+        pooled += samples
+        runs.append(summarize(samples))
+    summary: dict[str, Any] = summarize(pooled)
+    if repeats > 1:
+        summary["runs"] = runs
+    return summary
 
 
 # --- orchestration ---------------------------------------------------------------------
@@ -267,6 +278,7 @@ def run_turn_bench(
         "max_tokens": config.max_tokens,
         "temperature": 0,
         "cpu_count": os.cpu_count(),
+        "repeats": config.repeats,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     _gateway_phase(config, settings, results, progress)
@@ -283,6 +295,11 @@ def run_turn_bench(
         entry["ttft_ratio_p50"] = round(
             entry["gateway"]["ttft_ms_p50"] / entry["direct"]["ttft_ms_p50"], 3
         )
+        if config.repeats > 1:  # run i of the gateway against run i of the direct engine
+            entry["ttft_ratio_p50_runs"] = [
+                round(g["ttft_ms_p50"] / d["ttft_ms_p50"], 3)
+                for g, d in zip(entry["gateway"]["runs"], entry["direct"]["runs"], strict=True)
+            ]
         entry["turn_ratio_p50"] = round(
             entry["gateway"]["turn_ms_p50"] / entry["direct"]["turn_ms_p50"], 3
         )
@@ -314,6 +331,7 @@ def _gateway_phase(
                             base_url, config.scenario, config.turns, start, mode
                         ),
                         level,
+                        config.repeats,
                     )
                 )
                 progress(f"  {results[str(level)][key]}")
@@ -370,6 +388,7 @@ def _direct_phase(
                         retrieve,
                     ),
                     level,
+                    config.repeats,
                 )
                 progress(f"  {results[str(level)]['direct']}")
         finally:
