@@ -149,6 +149,7 @@ async def gateway_conversation(
     turns: int,
     start: asyncio.Barrier | None = None,
     mode: str = "conversation",
+    offset: int = 0,
 ) -> list[TurnSample]:
     """One conversation; ``mode`` ``conversation`` is the persona alone, ``practice`` has every
     agent at work. The first token is the persona's first (of its first attempt)."""
@@ -169,7 +170,7 @@ async def gateway_conversation(
             frame = {
                 "type": "turn",
                 "client_turn_id": uuid.uuid4().hex,
-                "text": TRAINEE_LINES[index % len(TRAINEE_LINES)],
+                "text": TRAINEE_LINES[(index + offset) % len(TRAINEE_LINES)],
             }
             started = time.perf_counter()
             await ws.send(json.dumps(frame))
@@ -202,6 +203,7 @@ async def direct_conversation(
     max_tokens: int,
     start: asyncio.Barrier | None = None,
     retrieve: Retrieve | None = None,
+    offset: int = 0,
 ) -> list[TurnSample]:
     from vllm import SamplingParams
 
@@ -211,7 +213,7 @@ async def direct_conversation(
     for index in range(turns + 1):
         if index == 1 and start is not None:
             await start.wait()
-        text = TRAINEE_LINES[index % len(TRAINEE_LINES)]
+        text = TRAINEE_LINES[(index + offset) % len(TRAINEE_LINES)]
         request = TurnRequest(
             session_id="direct",
             tenant_id="bench",
@@ -248,15 +250,19 @@ async def direct_conversation(
 
 
 async def _run_level(
-    make_conversation: Callable[[asyncio.Barrier], Any], clients: int, repeats: int = 1
+    make_conversation: Callable[[asyncio.Barrier, int], Any], clients: int, repeats: int = 1
 ) -> dict[str, Any]:
     """Run ``clients`` conversations ``repeats`` times; in each, all start their measured
-    turns together after warm-up. The summary pools every turn; ``runs`` has each run's."""
+    turns together after warm-up. The summary pools every turn; ``runs`` has each run's.
+
+    Run ``r`` starts the trainee's lines at line ``r``: a repeat that sent the very same
+    prompts would be answered from vLLM's prefix cache and time the cache, not the path.
+    """
     pooled: list[TurnSample] = []
     runs = []
-    for _ in range(repeats):
+    for run in range(repeats):
         start = asyncio.Barrier(clients)
-        results = await asyncio.gather(*(make_conversation(start) for _ in range(clients)))
+        results = await asyncio.gather(*(make_conversation(start, run) for _ in range(clients)))
         samples = [s for conversation in results for s in conversation]
         pooled += samples
         runs.append(summarize(samples))
@@ -327,8 +333,8 @@ def _gateway_phase(
                 progress(f"{key}: {level} concurrent conversation(s) x {config.turns} turns")
                 results[str(level)][key] = asyncio.run(
                     _run_level(
-                        lambda start, mode=mode: gateway_conversation(
-                            base_url, config.scenario, config.turns, start, mode
+                        lambda start, run, mode=mode: gateway_conversation(
+                            base_url, config.scenario, config.turns, start, mode, run
                         ),
                         level,
                         config.repeats,
@@ -369,7 +375,7 @@ def _direct_phase(
             )
             warm = max(config.concurrency)
             await _run_level(
-                lambda start: direct_conversation(
+                lambda start, run: direct_conversation(
                     engine, tokenizer, persona, scenario, 1, config.max_tokens, start, retrieve
                 ),
                 warm,
@@ -377,7 +383,7 @@ def _direct_phase(
             for level in config.concurrency:
                 progress(f"direct: {level} concurrent conversation(s) x {config.turns} turns")
                 results[str(level)]["direct"] = await _run_level(
-                    lambda start: direct_conversation(
+                    lambda start, run: direct_conversation(
                         engine,
                         tokenizer,
                         persona,
@@ -386,6 +392,7 @@ def _direct_phase(
                         config.max_tokens,
                         start,
                         retrieve,
+                        run,
                     ),
                     level,
                     config.repeats,
