@@ -55,6 +55,10 @@ async def scenarios_using_persona(session: AsyncSession, *, persona_id: uuid.UUI
     return list(rows)
 
 
+async def scenarios_using_rubric(session: AsyncSession, *, rubric_id: uuid.UUID) -> list[str]:
+    return list(await session.scalars(select(Scenario.slug).where(Scenario.rubric_id == rubric_id)))
+
+
 async def sessions_of_scenario(session: AsyncSession, *, scenario_id: uuid.UUID) -> int:
     return int(
         await session.scalar(select(func.count()).where(TrainingSession.scenario_id == scenario_id))

@@ -53,6 +53,9 @@ class Kind:
 PERSONA = Kind("persona", Persona, PersonaSpec)
 RUBRIC = Kind("rubric", Rubric, RubricSpec)
 RULE = Kind("compliance_rule", ComplianceRule, ComplianceRuleSpec)
+# Scenarios have their own create/read/update (persona links, rubric by slug); rows and deletes
+# go through the shared helpers.
+SCENARIO = Kind("scenario", Scenario, ScenarioSpec)
 
 
 class ContentRoutes:
@@ -171,8 +174,7 @@ class ContentRoutes:
     @api.delete("/v1/rubrics/{slug}", status_code=204, tags=["content"])
     async def delete_rubric(self, slug: Slug, request: Request) -> Response:
         async def in_use(session, row):
-            scenarios = await content.list_rows(session, Scenario)
-            return [s.slug for s in scenarios if s.rubric_id == row.id]
+            return await content.scenarios_using_rubric(session, rubric_id=row.id)
 
         return await self._delete(request, RUBRIC, slug, in_use)
 
@@ -264,7 +266,7 @@ class ContentRoutes:
     async def get_scenario(self, slug: Slug, request: Request) -> Any:
         who = await self._editor(request)
         async with tenant_transaction(self.sessions, who.tenant_id) as session:
-            scenario = await self._row(session, Kind("scenario", Scenario, ScenarioSpec), slug)
+            scenario = await self._row(session, SCENARIO, slug)
             return await self._scenario_spec(session, scenario)
 
     @api.put("/v1/scenarios/{slug}", response_model=ScenarioSpec, tags=["content"])
@@ -272,7 +274,7 @@ class ContentRoutes:
         self._same_slug(slug, body)
         who = await self._editor(request)
         async with tenant_transaction(self.sessions, who.tenant_id) as session:
-            scenario = await self._row(session, Kind("scenario", Scenario, ScenarioSpec), slug)
+            scenario = await self._row(session, SCENARIO, slug)
             values = await self._scenario_values(session, body)
             persona_ids = values.pop("_persona_ids")
             content.assign(scenario, values)
@@ -288,4 +290,4 @@ class ContentRoutes:
             count = await content.sessions_of_scenario(session, scenario_id=row.id)
             return f"{count} training sessions" if count else None
 
-        return await self._delete(request, Kind("scenario", Scenario, ScenarioSpec), slug, in_use)
+        return await self._delete(request, SCENARIO, slug, in_use)

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from db import auth_repository as auth_repo
 from db import people_repository as people
 from db.engine import tenant_transaction
-from db.models import Team, User, UserRole
+from db.models import Team, TeamMember, User, UserRole
 from serve_apps.gateway.api import api
 from serve_apps.gateway.auth import (
     INVITE_PREFIX,
@@ -96,11 +96,10 @@ class PeopleRoutes:
         )
         session.add(user)
         await session.flush()
-        for team in teams.values():
-            members = (await people.team_members(session)).get(team.id, [])
-            await people.set_team_members(
-                session, tenant_id=who.tenant_id, team_id=team.id, user_ids=[*members, user.id]
-            )
+        session.add_all(
+            TeamMember(tenant_id=who.tenant_id, team_id=team.id, user_id=user.id)
+            for team in teams.values()
+        )
         token = new_tenant_token(INVITE_PREFIX, who.tenant_id)
         expires_at = datetime.now(UTC) + INVITATION_TTL
         await people.add_invitation(
