@@ -147,7 +147,7 @@ class Conversation:
 
     async def handle_turn(self, turn: TraineeTurn) -> None:
         grounding = (
-            asyncio.ensure_future(self.grounder(turn.text))  # a Serve response is an awaitable
+            asyncio.ensure_future(self.grounder(turn.text))  # runs while the turn is stored
             if self.grounder is not None and self.knowledge_base
             else None
         )

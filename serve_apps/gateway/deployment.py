@@ -55,6 +55,7 @@ from serve_apps.gateway.stores import (
     RedisGenerationLocks,
     citations_of,
 )
+from serve_apps.knowledge.grounding import ground
 from serve_apps.orchestrator.contracts import HistoryTurn, PersonaCard, ScenarioCard
 from serve_apps.orchestrator.specs import ComplianceRuleSpec
 from serve_apps.settings import get_settings
@@ -363,10 +364,14 @@ class Gateway(
             ),
             locks=RedisGenerationLocks(self.redis),
             reply_source=lambda request: orchestrator.stream_turn.remote(request),
-            grounder=lambda text: self.orchestrator.ground.remote(
+            # Straight to the knowledge service: one hop less before the first token.
+            grounder=lambda text: ground(
+                self.knowledge,
                 tenant_id=str(who.tenant_id),
                 knowledge_base=ctx.scenario.knowledge_base,
                 text=text,
+                top_k=self.settings.grounding_top_k,
+                timeout_s=self.settings.grounding_timeout_s,
             ),
             send=websocket.send_text,
             max_tokens=self.settings.npc_max_tokens,

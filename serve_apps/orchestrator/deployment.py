@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,6 +9,7 @@ from ray import serve
 
 from serve_apps.conversation.protocol import ErrorEvent
 from serve_apps.knowledge.contracts import RetrievedChunk
+from serve_apps.knowledge.grounding import ground
 from serve_apps.orchestrator.agents.evaluator import Evaluator
 from serve_apps.orchestrator.agents.judge import Judge
 from serve_apps.orchestrator.agents.npc import NPCConversation
@@ -22,8 +21,6 @@ from serve_apps.orchestrator.training_turn import (
     TurnEvent,
     agent_error,
 )
-
-log = logging.getLogger("salesboost.orchestrator")
 
 
 @serve.deployment(
@@ -66,26 +63,15 @@ class TrainingOrchestrator:
     async def ground(
         self, *, tenant_id: str, knowledge_base: str | None, text: str
     ) -> list[RetrievedChunk]:
-        """The knowledge chunks for a trainee turn; none (and a log line) when retrieval fails.
-
-        The persona still answers without them: a slow or broken knowledge service costs
-        grounding, never the reply.
-        """
-        if not knowledge_base or self._grounding_top_k == 0:
-            return []
-        try:
-            return await asyncio.wait_for(
-                self._knowledge.retrieve.remote(
-                    tenant_id=tenant_id,
-                    knowledge_base=knowledge_base,
-                    query=text,
-                    top_k=self._grounding_top_k,
-                ),
-                timeout=self._grounding_timeout_s,
-            )
-        except Exception as exc:
-            log.warning("retrieval from %r failed, answering ungrounded: %r", knowledge_base, exc)
-            return []
+        """The knowledge chunks for a trainee turn (none when retrieval fails)."""
+        return await ground(
+            self._knowledge,
+            tenant_id=tenant_id,
+            knowledge_base=knowledge_base,
+            text=text,
+            top_k=self._grounding_top_k,
+            timeout_s=self._grounding_timeout_s,
+        )
 
     async def stream_turn(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
         grounding = request.grounding
