@@ -107,27 +107,39 @@ class Embedder:
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim)
 
     def embed_query(self, text: str) -> np.ndarray:
-        """One query in one forward pass.
+        return self.embed_queries([text])[0]
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        """Queries in one forward pass (padded to the longest; the mask keeps padding out).
 
         FlagEmbedding's ``encode_queries`` first runs a trial batch to pick a batch size that
-        fits in memory and then encodes again: two forward passes for one query. A query is
-        one short sequence, so this calls the same loaded model, tokenizer and pooling once,
-        with the same instruction and normalization (the unit tests check both agree).
+        fits in memory and then encodes again: two forward passes. Queries are few and
+        short, so this calls the same loaded model, tokenizer and pooling once, with the
+        same instruction and normalization (the unit tests check both agree).
         """
         import torch
 
         if self._model is None:
             self.warm_up()
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
         model = self._model
         if model.query_instruction_for_retrieval:
-            text = model.get_detailed_instruct(
-                model.query_instruction_format, model.query_instruction_for_retrieval, text
-            )
+            texts = [
+                model.get_detailed_instruct(
+                    model.query_instruction_format, model.query_instruction_for_retrieval, text
+                )
+                for text in texts
+            ]
         inputs = model.tokenizer(
-            [text], truncation=True, max_length=model.query_max_length, return_tensors="pt"
+            texts,
+            padding=True,
+            truncation=True,
+            max_length=model.query_max_length,
+            return_tensors="pt",
         )
         with torch.inference_mode():
             hidden = model.model(**inputs, return_dict=True).last_hidden_state
             pooled = model.pooling(hidden, inputs["attention_mask"])
-            vector = torch.nn.functional.normalize(pooled, dim=-1)
-        return vector[0].float().numpy().astype(np.float32, copy=False).reshape(self.dim)
+            vectors = torch.nn.functional.normalize(pooled, dim=-1)
+        return vectors.float().numpy().astype(np.float32, copy=False).reshape(len(texts), self.dim)

@@ -12,6 +12,8 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+import numpy as np
+
 from retrieval.chunking import ChunkingConfig
 from retrieval.embedder import Embedder
 from retrieval.indexing import DocumentInput, IndexingPipeline
@@ -135,12 +137,24 @@ class KnowledgeBase:
             self.store.delete_document(self.alias, tenant_id=tenant_id, document_id=document_id)
 
     def search(
-        self, *, tenant_id: str, query: str, mode: SearchMode = "hybrid_rerank", top_k: int = 5
+        self,
+        *,
+        tenant_id: str,
+        query: str,
+        mode: SearchMode = "hybrid_rerank",
+        top_k: int = 5,
+        query_vector: np.ndarray | None = None,
     ) -> list[ScoredChunk]:
+        """``query_vector``: the query's dense embedding when the caller already has it."""
         if self.live_version() is None:
             return []
         return self.searcher.run(
-            collection=self.alias, tenant_id=tenant_id, query=query, mode=mode, top_k=top_k
+            collection=self.alias,
+            tenant_id=tenant_id,
+            query=query,
+            mode=mode,
+            top_k=top_k,
+            query_vector=query_vector,
         )
 
     def explain(self, *, tenant_id: str, query: str, top_k: int = 5) -> list[StageScores]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from retrieval.embedder import Embedder
@@ -65,10 +66,14 @@ class HybridSearcher:
         self.config = config or SearchConfig()
         self.cross_encoder = cross_encoder
 
-    def _queries(self, text: str) -> tuple[list[float], Any]:
+    def _queries(
+        self, text: str, dense_vector: np.ndarray | None = None
+    ) -> tuple[list[float], Any]:
         from qdrant_client import models
 
-        dense = self.embedder.embed_query(text).tolist()
+        if dense_vector is None:
+            dense_vector = self.embedder.embed_query(text)
+        dense = dense_vector.tolist()
         encoded = self.sparse.encode_query(text)
         return dense, models.SparseVector(indices=encoded.indices, values=encoded.values)
 
@@ -92,10 +97,11 @@ class HybridSearcher:
         query: str,
         mode: SearchMode = "hybrid_rerank",
         top_k: int | None = None,
+        query_vector: np.ndarray | None = None,
     ) -> list[ScoredChunk]:
         if not query.strip():
             raise ValueError("the query is empty")
-        dense, sparse = self._queries(query)
+        dense, sparse = self._queries(query, query_vector)
         limit = top_k or self.config.top_k
         if mode == "hybrid_rerank" and self.cross_encoder is not None:
             return self._cross_encode(collection, tenant_id, query, dense, sparse, limit)

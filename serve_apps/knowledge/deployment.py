@@ -133,7 +133,12 @@ class KnowledgeService:
         self, *, tenant_id: str, knowledge_base: str, query: str, top_k: int = 5
     ) -> list[RetrievedChunk]:
         base = self._base(tenant_id, knowledge_base, None)
-        hits = await self._run(base.search, tenant_id=tenant_id, query=query, top_k=top_k)
+        # Embedded before taking the store's lock, so that turns arriving together are
+        # embedded together (the embedder batches them) rather than one per lock holder.
+        dense = await self._embedder.embed_query_async(query)
+        hits = await self._run(
+            base.search, tenant_id=tenant_id, query=query, top_k=top_k, query_vector=dense
+        )
         return [RetrievedChunk.from_hit(h.id, h.score, h.payload) for h in hits]
 
     async def explain(

@@ -27,7 +27,13 @@ class EmbedderDeployment:
         self._embedder.warm_up()
 
     async def embed_query(self, text: str) -> np.ndarray:
-        return await asyncio.to_thread(self._embedder.embed_query, text)
+        return await self._embed_queries(text)
+
+    # Trainee turns that arrive together (a class practising at once) share one forward pass:
+    # nothing waits for a batch to fill, but what queues while one runs goes in the next.
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0)
+    async def _embed_queries(self, texts: list[str]) -> list[np.ndarray]:
+        return list(await asyncio.to_thread(self._embedder.embed_queries, texts))
 
     async def embed_documents(self, texts: list[str]) -> np.ndarray:
         return await asyncio.to_thread(self._embedder.embed_documents, texts)
@@ -56,6 +62,10 @@ class RemoteEmbedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         return self._handle.embed_query.remote(text).result(timeout_s=self._timeout_s)
+
+    async def embed_query_async(self, text: str) -> np.ndarray:
+        """The same, from an event loop (no worker thread held while the embedder works)."""
+        return await asyncio.wait_for(self._handle.embed_query.remote(text), self._timeout_s)
 
     def embed_documents(self, texts: list[str]) -> np.ndarray:
         if not texts:
