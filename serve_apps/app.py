@@ -21,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 if TYPE_CHECKING:
     from ray.serve import Application
 
+    from models.llm import LLMDeploymentSettings
+
 MODEL_CONFIGS_DIR = Path(__file__).resolve().parent.parent / "models" / "configs"
 
 
@@ -92,9 +94,18 @@ class SalesBoostAppArgs(BaseModel):
 
         return SearchConfig.model_validate(value).model_dump()
 
+    def llm_settings(self) -> tuple[LLMDeploymentSettings, LLMDeploymentSettings | None]:
+        """The NPC's and the judge's model configs, read from their files."""
+        from models.llm import LLMDeploymentSettings
+
+        npc = LLMDeploymentSettings.from_file(resolve_model_config(self.npc_llm_config))
+        if self.judge_llm_config is None:
+            return npc, None
+        return npc, LLMDeploymentSettings.from_file(resolve_model_config(self.judge_llm_config))
+
 
 def build_app(args: dict[str, Any] | None = None) -> Application:
-    from models.llm import LLMDeploymentSettings, build_llm_app
+    from models.llm import build_llm_app
     from serve_apps.gateway.deployment import Gateway
     from serve_apps.knowledge.deployment import KnowledgeService
     from serve_apps.knowledge.embedder import EmbedderDeployment
@@ -103,12 +114,11 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
     from serve_apps.settings import get_settings
 
     parsed = SalesBoostAppArgs.model_validate(args or {})
-    npc = LLMDeploymentSettings.from_file(resolve_model_config(parsed.npc_llm_config))
+    npc, judge = parsed.llm_settings()
     models_dir = get_settings().models_dir
     npc_llm = build_llm_app(npc, models_dir)
     judge_llm, judge_model_id = None, None
-    if parsed.judge_llm_config is not None:
-        judge = LLMDeploymentSettings.from_file(resolve_model_config(parsed.judge_llm_config))
+    if judge is not None:
         judge_model_id = judge.model_id
         if judge.model_id == npc.model_id:
             if judge != npc:

@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     ray_num_cpus: int = Field(
         8, ge=1, le=512, description="Logical CPUs for a local Ray node (more than physical)."
     )
+    engine_cpus: str = Field(
+        "auto",
+        pattern=r"^(auto|off|\d+(-\d+)?(,\d+(-\d+)?)*)$",
+        description="Cores a CPU model engine keeps to itself on a local stack: 'auto' (from "
+        "4 cores, all but a quarter), 'off', or a list such as '0-2'; the rest run the rest.",
+    )
     serve_config: Path = Field(
         Path("cluster/serve_local.yaml"), description="Serve config that `salesboost up` deploys."
     )

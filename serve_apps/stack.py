@@ -6,6 +6,7 @@ the same thing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -20,6 +21,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from models.cpu_layout import CpuLayout
 from serve_apps.settings import Settings
 
 log = logging.getLogger("salesboost.stack")
@@ -48,6 +50,12 @@ class ServeConfigFile(BaseModel):
         return cls.model_validate(yaml.safe_load(path.read_text()))
 
 
+# Serve's controller reconciles every 100 ms by default: about 7 % of a core, spent on one
+# machine that also runs the model. Once a second is soon enough to restart a replica or
+# scale; requests never wait for it (handles route them).
+SERVE_TUNING = {"RAY_SERVE_CONTROL_LOOP_INTERVAL_S": "1"}
+
+
 @dataclass
 class Stack:
     settings: Settings
@@ -68,15 +76,22 @@ class Stack:
         self.settings = resolve_secrets(self.settings)
         self.settings.check_production_ready()
         self._prepare_models()
-        database_url, migration_url, redis_url = self._data_services()
+        layout = self._cpu_layout()
+        if layout is not None:
+            self.progress(f"CPU layout: {layout.describe()}")
+        with layout.serving_cores() if layout is not None else contextlib.nullcontext():
+            database_url, migration_url, redis_url = self._data_services()
         self.database_url, self.migration_database_url = database_url, migration_url
         self.progress("applying database migrations")
         upgrade(migration_url)
         if self.settings.mode == "development":  # production companies come from the operator
             self.progress("seeding the demo tenant")
             seed_file(migration_url)
-        self.env = self._replica_env(database_url, redis_url)
-        self._start_serve()
+        self.env = self._replica_env(database_url, redis_url) | SERVE_TUNING
+        if layout is not None:
+            self.env.update(layout.engine_env())
+        with layout.serving_cores() if layout is not None else contextlib.nullcontext():
+            self._start_serve()  # Ray's daemons start here, and they start every worker
         self._wait_ready(wait_ready_s)
         if self.settings.mode == "development":
             self._seed_knowledge()
@@ -109,6 +124,18 @@ class Stack:
                         raise RuntimeError(f"seeding {document.name} failed: {response.text}")
                     if response.status_code == 201:
                         self.progress(f"indexed {document.name} into {base['slug']!r}")
+
+    def _cpu_layout(self) -> CpuLayout | None:
+        """Cores for a CPU model engine and for the rest, when this config runs one."""
+        from serve_apps.app import SalesBoostAppArgs
+
+        for spec in ServeConfigFile.load(self.settings.serve_config).applications:
+            if spec.import_path != "serve_apps.app:build_app":
+                continue
+            engines = [s for s in SalesBoostAppArgs.model_validate(spec.args).llm_settings() if s]
+            if any(engine.accelerator == "cpu" for engine in engines):
+                return CpuLayout.for_this_machine(self.settings.engine_cpus)
+        return None
 
     def _prepare_models(self) -> None:
         from models.catalog import BUNDLED_MODELS

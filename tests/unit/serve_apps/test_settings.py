@@ -54,3 +54,11 @@ def test_settings_round_trip_through_the_environment(monkeypatch, tmp_path):
     assert restored.model_dump(exclude={"models_dir_override"}) == original.model_dump(
         exclude={"models_dir_override"}
     )
+
+
+def test_engine_cpus_takes_auto_off_or_a_cpu_list(tmp_path):
+    for value in ["auto", "off", "0", "0-2,5"]:
+        assert Settings(data_dir=tmp_path, engine_cpus=value).engine_cpus == value
+    for bad in ["", "all", "0-", "1;2"]:
+        with pytest.raises(ValueError):
+            Settings(data_dir=tmp_path, engine_cpus=bad)
