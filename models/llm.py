@@ -62,9 +62,10 @@ class LLMDeploymentSettings(BaseModel):
     stream_batching_interval_ms: float = Field(
         0,
         ge=0,
+        le=1000,
         description=(
-            "Ray Serve LLM groups streamed chunks over this interval; its 50 ms default "
-            "delays the first token, so the product defaults to 0 (every token at once)."
+            "After the first token (always sent at once), streamed chunks are grouped over "
+            "this interval: fewer objects between replicas; 0 sends every token alone."
         ),
     )
 
@@ -133,6 +134,10 @@ class LLMDeploymentSettings(BaseModel):
 def build_llm_app(settings: LLMDeploymentSettings, models_dir: Path) -> Application:
     from ray.serve.llm import build_llm_deployment
 
+    from models.llm_server import FirstTokenAtOnceLLMServer
+
     return build_llm_deployment(
-        settings.to_llm_config(models_dir), name_prefix=f"llm-{settings.model_id}:"
+        settings.to_llm_config(models_dir),
+        name_prefix=f"llm-{settings.model_id}:",
+        deployment_cls=FirstTokenAtOnceLLMServer,
     )

@@ -73,13 +73,20 @@ class ServeLLMChatEngine:
             stream_options={"include_usage": True},
         )
         async for batch in self._handle.chat.remote(request):
+            # One delta per batch the server sent: whatever it grouped stays one object on
+            # every hop after this one too.
+            text, output_tokens = "", None
             for item in batch if isinstance(batch, list) else [batch]:
                 if not isinstance(item, str):  # an ErrorResponse object
                     raise ModelUnavailableError(str(getattr(item, "error", item)))
                 for line in item.split("\n\n"):
                     delta = parse_sse_chunk(line)
                     if delta is not None:
-                        yield delta
+                        text += delta.text
+                        if delta.output_tokens is not None:
+                            output_tokens = delta.output_tokens
+            if text or output_tokens is not None:
+                yield ChatDelta(text=text, output_tokens=output_tokens)
 
     async def complete_json(
         self, messages: list[dict[str, str]], *, schema: dict[str, Any], max_tokens: int

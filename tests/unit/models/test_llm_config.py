@@ -12,7 +12,7 @@ def test_cpu_config_builds_an_llm_config_that_schedules_on_cpu():
     config = settings.to_llm_config(Path("/models"))
     assert config.placement_group_config == {"bundles": [{"CPU": 1}]}
     assert config.model_loading_config.model_source == "/models/SmolLM2-135M-Instruct"
-    assert config.experimental_configs["stream_batching_interval_ms"] == 0
+    assert config.experimental_configs["stream_batching_interval_ms"] == 100
     assert config.runtime_env["env_vars"]["VLLM_CPU_KVCACHE_SPACE"] == "1"
     assert config.deployment_config["autoscaling_config"]["max_replicas"] >= 1
     assert "model" not in config.engine_kwargs  # Ray Serve LLM refuses it there

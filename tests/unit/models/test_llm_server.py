@@ -1,0 +1,74 @@
+"""The LLM server's stream grouping: the first chunks at once, the later ones per interval."""
+
+import asyncio
+import time
+
+import pytest
+
+from models.llm_server import first_at_once_then_batched
+
+
+async def paced(items, gaps_s):
+    """A source that waits ``gaps_s[i]`` before item ``i`` (0: handed over with the last)."""
+    for item, gap in zip(items, gaps_s, strict=True):
+        if gap:
+            await asyncio.sleep(gap)
+        yield item
+
+
+async def collect(source, interval_s):
+    started = time.perf_counter()
+    batches = []
+    async for batch in first_at_once_then_batched(source, interval_s):
+        batches.append((batch, time.perf_counter() - started))
+    return batches
+
+
+def test_first_chunks_are_not_held_for_the_interval():
+    # The role chunk and the first token come together, then a token every 10 ms.
+    items = ["role", "t1", "t2", "t3", "t4", "t5", "done"]
+    gaps = [0.05, 0, 0.01, 0.01, 0.01, 0.01, 0.01]
+    batches = asyncio.run(collect(paced(items, gaps), interval_s=0.5))
+    first, at = batches[0]
+    assert first == ["role", "t1"]
+    assert at < 0.05 + 0.1  # far less than the 0.5 s interval
+    assert [item for batch, _ in batches for item in batch] == items  # nothing lost or reordered
+    # The rest came within one interval: it goes out as one batch when the source ends.
+    assert len(batches) == 2
+    assert batches[1][1] < 0.5
+
+
+def test_later_chunks_are_grouped_per_interval():
+    items = [f"t{i}" for i in range(12)]
+    gaps = [0.0] + [0.02] * 11  # 220 ms of tokens against 100 ms windows
+    batches = asyncio.run(collect(paced(items, gaps), interval_s=0.1))
+    assert batches[0][0] == ["t0"]
+    assert 3 <= len(batches) <= 6  # not one object per token
+    assert [item for batch, _ in batches for item in batch] == items
+
+
+def test_zero_interval_sends_every_chunk_alone():
+    items = ["a", "b", "c"]
+    batches = asyncio.run(collect(paced(items, [0, 0, 0]), interval_s=0))
+    assert [batch for batch, _ in batches] == [["a"], ["b"], ["c"]]
+
+
+def test_a_source_error_comes_after_what_came_before_it():
+    async def failing():
+        yield "t1"
+        await asyncio.sleep(0.01)
+        yield "t2"
+        raise RuntimeError("engine died")
+
+    async def run():
+        seen = []
+        with pytest.raises(RuntimeError, match="engine died"):
+            async for batch in first_at_once_then_batched(failing(), 0.5):
+                seen.extend(batch)
+        return seen
+
+    assert asyncio.run(run()) == ["t1", "t2"]
+
+
+def test_an_empty_source_yields_nothing():
+    assert asyncio.run(collect(paced([], []), interval_s=0.1)) == []
