@@ -89,6 +89,10 @@ class KnowledgeStore:
 
     # --- resilience ---------------------------------------------------------------------
 
+    def close(self) -> None:
+        """Release the client (local mode: the folder's lock) now, not at interpreter exit."""
+        self.client.close()
+
     def _call(self, operation: str, fn, *args, **kwargs):
         delay = 0.2
         for attempt in range(1, self.retries + 1):

@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -43,6 +43,9 @@ from serve_apps.orchestrator.contracts import (
 )
 from serve_apps.orchestrator.npc_prompt import npc_messages
 from serve_apps.settings import Settings
+
+if TYPE_CHECKING:
+    from retrieval.store import KnowledgeStore
 
 Progress = Callable[[str], None]
 
@@ -114,12 +117,11 @@ def demo_cards(scenario_slug: str) -> tuple[PersonaCard, ScenarioCard]:
 Retrieve = Callable[[str], list[RetrievedChunk]]
 
 
-def demo_grounding(scenario_slug: str, top_k: int, folder: Path) -> Retrieve | None:
-    """The scenario's seed knowledge base, indexed in ``folder`` the way the service does it."""
+def demo_grounding(scenario_slug: str, top_k: int, store: KnowledgeStore) -> Retrieve | None:
+    """The scenario's seed knowledge base, indexed in ``store`` the way the service does it."""
     from db.seed import DEMO_TENANT_FILE
     from retrieval.embedder import Embedder
     from retrieval.knowledge_base import KnowledgeBase
-    from retrieval.store import KnowledgeStore
 
     data = yaml.safe_load(DEMO_TENANT_FILE.read_text())
     scenario = next(s for s in data["scenarios"] if s["slug"] == scenario_slug)
@@ -127,7 +129,7 @@ def demo_grounding(scenario_slug: str, top_k: int, folder: Path) -> Retrieve | N
     if not slug or top_k == 0:
         return None
     spec = next(b for b in data.get("knowledge_bases", []) if b["slug"] == slug)
-    base = KnowledgeBase(slug=slug, store=KnowledgeStore(path=str(folder)), embedder=Embedder())
+    base = KnowledgeBase(slug=slug, store=store, embedder=Embedder())
     for relative in spec["documents"]:
         document = DEMO_TENANT_FILE.parent / relative
         base.ingest(tenant_id="bench", filename=document.name, data=document.read_bytes())
@@ -355,8 +357,11 @@ def _direct_phase(
     npc = LLMDeploymentSettings.from_file(resolve_model_config("npc_cpu"))
     os.environ.update(npc.engine_env())
     persona, scenario = demo_cards(config.scenario)
+    from retrieval.store import KnowledgeStore
+
     index_dir = Path(tempfile.mkdtemp(prefix="bench-grounding-"))
-    retrieve = demo_grounding(config.scenario, settings.grounding_top_k, index_dir)
+    store = KnowledgeStore(path=str(index_dir))
+    retrieve = demo_grounding(config.scenario, settings.grounding_top_k, store)
 
     async def run_all() -> None:
         from vllm.engine.arg_utils import AsyncEngineArgs
@@ -404,4 +409,5 @@ def _direct_phase(
     try:
         asyncio.run(run_all())
     finally:
+        store.close()
         shutil.rmtree(index_dir, ignore_errors=True)
