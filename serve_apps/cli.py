@@ -115,8 +115,14 @@ def bench_turn(
         bool, typer.Option(help="Also run with every agent on, against the persona alone.")
     ] = False,
     repeats: Annotated[
-        int, typer.Option(min=1, max=10, help="Runs per level (fresh conversations each).")
-    ] = 1,
+        int,
+        typer.Option(
+            min=1,
+            max=10,
+            help="Runs per level (fresh conversations each), pooled in the summary: at 8 "
+            "conversations one run's ratio swings with how requests meet the engine's steps.",
+        ),
+    ] = 3,
 ) -> None:
     """Time to first token and whole-turn latency: through the gateway vs. a direct vLLM engine."""
     from serve_apps.bench.turn import TurnBenchConfig, run_turn_bench

@@ -69,7 +69,7 @@ class TurnBenchConfig:
     url: str | None = None
     scenario: str = "crm-discovery-call"
     agents: bool = False
-    repeats: int = 1  # fresh conversations per level; the spread of the ratio across them
+    repeats: int = 3  # fresh conversations per level; the spread of the ratio across them
 
 
 @dataclass(frozen=True)
