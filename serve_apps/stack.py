@@ -50,10 +50,13 @@ class ServeConfigFile(BaseModel):
         return cls.model_validate(yaml.safe_load(path.read_text()))
 
 
-# Serve's controller reconciles every 100 ms by default: about 7 % of a core, spent on one
-# machine that also runs the model. Once a second is soon enough to restart a replica or
-# scale; requests never wait for it (handles route them).
-SERVE_TUNING = {"RAY_SERVE_CONTROL_LOOP_INTERVAL_S": "1"}
+# Ray settings for one machine that also runs the model, read by Ray's daemons at start.
+# - Serve's controller reconciles every 100 ms by default: about 7 % of a core. Once a second
+#   is soon enough to restart a replica or scale; requests never wait for it.
+# - Ray starts its workers at nice 15 so that its own daemons come first; the model engine is
+#   a worker's child, and so it came after PostgreSQL, Redis and every client on the machine
+#   (all at nice 0), which a bare vLLM engine does not.
+SERVE_TUNING = {"RAY_SERVE_CONTROL_LOOP_INTERVAL_S": "1", "RAY_worker_niceness": "0"}
 
 
 @dataclass
@@ -79,7 +82,8 @@ class Stack:
         layout = self._cpu_layout()
         if layout is not None:
             self.progress(f"CPU layout: {layout.describe()}")
-        with layout.serving_cores() if layout is not None else contextlib.nullcontext():
+        serving_cores = layout.serving_cores if layout is not None else contextlib.nullcontext
+        with serving_cores():
             database_url, migration_url, redis_url = self._data_services()
         self.database_url, self.migration_database_url = database_url, migration_url
         self.progress("applying database migrations")
@@ -90,7 +94,7 @@ class Stack:
         self.env = self._replica_env(database_url, redis_url) | SERVE_TUNING
         if layout is not None:
             self.env.update(layout.engine_env())
-        with layout.serving_cores() if layout is not None else contextlib.nullcontext():
+        with serving_cores():
             self._start_serve()  # Ray's daemons start here, and they start every worker
         self._wait_ready(wait_ready_s)
         if self.settings.mode == "development":
