@@ -17,6 +17,7 @@ On a cluster the pods' CPU requests do this job, and the layout is off.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -87,19 +88,24 @@ class CpuLayout:
         """What tells vLLM's CPU worker where to bind (an explicit list: no core reserved)."""
         return {"VLLM_CPU_OMP_THREADS_BIND": ",".join(str(c) for c in self.engine)}
 
-    @contextmanager
-    def serving_cores(self) -> Iterator[None]:
-        """Processes started inside the block run on the serving cores; this one is restored
-        afterwards, so the caller's own work is not squeezed onto them."""
-        before = os.sched_getaffinity(0)
-        os.sched_setaffinity(0, self.serving)
-        try:
-            yield
-        finally:
-            os.sched_setaffinity(0, before)
+    def serving_cores(self) -> contextlib.AbstractContextManager[None]:
+        """Processes started inside the block run on the serving cores."""
+        return processes_started_on(self.serving)
 
     def describe(self) -> str:
         return f"model engine on CPU {_short(self.engine)}, the rest on {_short(self.serving)}"
+
+
+@contextmanager
+def processes_started_on(cpus: Sequence[int]) -> Iterator[None]:
+    """Processes started inside the block (from this thread) run on ``cpus``; this thread's
+    own mask is restored afterwards, so its work is not squeezed onto them."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 def _short(cpus: Sequence[int]) -> str:

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from ray.serve.llm.deployment import LLMServer
 
-from models.cpu_layout import parse_cpu_list
+from models.cpu_layout import parse_cpu_list, processes_started_on
 
 T = TypeVar("T")
 
@@ -82,12 +82,8 @@ def engine_processes_on_engine_cores() -> Iterator[None]:
     if bind in ("auto", "nobind") or not hasattr(os, "sched_setaffinity"):
         yield
         return
-    before = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, parse_cpu_list(bind))
-    try:
+    with processes_started_on(parse_cpu_list(bind)):
         yield
-    finally:
-        os.sched_setaffinity(0, before)
 
 
 class FirstTokenAtOnceLLMServer(LLMServer):
