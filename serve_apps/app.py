@@ -14,7 +14,7 @@ The same builder serves ``salesboost up``, a Serve config YAML (``cluster/``), a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -58,12 +58,6 @@ class SalesBoostAppArgs(BaseModel):
     )
     embedding_model: str = Field(
         "all-MiniLM-L6-v2", description="Embedder deployment's model (bge-base-en-v1.5 on GPU)."
-    )
-    query_embedding: Literal["in_service", "deployment"] = Field(
-        "in_service",
-        description="Where a retrieval query is embedded: in the knowledge service (a small "
-        "model on CPU: no round trip on the turn's way to the model) or by the embedder "
-        "deployment (a large model, or one on a GPU). Documents always go to the deployment.",
     )
     reranker_model: str | None = Field(
         None,
@@ -144,7 +138,6 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
         embedding_model=parsed.embedding_model,
         search=parsed.search,
         reranker=reranker,
-        query_embedding=parsed.query_embedding,
     )
     orchestrator = TrainingOrchestrator.bind(
         npc_llm=npc_llm,

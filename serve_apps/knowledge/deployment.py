@@ -17,7 +17,6 @@ import logging
 import threading
 from typing import Any
 
-import numpy as np
 from ray import serve
 
 from retrieval.chunking import ChunkingConfig
@@ -34,7 +33,7 @@ from serve_apps.knowledge.contracts import (
     RetrievedChunk,
     StageScore,
 )
-from serve_apps.knowledge.embedder import QueryEmbedding, service_embedder
+from serve_apps.knowledge.embedder import RemoteEmbedder
 from serve_apps.knowledge.reranker import RemoteReranker
 from serve_apps.settings import get_settings
 
@@ -61,7 +60,6 @@ class KnowledgeService:
         embedding_model: str,
         search: dict[str, Any] | None = None,
         reranker: Any | None = None,
-        query_embedding: QueryEmbedding = "in_service",
     ) -> None:
         settings = get_settings()
         if settings.qdrant_url:
@@ -72,7 +70,7 @@ class KnowledgeService:
             folder.mkdir(parents=True, exist_ok=True)
             self._store = KnowledgeStore(path=str(folder))
             self._guard = threading.Lock()
-        self._embedder = service_embedder(embedder, embedding_model, query_embedding)
+        self._embedder = RemoteEmbedder(embedder, embedding_model)
         self._search = SearchConfig.model_validate(search or {})
         self._cross_encoder = RemoteReranker(reranker) if reranker is not None else None
         self._parser = DocumentParser()
@@ -136,18 +134,12 @@ class KnowledgeService:
     ) -> list[RetrievedChunk]:
         base = self._base(tenant_id, knowledge_base, None)
         # Embedded before taking the store's lock, so that turns arriving together are
-        # embedded together rather than one per lock holder.
-        dense = await self._embed_query(query)
+        # embedded together (the embedder batches them) rather than one per lock holder.
+        dense = await self._embedder.embed_query_async(query)
         hits = await self._run(
             base.search, tenant_id=tenant_id, query=query, top_k=top_k, query_vector=dense
         )
         return [RetrievedChunk.from_hit(h.id, h.score, h.payload) for h in hits]
-
-    # Trainee turns that arrive together (a class practising at once) share one forward pass:
-    # nothing waits for a batch to fill, but what queues while one runs goes in the next.
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0)
-    async def _embed_query(self, queries: list[str]) -> list[np.ndarray]:
-        return list(await self._embedder.embed_queries_async(queries))
 
     async def explain(
         self, *, tenant_id: str, knowledge_base: str, query: str, top_k: int = 5

@@ -20,7 +20,7 @@ def test_query_embedding_matches_flagembedding_encode_queries():
 
 
 def test_queries_embedded_together_match_each_embedded_alone():
-    # The knowledge service batches queries that arrive together: padding must not show.
+    # The embedder deployment batches queries that arrive together: padding must not show.
     embedder = Embedder()
     queries = ["CRM", "How long does a CRM data migration take for forty users?", "price"]
     together = embedder.embed_queries(queries)

@@ -56,6 +56,3 @@ def test_app_args_resolve_named_configs_and_reject_unknown_ones():
         resolve_model_config("nope")
     with pytest.raises(ValidationError):
         SalesBoostAppArgs.model_validate({"npc_llm_config": "npc_cpu", "typo": 1})
-    assert SalesBoostAppArgs().query_embedding == "in_service"
-    with pytest.raises(ValidationError):
-        SalesBoostAppArgs.model_validate({"query_embedding": "on_the_moon"})
