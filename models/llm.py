@@ -134,10 +134,10 @@ class LLMDeploymentSettings(BaseModel):
 def build_llm_app(settings: LLMDeploymentSettings, models_dir: Path) -> Application:
     from ray.serve.llm import build_llm_deployment
 
-    from models.llm_server import SalesBoostLLMServer
+    from models.llm_server import FirstTokenAtOnceLLMServer
 
     return build_llm_deployment(
         settings.to_llm_config(models_dir),
         name_prefix=f"llm-{settings.model_id}:",
-        deployment_cls=SalesBoostLLMServer,
+        deployment_cls=FirstTokenAtOnceLLMServer,
     )

@@ -1,5 +1,4 @@
-"""The LLM server deployment: Ray Serve LLM's ``LLMServer``, with a first token that never waits
-and a plain-text chat stream for callers inside the cluster.
+"""The LLM server deployment: Ray Serve LLM's ``LLMServer``, with a first token that never waits.
 
 Ray Serve LLM groups a stream's chunks over ``stream_batching_interval_ms`` (50 ms by default)
 so that fewer, larger objects cross from the engine's replica to its caller. The first token
@@ -7,13 +6,6 @@ waits out that interval like any other, which is time to first token lost for no
 the first chunks go out the moment they exist and only the later ones are grouped: on a
 small machine each object costs every process it passes through (the LLM server, the
 orchestrator, the gateway, the proxy) CPU that the engine would otherwise have.
-
-The OpenAI routes (``chat``, ``completions``) stay for clients that speak OpenAI. The
-orchestrator, which needs neither OpenAI's request model nor its server-sent events, streams
-through :meth:`SalesBoostLLMServer.chat_text`: the same chat template, the model's default
-sampling parameters and the same engine, without the request validation, the per-token
-response objects and their JSON on both ends (about 12 ms of a one-conversation first token
-on 2 cores).
 """
 
 from __future__ import annotations
@@ -21,10 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from ray.serve.llm.deployment import LLMServer
 
@@ -96,63 +86,14 @@ def engine_processes_on_engine_cores() -> Iterator[None]:
         yield
 
 
-@dataclass(frozen=True)
-class TextDelta:
-    """Part of a streamed reply: the text since the previous delta, and the reply's output
-    tokens so far."""
-
-    text: str
-    output_tokens: int
-
-
-class SalesBoostLLMServer(LLMServer):
+class FirstTokenAtOnceLLMServer(LLMServer):
     """``LLMServer`` whose streams send their first chunk without waiting for the interval,
-    whose engine processes run on the engine's cores, and which streams plain text to the
-    cluster's own callers (:meth:`chat_text`)."""
+    and whose engine processes run on the engine's cores."""
 
     async def start(self) -> None:
         # The engine's processes are started from this thread, synchronously, in here.
         with engine_processes_on_engine_cores():
             await super().start()
-        engine = getattr(self.engine, "_engine_client", None)
-        if engine is None or not hasattr(engine, "generate"):
-            # Ray Serve LLM keeps vLLM's engine client here; the pinned version is checked
-            # at start rather than at the first trainee turn.
-            raise RuntimeError("this Ray Serve LLM version does not expose vLLM's engine client")
-        self._vllm: Any = engine
-        self._default_sampling = engine.model_config.get_diff_sampling_param()
 
     def _batch_output_stream(self, generator: AsyncIterator[T]) -> AsyncIterator[list[T]]:
         return first_at_once_then_batched(generator, self._get_batch_interval_ms() / 1000)
-
-    async def chat_text(
-        self, messages: list[dict[str, str]], max_tokens: int, temperature: float
-    ) -> AsyncIterator[list[TextDelta]]:
-        """The reply to ``messages`` as text deltas, grouped as ``chat`` groups its stream;
-        the last delta carries the reply's output token count. An engine error (a prompt
-        longer than the model's context, say) is raised to the caller."""
-        from vllm import SamplingParams
-        from vllm.sampling_params import RequestOutputKind
-
-        params = SamplingParams(
-            **{
-                **self._default_sampling,  # the model's generation config, as OpenAI's path
-                "max_tokens": max_tokens,
-                "temperature": temperature,
-                "output_kind": RequestOutputKind.DELTA,
-            }
-        )
-        prompt = self._vllm.tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, tokenize=False
-        )
-
-        async def deltas() -> AsyncIterator[TextDelta]:
-            produced = 0
-            async for output in self._vllm.generate(prompt, params, uuid.uuid4().hex):
-                completion = output.outputs[0]
-                produced += len(completion.token_ids)
-                if completion.text or output.finished:
-                    yield TextDelta(text=completion.text, output_tokens=produced)
-
-        async for batch in self._batch_output_stream(deltas()):
-            yield batch

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
-
-from ray.exceptions import RayError
-from ray.serve.exceptions import RayServeException
 
 
 class ModelUnavailableError(RuntimeError):
@@ -17,7 +15,7 @@ class ModelUnavailableError(RuntimeError):
 @dataclass(frozen=True)
 class ChatDelta:
     text: str
-    output_tokens: int | None = None  # the reply's output tokens so far, when known
+    output_tokens: int | None = None  # set on the last delta when the engine reports usage
 
 
 class ChatEngine(Protocol):
@@ -36,6 +34,23 @@ class ChatEngine(Protocol):
     async def check_health(self) -> None: ...
 
 
+def parse_sse_chunk(chunk: str) -> ChatDelta | None:
+    """One ``data: {...}`` line of vLLM's OpenAI stream as a delta (None for keep-alives/DONE)."""
+    payload = chunk.strip()
+    if payload.startswith("data:"):
+        payload = payload[5:].strip()
+    if not payload or payload == "[DONE]":
+        return None
+    body = json.loads(payload)
+    if "error" in body and "choices" not in body:
+        raise ModelUnavailableError(str(body["error"].get("message", body["error"])))
+    text = ""
+    for choice in body.get("choices") or ():
+        text += (choice.get("delta") or {}).get("content") or ""
+    usage = body.get("usage") or {}
+    return ChatDelta(text=text, output_tokens=usage.get("completion_tokens"))
+
+
 class ServeLLMChatEngine:
     """Streams chat completions from a ``ray.serve.llm`` LLMServer deployment handle."""
 
@@ -47,18 +62,31 @@ class ServeLLMChatEngine:
     async def stream_chat(
         self, messages: list[dict[str, str]], *, max_tokens: int, temperature: float
     ) -> AsyncIterator[ChatDelta]:
-        # Plain text from the server (``SalesBoostLLMServer.chat_text``), not its OpenAI
-        # stream. Each group the server sent stays one delta, so one object on every hop
-        # after this one too.
-        stream = self._handle.chat_text.remote(
-            messages=messages, max_tokens=max_tokens, temperature=temperature
+        from ray.serve.llm.openai_api_models import ChatCompletionRequest
+
+        request = ChatCompletionRequest(
+            model=self.model_id,
+            messages=messages,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            stream=True,
+            stream_options={"include_usage": True},
         )
-        try:
-            async for batch in stream:
-                text = "".join(delta.text for delta in batch)
-                yield ChatDelta(text=text, output_tokens=batch[-1].output_tokens)
-        except (RayError, RayServeException) as exc:
-            raise ModelUnavailableError(str(exc)) from exc
+        async for batch in self._handle.chat.remote(request):
+            # One delta per batch the server sent: whatever it grouped stays one object on
+            # every hop after this one too.
+            text, output_tokens = "", None
+            for item in batch if isinstance(batch, list) else [batch]:
+                if not isinstance(item, str):  # an ErrorResponse object
+                    raise ModelUnavailableError(str(getattr(item, "error", item)))
+                for line in item.split("\n\n"):
+                    delta = parse_sse_chunk(line)
+                    if delta is not None:
+                        text += delta.text
+                        if delta.output_tokens is not None:
+                            output_tokens = delta.output_tokens
+            if text or output_tokens is not None:
+                yield ChatDelta(text=text, output_tokens=output_tokens)
 
     async def complete_json(
         self, messages: list[dict[str, str]], *, schema: dict[str, Any], max_tokens: int

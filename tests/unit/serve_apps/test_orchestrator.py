@@ -1,64 +1,28 @@
+import json
+
 import pytest
 
-from models.llm_server import TextDelta
 from serve_apps.orchestrator.agents.npc import NPCConversation
-from serve_apps.orchestrator.chat_engine import (
-    ChatDelta,
-    ModelUnavailableError,
-    ServeLLMChatEngine,
-)
+from serve_apps.orchestrator.chat_engine import ChatDelta, ModelUnavailableError, parse_sse_chunk
 from serve_apps.orchestrator.contracts import PersonaCard, ScenarioCard, TurnRequest
 
 
-class FakeStreamingHandle:
-    """Fake (isolates the chat engine from Ray): replays the groups of deltas a server sent."""
-
-    def __init__(self, batches=None, error=None):
-        self.batches, self.error, self.calls = batches or [], error, []
-
-    def options(self, **_):
-        return self
-
-    @property
-    def chat_text(self):
-        return self
-
-    def remote(self, **kwargs):
-        self.calls.append(kwargs)
-        return self._stream()
-
-    async def _stream(self):
-        for batch in self.batches:
-            yield batch
-        if self.error is not None:
-            raise self.error
+def sse(body) -> str:
+    return f"data: {json.dumps(body)}\n\n"
 
 
-async def collect_deltas(engine):
-    return [
-        d
-        async for d in engine.stream_chat(
-            [{"role": "user", "content": "Hi"}], max_tokens=24, temperature=0.5
-        )
-    ]
+def test_sse_chunks_become_deltas():
+    assert parse_sse_chunk(sse({"choices": [{"delta": {"content": "Hi"}}]})) == ChatDelta("Hi")
+    assert parse_sse_chunk(sse({"choices": [{"delta": {"role": "assistant"}}]})) == ChatDelta("")
+    usage = sse({"choices": [], "usage": {"completion_tokens": 7}})
+    assert parse_sse_chunk(usage) == ChatDelta("", output_tokens=7)
+    assert parse_sse_chunk("data: [DONE]\n\n") is None
+    assert parse_sse_chunk("") is None
 
 
-async def test_chat_engine_makes_one_delta_per_group_the_server_sent():
-    handle = FakeStreamingHandle([[TextDelta("Not", 1)], [TextDelta(" now", 2), TextDelta(".", 3)]])
-    deltas = await collect_deltas(ServeLLMChatEngine(handle, "m"))
-    assert deltas == [ChatDelta("Not", output_tokens=1), ChatDelta(" now.", output_tokens=3)]
-    assert handle.calls == [
-        {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 24, "temperature": 0.5}
-    ]
-
-
-async def test_chat_engine_reports_a_failed_server_as_model_unavailable():
-    from ray.exceptions import RayTaskError
-
-    failure = RayTaskError("chat_text", "Traceback ...", ValueError("prompt too long"))
-    handle = FakeStreamingHandle([[TextDelta("Hi", 1)]], error=failure)
-    with pytest.raises(ModelUnavailableError):
-        await collect_deltas(ServeLLMChatEngine(handle, "m"))
+def test_sse_error_body_raises():
+    with pytest.raises(ModelUnavailableError, match="overloaded"):
+        parse_sse_chunk(sse({"error": {"message": "overloaded"}}))
 
 
 class ScriptedChatEngine:
