@@ -5,6 +5,7 @@ A mixin of the gateway deployment, like the knowledge routes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -74,18 +75,22 @@ class AuthRoutes:
         try:
             tenant_id = await repo.tenant_id_for_slug(self.sessions, slug=body.tenant)
         except repo.NotFoundError:
-            verify_password(None, body.password)  # the same work as a wrong password
+            # The same work as a wrong password. Hashing takes tens of milliseconds of CPU:
+            # in a worker thread, so that the conversations this replica streams go on.
+            await asyncio.to_thread(verify_password, None, body.password)
             raise APIError(401, "bad_credentials", BAD_CREDENTIALS) from None
         async with tenant_transaction(self.sessions, tenant_id) as session:
             try:
                 user = await repo.user_by_email(session, email=body.email.lower())
             except repo.NotFoundError:
                 user = None
-            ok = verify_password(user.password_hash if user else None, body.password)
+            ok = await asyncio.to_thread(
+                verify_password, user.password_hash if user else None, body.password
+            )
             if user is None or not ok or not user.active:
                 raise APIError(401, "bad_credentials", BAD_CREDENTIALS)
             if needs_rehash(user.password_hash):
-                user.password_hash = hash_password(body.password)
+                user.password_hash = await asyncio.to_thread(hash_password, body.password)
             pair = await self._token_pair(
                 tenant_id=tenant_id, user_id=user.id, role=user.role.value, session=session
             )

@@ -8,6 +8,7 @@ demote or deactivate themselves (a company must not lock itself out).
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import uuid
@@ -248,7 +249,7 @@ class PeopleRoutes:
             if user is None or not user.active:
                 raise refused
             invitation.accepted_at = now
-            user.password_hash = hash_password(body.password)
+            user.password_hash = await asyncio.to_thread(hash_password, body.password)
             return await self._token_pair(
                 tenant_id=tenant_id, user_id=user.id, role=user.role.value, session=session
             )
