@@ -86,7 +86,7 @@ class CpuLayout:
 
     def engine_env(self) -> dict[str, str]:
         """What tells vLLM's CPU worker where to bind (an explicit list: no core reserved)."""
-        return {"VLLM_CPU_OMP_THREADS_BIND": ",".join(str(c) for c in self.engine)}
+        return {"VLLM_CPU_OMP_THREADS_BIND": _short(self.engine)}
 
     def serving_cores(self) -> contextlib.AbstractContextManager[None]:
         """Processes started inside the block run on the serving cores."""

@@ -15,6 +15,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.cpu_layout import parse_cpu_list
+
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "dev-secret-change-me"})
 
 
@@ -87,7 +89,6 @@ class Settings(BaseSettings):
     )
     engine_cpus: str = Field(
         "auto",
-        pattern=r"^(auto|off|\d+(-\d+)?(,\d+(-\d+)?)*)$",
         description="Cores a CPU model engine keeps to itself on a local stack: 'auto' (from "
         "4 cores, all but a quarter), 'off', or a list such as '0-2'; the rest run the rest.",
     )
@@ -120,6 +121,13 @@ class Settings(BaseSettings):
     npc_max_tokens: int = Field(160, ge=1, le=2048, description="Longest NPC reply in tokens.")
     npc_temperature: float = Field(0.7, ge=0, le=2, description="NPC sampling temperature.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("engine_cpus")
+    @classmethod
+    def _engine_cpus(cls, value: str) -> str:
+        if value not in ("auto", "off"):
+            parse_cpu_list(value)  # raises ValueError for what is not a CPU list
+        return value
 
     @field_validator("data_dir")
     @classmethod

@@ -79,7 +79,8 @@ class Stack:
         self.settings = resolve_secrets(self.settings)
         self.settings.check_production_ready()
         self._prepare_models()
-        layout = self._cpu_layout()
+        config = ServeConfigFile.load(self.settings.serve_config)
+        layout = self._cpu_layout(config)
         if layout is not None:
             self.progress(f"CPU layout: {layout.describe()}")
         serving_cores = layout.serving_cores if layout is not None else contextlib.nullcontext
@@ -95,7 +96,7 @@ class Stack:
         if layout is not None:
             self.env.update(layout.engine_env())
         with serving_cores():
-            self._start_serve()  # Ray's daemons start here, and they start every worker
+            self._start_serve(config)  # Ray's daemons start here, and they start every worker
         self._wait_ready(wait_ready_s)
         if self.settings.mode == "development":
             self._seed_knowledge()
@@ -129,11 +130,11 @@ class Stack:
                     if response.status_code == 201:
                         self.progress(f"indexed {document.name} into {base['slug']!r}")
 
-    def _cpu_layout(self) -> CpuLayout | None:
-        """Cores for a CPU model engine and for the rest, when this config runs one."""
+    def _cpu_layout(self, config: ServeConfigFile) -> CpuLayout | None:
+        """Cores for a CPU model engine and for the rest, when ``config`` runs one."""
         from serve_apps.app import SalesBoostAppArgs
 
-        for spec in ServeConfigFile.load(self.settings.serve_config).applications:
+        for spec in config.applications:
             if spec.import_path != "serve_apps.app:build_app":
                 continue
             engines = [s for s in SalesBoostAppArgs.model_validate(spec.args).llm_settings() if s]
@@ -181,12 +182,11 @@ class Stack:
         )
         return env
 
-    def _start_serve(self) -> None:
+    def _start_serve(self, config: ServeConfigFile) -> None:
         import ray
         from ray import serve
         from ray._common.utils import import_attr
 
-        config = ServeConfigFile.load(self.settings.serve_config)
         host = self.settings.http_host
         port = self.settings.http_port
         self.progress(

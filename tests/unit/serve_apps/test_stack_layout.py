@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from serve_apps.settings import Settings
-from serve_apps.stack import Stack
+from serve_apps.stack import ServeConfigFile, Stack
 
 
 def layout_for(tmp_path, engine_cpus, npc="npc_cpu", judge="npc_cpu"):
@@ -25,7 +25,7 @@ def layout_for(tmp_path, engine_cpus, npc="npc_cpu", judge="npc_cpu"):
         )
     )
     settings = Settings(data_dir=tmp_path, engine_cpus=engine_cpus, serve_config=config)
-    return Stack(settings, progress=lambda _: None)._cpu_layout()
+    return Stack(settings, progress=lambda _: None)._cpu_layout(ServeConfigFile.load(config))
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores to split")
