@@ -34,6 +34,7 @@ from serve_apps.knowledge.contracts import (
     StageScore,
 )
 from serve_apps.knowledge.embedder import RemoteEmbedder
+from serve_apps.knowledge.loop_calls import ReplicaLoopCaller
 from serve_apps.knowledge.reranker import RemoteReranker
 from serve_apps.settings import get_settings
 
@@ -70,9 +71,10 @@ class KnowledgeService:
             folder.mkdir(parents=True, exist_ok=True)
             self._store = KnowledgeStore(path=str(folder))
             self._guard = threading.Lock()
-        self._embedder = RemoteEmbedder(embedder, embedding_model)
+        loop = ReplicaLoopCaller.of_running_loop()
+        self._embedder = RemoteEmbedder(embedder, embedding_model, loop)
         self._search = SearchConfig.model_validate(search or {})
-        self._cross_encoder = RemoteReranker(reranker) if reranker is not None else None
+        self._cross_encoder = RemoteReranker(reranker, loop) if reranker is not None else None
         self._parser = DocumentParser()
         self._bases: dict[tuple[str, str, str], KnowledgeBase] = {}
         self._memory = TraineeMemoryIndex(self._store, self._embedder)

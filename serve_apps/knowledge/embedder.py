@@ -13,6 +13,7 @@ import numpy as np
 from ray import serve
 
 from retrieval.embedder import EMBEDDING_MODELS, Embedder
+from serve_apps.knowledge.loop_calls import ReplicaLoopCaller
 
 
 @serve.deployment(
@@ -45,11 +46,15 @@ class EmbedderDeployment:
 class RemoteEmbedder:
     """The embedder deployment behind the in-process embedder's interface.
 
-    Called from worker threads (``.result()`` blocks, which an event loop must not do).
+    Its blocking methods are for worker threads: each call is made on the replica's loop
+    through ``loop`` and the thread waits for the answer.
     """
 
-    def __init__(self, handle: Any, model: str, *, timeout_s: float = 60.0) -> None:
+    def __init__(
+        self, handle: Any, model: str, loop: ReplicaLoopCaller, *, timeout_s: float = 60.0
+    ) -> None:
         self._handle = handle
+        self._loop = loop
         self.spec = EMBEDDING_MODELS[model]
         self._timeout_s = timeout_s
 
@@ -61,7 +66,7 @@ class RemoteEmbedder:
         """The deployment warms itself up when it starts."""
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self._handle.embed_query.remote(text).result(timeout_s=self._timeout_s)
+        return self._loop.call(lambda: self._handle.embed_query.remote(text), self._timeout_s)
 
     async def embed_query_async(self, text: str) -> np.ndarray:
         """The same, from an event loop (no worker thread held while the embedder works)."""
@@ -70,4 +75,4 @@ class RemoteEmbedder:
     def embed_documents(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return self._handle.embed_documents.remote(texts).result(timeout_s=self._timeout_s)
+        return self._loop.call(lambda: self._handle.embed_documents.remote(texts), self._timeout_s)

@@ -12,6 +12,8 @@ from typing import Any
 
 from ray import serve
 
+from serve_apps.knowledge.loop_calls import ReplicaLoopCaller
+
 
 @serve.deployment(
     name="Reranker",
@@ -39,11 +41,15 @@ class RerankerDeployment:
 
 
 class RemoteReranker:
-    """The reranker deployment as a :class:`retrieval.search.PassageScorer` (blocking)."""
+    """The reranker deployment as a :class:`retrieval.search.PassageScorer`.
 
-    def __init__(self, handle: Any, *, timeout_s: float = 30.0) -> None:
+    Blocking, for worker threads: each call is made on the replica's loop through ``loop``.
+    """
+
+    def __init__(self, handle: Any, loop: ReplicaLoopCaller, *, timeout_s: float = 30.0) -> None:
         self._handle = handle
+        self._loop = loop
         self._timeout_s = timeout_s
 
     def score(self, query: str, passages: list[str]) -> list[float]:
-        return self._handle.score.remote(query, passages).result(timeout_s=self._timeout_s)
+        return self._loop.call(lambda: self._handle.score.remote(query, passages), self._timeout_s)
