@@ -59,6 +59,22 @@ TRAINEE_LINES = [
     "What timeline are you working against for the switch?",
     "If we could show a fixed-price migration plan, would that address your concern?",
 ]
+# Strides coprime with the number of lines: each visits every line, in its own order.
+_STRIDES = (1, 3, 5, 7)
+SCRIPTS = len(TRAINEE_LINES) * len(_STRIDES)
+
+
+def trainee_line(script: int, turn: int) -> str:
+    """What the trainee says at ``turn`` of conversation script ``script``.
+
+    Every conversation of a bench run follows its own script, so that no two send the same
+    prompt: eight trainees at once say different things, and a conversation that repeated
+    another's prompts would be answered from vLLM's prefix cache and time the cache, not the
+    path. Scripts with the same stride differ at every turn; the others from the second on.
+    """
+    start = script % len(TRAINEE_LINES)
+    stride = _STRIDES[(script // len(TRAINEE_LINES)) % len(_STRIDES)]
+    return TRAINEE_LINES[(start + turn * stride) % len(TRAINEE_LINES)]
 
 
 @dataclass(frozen=True)
@@ -151,7 +167,7 @@ async def gateway_conversation(
     turns: int,
     start: asyncio.Barrier | None = None,
     mode: str = "conversation",
-    offset: int = 0,
+    script: int = 0,
 ) -> list[TurnSample]:
     """One conversation; ``mode`` ``conversation`` is the persona alone, ``practice`` has every
     agent at work. The first token is the persona's first (of its first attempt)."""
@@ -172,7 +188,7 @@ async def gateway_conversation(
             frame = {
                 "type": "turn",
                 "client_turn_id": uuid.uuid4().hex,
-                "text": TRAINEE_LINES[(index + offset) % len(TRAINEE_LINES)],
+                "text": trainee_line(script, index),
             }
             started = time.perf_counter()
             await ws.send(json.dumps(frame))
@@ -205,7 +221,7 @@ async def direct_conversation(
     max_tokens: int,
     start: asyncio.Barrier | None = None,
     retrieve: Retrieve | None = None,
-    offset: int = 0,
+    script: int = 0,
 ) -> list[TurnSample]:
     from vllm import SamplingParams
 
@@ -215,7 +231,7 @@ async def direct_conversation(
     for index in range(turns + 1):
         if index == 1 and start is not None:
             await start.wait()
-        text = TRAINEE_LINES[(index + offset) % len(TRAINEE_LINES)]
+        text = trainee_line(script, index)
         request = TurnRequest(
             session_id="direct",
             tenant_id="bench",
@@ -252,19 +268,25 @@ async def direct_conversation(
 
 
 async def _run_level(
-    make_conversation: Callable[[asyncio.Barrier, int], Any], clients: int, repeats: int = 1
+    make_conversation: Callable[[asyncio.Barrier, int], Any],
+    clients: int,
+    repeats: int = 1,
+    first_script: int = 0,
 ) -> dict[str, Any]:
     """Run ``clients`` conversations ``repeats`` times; in each, all start their measured
     turns together after warm-up. The summary pools every turn; ``runs`` has each run's.
 
-    Run ``r`` starts the trainee's lines at line ``r``: a repeat that sent the very same
-    prompts would be answered from vLLM's prefix cache and time the cache, not the path.
+    Each conversation follows its own script (:func:`trainee_line`), numbered on from
+    ``first_script``, so that no conversation of the level repeats another's prompts.
     """
     pooled: list[TurnSample] = []
     runs = []
     for run in range(repeats):
         start = asyncio.Barrier(clients)
-        results = await asyncio.gather(*(make_conversation(start, run) for _ in range(clients)))
+        first = first_script + run * clients
+        results = await asyncio.gather(
+            *(make_conversation(start, first + c) for c in range(clients))
+        )
         samples = [s for conversation in results for s in conversation]
         pooled += samples
         runs.append(summarize(samples))
@@ -277,6 +299,20 @@ async def _run_level(
 # --- orchestration ---------------------------------------------------------------------
 
 
+def level_scripts(config: TurnBenchConfig) -> dict[int, int]:
+    """The first conversation script of each concurrency level.
+
+    Levels number their conversations on from each other, so that no level repeats another's
+    prompts, and both sides number them alike, so that they hold the same conversations.
+    Past ``SCRIPTS`` conversations in all, the scripts start over.
+    """
+    first, numbered = 0, {}
+    for level in config.concurrency:
+        numbered[level] = first
+        first += level * config.repeats
+    return numbered
+
+
 def run_turn_bench(
     config: TurnBenchConfig, settings: Settings, progress: Progress = print
 ) -> dict[str, Any]:
@@ -287,6 +323,7 @@ def run_turn_bench(
         "temperature": 0,
         "cpu_count": os.cpu_count(),
         "repeats": config.repeats,
+        "trainee_scripts": "one per conversation (trainee_line)",
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     _gateway_phase(config, settings, results, progress)
@@ -329,17 +366,19 @@ def _gateway_phase(
         stack = Stack(bench_settings, progress=progress).start()
         base_url = stack.base_url
     runs = [("gateway", "conversation")] + ([("agents", "practice")] if config.agents else [])
+    first_scripts = level_scripts(config)
     try:
         for level in config.concurrency:
             for key, mode in runs:
                 progress(f"{key}: {level} concurrent conversation(s) x {config.turns} turns")
                 results[str(level)][key] = asyncio.run(
                     _run_level(
-                        lambda start, run, mode=mode: gateway_conversation(
-                            base_url, config.scenario, config.turns, start, mode, run
+                        lambda start, script, mode=mode: gateway_conversation(
+                            base_url, config.scenario, config.turns, start, mode, script
                         ),
                         level,
                         config.repeats,
+                        first_scripts[level],
                     )
                 )
                 progress(f"  {results[str(level)][key]}")
@@ -362,6 +401,7 @@ def _direct_phase(
     index_dir = Path(tempfile.mkdtemp(prefix="bench-grounding-"))
     store = KnowledgeStore(path=str(index_dir))
     retrieve = demo_grounding(config.scenario, settings.grounding_top_k, store)
+    first_scripts = level_scripts(config)
 
     async def run_all() -> None:
         from vllm.engine.arg_utils import AsyncEngineArgs
@@ -378,17 +418,28 @@ def _direct_phase(
             tokenizer = (
                 engine.tokenizer if hasattr(engine, "tokenizer") else await engine.get_tokenizer()
             )
-            warm = max(config.concurrency)
-            await _run_level(
-                lambda start, run: direct_conversation(
-                    engine, tokenizer, persona, scenario, 1, config.max_tokens, start, retrieve
-                ),
-                warm,
+            # A fresh engine's first steps are slow; warm it up on first turns alone, which
+            # every conversation sends unmeasured anyway, so no measured prompt is seen early.
+            await asyncio.gather(
+                *(
+                    direct_conversation(
+                        engine,
+                        tokenizer,
+                        persona,
+                        scenario,
+                        0,
+                        config.max_tokens,
+                        None,
+                        retrieve,
+                        script,
+                    )
+                    for script in range(max(config.concurrency))
+                )
             )
             for level in config.concurrency:
                 progress(f"direct: {level} concurrent conversation(s) x {config.turns} turns")
                 results[str(level)]["direct"] = await _run_level(
-                    lambda start, run: direct_conversation(
+                    lambda start, script: direct_conversation(
                         engine,
                         tokenizer,
                         persona,
@@ -397,10 +448,11 @@ def _direct_phase(
                         config.max_tokens,
                         start,
                         retrieve,
-                        run,
+                        script,
                     ),
                     level,
                     config.repeats,
+                    first_scripts[level],
                 )
                 progress(f"  {results[str(level)]['direct']}")
         finally:

@@ -2,7 +2,17 @@
 
 import asyncio
 
-from serve_apps.bench.turn import TurnSample, _percentile, _run_level, summarize
+from serve_apps.bench.turn import (
+    SCRIPTS,
+    TRAINEE_LINES,
+    TurnBenchConfig,
+    TurnSample,
+    _percentile,
+    _run_level,
+    level_scripts,
+    summarize,
+    trainee_line,
+)
 
 
 def test_percentiles_interpolate_between_ranks():
@@ -19,16 +29,30 @@ def test_summary_counts_throughput_over_the_measured_window():
     assert summary["turns"] == 2
 
 
-def test_repeats_are_pooled_and_each_starts_elsewhere():
-    offsets = []
+def test_repeats_are_pooled_and_every_conversation_has_its_own_script():
+    scripts = []
 
-    async def scripted_conversation(start, run):  # stands in for a real conversation
-        offsets.append(run)
+    async def scripted_conversation(start, script):  # stands in for a real conversation
+        scripts.append(script)
         await start.wait()
-        return [TurnSample(0.0, 0.1 * (run + 1), 1.0, 10)]
+        return [TurnSample(0.0, 0.1 * (script // 2 + 1), 1.0, 10)]
 
-    summary = asyncio.run(_run_level(scripted_conversation, clients=2, repeats=3))
-    assert sorted(offsets) == [0, 0, 1, 1, 2, 2]  # repeat r starts the trainee's lines at r
+    summary = asyncio.run(_run_level(scripted_conversation, clients=2, repeats=3, first_script=4))
+    assert sorted(scripts) == [4, 5, 6, 7, 8, 9]
     assert summary["turns"] == 6
-    assert [run["ttft_ms_p50"] for run in summary["runs"]] == [100.0, 200.0, 300.0]
-    assert summary["ttft_ms_p50"] == 200.0
+    assert [run["ttft_ms_p50"] for run in summary["runs"]] == [300.0, 400.0, 500.0]
+
+
+def test_no_two_scripts_send_the_same_lines():
+    turns = 6  # a warm-up turn and five measured ones, as the bench runs by default
+    sequences = {tuple(trainee_line(s, t) for t in range(turns)) for s in range(SCRIPTS)}
+    assert len(sequences) == SCRIPTS
+    # The measured turns of scripts with the same stride differ at every turn.
+    for turn in range(turns):
+        assert len({trainee_line(s, turn) for s in range(len(TRAINEE_LINES))}) == len(TRAINEE_LINES)
+
+
+def test_levels_number_their_conversations_on_from_each_other():
+    config = TurnBenchConfig(concurrency=[1, 8], repeats=3)
+    assert level_scripts(config) == {1: 0, 8: 3}  # 1 x 3 conversations, then 8 x 3
+    assert SCRIPTS >= 3 + 8 * 3  # the default levels fit without a script twice
