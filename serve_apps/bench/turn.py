@@ -356,35 +356,30 @@ def _gateway_phase(
 ) -> None:
     from serve_apps.stack import Stack
 
-    stack = None
+    stack: Stack | None = None
     data_dir: Path | None = None
     base_url = config.url
-    if base_url is None:
-        # A data directory of its own, so that the stack seeds and indexes the demo knowledge
-        # base with this code, as the direct side does, and the user's data is left alone. On
-        # the data directory of an older version the persona was grounded on chunks titled by
-        # an older parser, so the two sides sent different prompts.
-        data_dir = Path(tempfile.mkdtemp(prefix="bench-stack-"))
-        bench_settings = settings.model_copy(
-            update={
-                # The same reply length and greedy sampling as the direct side.
-                "npc_max_tokens": config.max_tokens,
-                "npc_temperature": 0,
-                "data_dir": data_dir,
-                "models_dir_override": settings.models_dir,
-            }
-        )
-        stack = Stack(bench_settings, progress=progress)
-        try:
-            stack.start()
-        except BaseException:
-            stack.stop()
-            shutil.rmtree(data_dir, ignore_errors=True)
-            raise
-        base_url = stack.base_url
     runs = [("gateway", "conversation")] + ([("agents", "practice")] if config.agents else [])
     first_scripts = level_scripts(config)
     try:
+        if base_url is None:
+            # A data directory of its own, so that the stack seeds and indexes the demo
+            # knowledge base with this code, as the direct side does, and the user's data is
+            # left alone. On the data directory of an older version the persona was grounded
+            # on chunks titled by an older parser, so the two sides sent different prompts.
+            data_dir = Path(tempfile.mkdtemp(prefix="bench-stack-"))
+            bench_settings = settings.model_copy(
+                update={
+                    # The same reply length and greedy sampling as the direct side.
+                    "npc_max_tokens": config.max_tokens,
+                    "npc_temperature": 0,
+                    "data_dir": data_dir,
+                    "models_dir_override": settings.models_dir,
+                }
+            )
+            stack = Stack(bench_settings, progress=progress)
+            stack.start()
+            base_url = stack.base_url
         for level in config.concurrency:
             for key, mode in runs:
                 progress(f"{key}: {level} concurrent conversation(s) x {config.turns} turns")
