@@ -94,6 +94,8 @@ class TurnSample:
     ttft_s: float
     turn_s: float
     output_tokens: int
+    # The gateway's own clock (``reply_done``'s ``timing``), in ms from the turn's arrival.
+    server: dict[str, float | None] | None = None
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -118,7 +120,27 @@ def summarize(samples: list[TurnSample]) -> dict[str, float]:
         "turn_ms_p95": round(_percentile(turn, 95), 2),
         "output_tokens_per_s": round(sum(s.output_tokens for s in samples) / wall_s, 2),
         "turns": len(samples),
+        **_server_summary([s.server for s in samples if s.server]),
     }
+
+
+def _server_summary(timings: list[dict[str, float | None]]) -> dict[str, Any]:
+    """Where the gateway's time went: the p50 of each step of its clock, and the model's own
+    time to first token behind the gateway (asked → first token), which sets it beside the
+    direct engine's."""
+    if not timings:
+        return {}
+    steps = {
+        step.removesuffix("_ms"): round(_percentile([t[step] for t in timings], 50), 2)
+        for step in timings[0]
+        if all(t[step] is not None for t in timings)
+    }
+    model = [
+        t["first_token_ms"] - t["model_called_ms"]
+        for t in timings
+        if t.get("first_token_ms") is not None
+    ]
+    return {"server_ms_p50": steps, "model_ttft_ms_p50": round(_percentile(model, 50), 2)}
 
 
 def demo_cards(scenario_slug: str) -> tuple[PersonaCard, ScenarioCard]:
@@ -204,7 +226,13 @@ async def gateway_conversation(
                     raise RuntimeError(f"gateway error event: {event}")
             if index > 0:
                 samples.append(
-                    TurnSample(started, first or elapsed, elapsed, event.get("output_tokens") or 0)
+                    TurnSample(
+                        started,
+                        first or elapsed,
+                        elapsed,
+                        event.get("output_tokens") or 0,
+                        event.get("timing"),
+                    )
                 )
     return samples
 

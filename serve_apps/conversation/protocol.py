@@ -128,8 +128,24 @@ class Score(_Frame):
     report: EvaluationReport
 
 
+class TurnTiming(_Frame):
+    """Where a reply's time went on the server, in milliseconds from the moment the trainee
+    turn arrived: what a client's own clock cannot split (its time to first token is all of
+    these plus the network)."""
+
+    stored_ms: float = Field(description="The trainee turn stored (then acknowledged).")
+    model_called_ms: float = Field(
+        description="The persona's model asked: the turn stored, its knowledge retrieved."
+    )
+    first_token_ms: float | None = Field(
+        None, description="The persona's first token back at the gateway."
+    )
+    reply_stored_ms: float = Field(description="The reply stored (then ``reply_done``).")
+
+
 class ReplyDone(_Frame):
-    """The NPC reply is stored under ``seq``; ``text`` is the whole reply."""
+    """The NPC reply is stored under ``seq``; ``text`` is the whole reply. ``timing`` comes
+    with a reply generated for this turn (not with one replayed for a retried turn)."""
 
     type: Literal["reply_done"] = "reply_done"
     seq: int
@@ -140,6 +156,7 @@ class ReplyDone(_Frame):
     citations: list[RetrievedChunk] = Field(
         default_factory=list, description="Knowledge chunks the reply was grounded on."
     )
+    timing: TurnTiming | None = None
 
 
 class StoredTurn(_Frame):

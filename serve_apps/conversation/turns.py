@@ -25,6 +25,7 @@ from serve_apps.conversation.protocol import (
     StoredTurn,
     Token,
     TraineeTurn,
+    TurnTiming,
 )
 from serve_apps.knowledge.contracts import RetrievedChunk
 from serve_apps.orchestrator.contracts import (
@@ -105,6 +106,27 @@ class GenerationLocks(Protocol):
     async def release(self, key: str) -> None: ...
 
 
+class TurnClock:
+    """Milliseconds since a trainee turn arrived, at each step of its reply."""
+
+    def __init__(self) -> None:
+        self._arrived = time.perf_counter()
+        self._marks: dict[str, float] = {}
+
+    def mark(self, step: str) -> None:
+        """The first time only: a retried attempt's first token is not the reply's."""
+        if step not in self._marks:
+            self._marks[step] = round((time.perf_counter() - self._arrived) * 1000, 1)
+
+    def timing(self) -> TurnTiming:
+        return TurnTiming(
+            stored_ms=self._marks["stored"],
+            model_called_ms=self._marks["model_called"],
+            first_token_ms=self._marks.get("first_token"),
+            reply_stored_ms=self._marks["reply_stored"],
+        )
+
+
 ReplySource = Callable[[TurnRequest], AsyncIterator[NPCChunk | AgentEvent | ErrorEvent]]
 Grounder = Callable[[str], Awaitable[list[RetrievedChunk]]]
 Send = Callable[[str], Awaitable[None]]
@@ -146,23 +168,28 @@ class Conversation:
             log.info("session %s: client went away while sending", self.session_id)
 
     async def handle_turn(self, turn: TraineeTurn) -> None:
+        clock = TurnClock()
         grounding = (
             asyncio.ensure_future(self.grounder(turn.text))  # runs while the turn is stored
             if self.grounder is not None and self.knowledge_base
             else None
         )
         try:
-            await self._handle_turn(turn, grounding)
+            await self._handle_turn(turn, grounding, clock)
         finally:
             if grounding is not None and not grounding.done():
                 grounding.cancel()
 
     async def _handle_turn(
-        self, turn: TraineeTurn, grounding: asyncio.Future[list[RetrievedChunk]] | None
+        self,
+        turn: TraineeTurn,
+        grounding: asyncio.Future[list[RetrievedChunk]] | None,
+        clock: TurnClock,
     ) -> None:
         record = await self.store.store_trainee_turn(
             client_turn_id=turn.client_turn_id, text=turn.text
         )
+        clock.mark("stored")
         await self._emit(
             Ack(client_turn_id=turn.client_turn_id, seq=record.seq, duplicate=record.duplicate)
         )
@@ -180,7 +207,7 @@ class Conversation:
             )
             return
         try:
-            await self._generate(record.seq, turn, lock_key, grounding)
+            await self._generate(record.seq, turn, lock_key, grounding, clock)
         finally:
             await self.locks.release(lock_key)
 
@@ -190,6 +217,7 @@ class Conversation:
         turn: TraineeTurn,
         lock_key: str,
         grounding: asyncio.Future[list[RetrievedChunk]] | None,
+        clock: TurnClock,
     ) -> None:
         chunks: list[RetrievedChunk] | None = None
         if grounding is not None:
@@ -214,6 +242,7 @@ class Conversation:
             compliance_rules=self.compliance_rules,
             memory=self.memory if not self.history else None,
         )
+        clock.mark("model_called")
         # Agent events are sent as they come and stored in one transaction with the reply's
         # turn done; those that come after the reply are stored when the stream ends.
         agent_events: list[AgentEvent | ErrorEvent] = []
@@ -228,6 +257,7 @@ class Conversation:
                     agent_events.append(event)
                     await self._emit(event)
                 elif not event.done:
+                    clock.mark("first_token")
                     await self._emit(
                         Token(
                             reply_to=seq,
@@ -237,7 +267,7 @@ class Conversation:
                         )
                     )
                 else:
-                    reply = await self._finish_reply(seq, turn, event, agent_events)
+                    reply = await self._finish_reply(seq, turn, event, agent_events, clock)
                     agent_events = []
         except Exception as exc:
             if reply is None:
@@ -263,6 +293,7 @@ class Conversation:
         turn: TraineeTurn,
         done: NPCChunk,
         agent_events: list[AgentEvent | ErrorEvent],
+        clock: TurnClock,
     ) -> StoredReply:
         speaker = done.speaker or self.persona.slug
         reply = await self.store.store_npc_reply(
@@ -274,6 +305,7 @@ class Conversation:
             speaker=speaker,
         )
         await self._store_agent_events(seq, agent_events)
+        clock.mark("reply_stored")
         self.history.append(HistoryTurn(speaker="trainee", text=turn.text))
         self.history.append(HistoryTurn(speaker="npc", text=reply.text, persona=speaker))
         if self.on_reply is not None and reply.output_tokens:
@@ -281,7 +313,7 @@ class Conversation:
                 await self.on_reply(reply.output_tokens)
             except Exception as exc:  # accounting must not cost the trainee the reply
                 log.warning("session %s: token accounting failed: %r", self.session_id, exc)
-        await self._emit(self._reply_done(seq, reply))
+        await self._emit(self._reply_done(seq, reply, clock.timing()))
         return reply
 
     async def _store_agent_events(self, seq: int, events: list[AgentEvent | ErrorEvent]) -> None:
@@ -294,7 +326,9 @@ class Conversation:
                 "session %s turn %s: agent events not stored: %r", self.session_id, seq, exc
             )
 
-    def _reply_done(self, reply_to: int, reply: StoredReply) -> ReplyDone:
+    def _reply_done(
+        self, reply_to: int, reply: StoredReply, timing: TurnTiming | None = None
+    ) -> ReplyDone:
         return ReplyDone(
             seq=reply.seq,
             reply_to=reply_to,
@@ -302,6 +336,7 @@ class Conversation:
             text=reply.text,
             output_tokens=reply.output_tokens,
             citations=reply.citations,
+            timing=timing,
         )
 
     async def replay(self, last_seq: int) -> None:

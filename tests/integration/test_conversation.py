@@ -56,6 +56,10 @@ async def test_multi_turn_conversation_streams_and_persists(base_url, owner_db_u
             assert done["speaker"] == "skeptical-it-director"
             assert done["text"] == "".join(t["text"] for t in tokens)
             assert 0 < done["output_tokens"] <= 24
+            timing = done["timing"]  # the server's clock: stored, model asked, first token
+            assert 0 < timing["stored_ms"] <= timing["model_called_ms"]
+            assert timing["model_called_ms"] < timing["first_token_ms"]
+            assert timing["first_token_ms"] <= timing["reply_stored_ms"]
             replies.append(done["text"])
 
     rows = stored_turns(owner_db_url, session_id)
@@ -84,6 +88,7 @@ async def test_retried_turn_returns_the_stored_reply_without_a_second_model_call
     assert [e["type"] for e in again] == ["ack", "reply_done"]  # no tokens: nothing generated
     assert again[0]["duplicate"] is True and again[0]["seq"] == first[0]["seq"]
     assert again[1]["text"] == first[-1]["text"] and again[1]["seq"] == first[-1]["seq"]
+    assert first[-1]["timing"] is not None and again[1]["timing"] is None
     assert len(stored_turns(owner_db_url, session_id)) == 2
 
 

@@ -29,6 +29,30 @@ def test_summary_counts_throughput_over_the_measured_window():
     assert summary["turns"] == 2
 
 
+def test_the_gateways_clock_is_summarized_step_by_step():
+    def timing(stored, called, first, done):
+        return {
+            "stored_ms": stored,
+            "model_called_ms": called,
+            "first_token_ms": first,
+            "reply_stored_ms": done,
+        }
+
+    samples = [
+        TurnSample(0.0, 0.5, 1.0, 10, timing(10.0, 40.0, 440.0, 990.0)),
+        TurnSample(1.0, 0.7, 1.0, 10, timing(30.0, 60.0, 660.0, 995.0)),
+    ]
+    summary = summarize(samples)
+    assert summary["server_ms_p50"] == {
+        "stored": 20.0,
+        "model_called": 50.0,
+        "first_token": 550.0,
+        "reply_stored": 992.5,
+    }
+    assert summary["model_ttft_ms_p50"] == 500.0  # 400 and 600: asked → first token
+    assert "server_ms_p50" not in summarize([TurnSample(0.0, 0.1, 1.0, 5)])  # the direct side
+
+
 def test_repeats_are_pooled_and_every_conversation_has_its_own_script():
     scripts = []
 

@@ -172,6 +172,20 @@ async def test_retried_turn_returns_stored_reply_without_calling_the_model():
     assert len(store.turns) == 2
 
 
+async def test_reply_done_says_where_a_generated_reply_spent_its_time():
+    log: list[str] = []
+    conversation, _, sent = make(log)
+    await conversation.handle_turn(TraineeTurn(client_turn_id="c1", text="Hi"))
+    timing = sent[-1]["timing"]
+    steps = ["stored_ms", "model_called_ms", "first_token_ms", "reply_stored_ms"]
+    assert all(timing[step] >= 0 for step in steps)
+    assert [timing[step] for step in steps] == sorted(timing[step] for step in steps)
+
+    sent.clear()  # a retry replays the stored reply: no generation, so no timing
+    await conversation.handle_turn(TraineeTurn(client_turn_id="c1", text="Hi"))
+    assert sent[-1]["type"] == "reply_done" and sent[-1]["timing"] is None
+
+
 async def test_model_failure_reports_an_error_and_keeps_the_trainee_turn():
     log: list[str] = []
     conversation, store, sent = make(log, replies=ScriptedReplies(fail_after=1))
