@@ -7,10 +7,11 @@ import pytest
 from models.cpu_layout import CpuLayout, parse_cpu_list
 
 
-def test_auto_gives_a_quarter_of_the_cores_to_serving_from_four_cores_up():
+def test_auto_gives_a_quarter_of_the_cores_to_serving_from_two_cores_up():
     assert CpuLayout.plan("auto", range(4)) == CpuLayout(engine=(0, 1, 2), serving=(3,))
     assert CpuLayout.plan("auto", range(8)) == CpuLayout(engine=(0, 1, 2, 3, 4, 5), serving=(6, 7))
-    assert CpuLayout.plan("auto", [0, 1]) is None  # one core for all serving is too few
+    assert CpuLayout.plan("auto", [0, 1]) == CpuLayout(engine=(0,), serving=(1,))
+    assert CpuLayout.plan("auto", [0]) is None  # no core would be left for serving
     assert CpuLayout.plan("off", [0, 1, 2, 3]) is None
     # Asked for explicitly, two cores split one and one.
     assert CpuLayout.plan("0", [0, 1]) == CpuLayout(engine=(0,), serving=(1,))
