@@ -52,9 +52,8 @@ class CpuLayout:
         """The layout ``setting`` asks for on a process allowed to run on ``allowed``.
 
         ``off``: none. ``auto``: none on one core; otherwise the last quarter of the cores (at
-        least one)
-        for serving and the rest for the engine. A CPU list: those cores for the engine and
-        the others for serving.
+        least one) for serving and the rest for the engine. A CPU list: those cores for the
+        engine and the others for serving.
 
         On 2 cores too, since vLLM's scheduler runs beside its worker (``models.llm_server``):
         the engine's core to itself took the model's own time to first token inside the
