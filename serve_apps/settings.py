@@ -90,7 +90,8 @@ class Settings(BaseSettings):
     engine_cpus: str = Field(
         "auto",
         description="Cores a CPU model engine keeps to itself on a local stack: 'auto' (from "
-        "2 cores, all but a quarter, at least one), 'off', or a list such as '0-2'; the rest run the rest.",
+        "2 cores, all but a quarter, at least one), 'off', or a list such as '0-2'; the rest "
+        "run the rest.",
     )
     serve_config: Path = Field(
         Path("cluster/serve_local.yaml"), description="Serve config that `salesboost up` deploys."
