@@ -308,12 +308,14 @@ class Conversation:
         clock.mark("reply_stored")
         self.history.append(HistoryTurn(speaker="trainee", text=turn.text))
         self.history.append(HistoryTurn(speaker="npc", text=reply.text, persona=speaker))
+        await self._emit(self._reply_done(seq, reply, clock.timing()))
+        # Accounted after ``reply_done``: the trainee's next turn does not wait for it. A turn
+        # sent at once may pass the budget check before these tokens count; the next does not.
         if self.on_reply is not None and reply.output_tokens:
             try:
                 await self.on_reply(reply.output_tokens)
             except Exception as exc:  # accounting must not cost the trainee the reply
                 log.warning("session %s: token accounting failed: %r", self.session_id, exc)
-        await self._emit(self._reply_done(seq, reply, clock.timing()))
         return reply
 
     async def _store_agent_events(self, seq: int, events: list[AgentEvent | ErrorEvent]) -> None:

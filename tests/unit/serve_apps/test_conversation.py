@@ -335,12 +335,16 @@ async def test_a_failed_early_retrieval_leaves_it_to_the_orchestrator():
 
 async def test_each_stored_reply_reports_its_tokens_and_accounting_failures_do_not_matter():
     spent: list[int] = []
+    sent_before_accounting: list[str] = []
 
     async def account(tokens: int) -> None:
         spent.append(tokens)
+        sent_before_accounting.extend(e["type"] for e in sent)
         raise ConnectionError("redis went away")
 
     conversation, _, sent = make([])
     conversation.on_reply = account
     await conversation.handle_turn(TraineeTurn(client_turn_id="c1", text="Hi"))
     assert spent == [2] and sent[-1]["type"] == "reply_done"
+    # The trainee has the whole reply before the accounting runs: it is off the turn's path.
+    assert sent_before_accounting[-1] == "reply_done"
