@@ -123,6 +123,15 @@ def bench_turn(
             "conversations one run's ratio swings with how requests meet the engine's steps.",
         ),
     ] = 3,
+    think_ms: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=60_000,
+            help="Mean time a trainee reads and types before each measured turn (uniform from "
+            "0 to twice this, the same on both sides); 0 answers at once.",
+        ),
+    ] = 0,
 ) -> None:
     """Time to first token and whole-turn latency: through the gateway vs. a direct vLLM engine."""
     from serve_apps.bench.turn import TurnBenchConfig, run_turn_bench
@@ -135,6 +144,7 @@ def bench_turn(
         url=url,
         agents=agents,
         repeats=repeats,
+        think_ms=think_ms,
     )
     result = run_turn_bench(config, _settings(), progress=typer.echo)
     json_path.parent.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,13 @@ prompt: it indexes the same seed documents in-process with the same embedder and
 retrieves for each turn before the clock starts, so it times vLLM alone on the identical
 request while the gateway side pays for its retrieval.
 
+With ``--think-ms`` each trainee reads and types before each measured turn (the same random
+draws on both sides). Without it every conversation answers at once, a closed loop in which
+the gateway's turn gap (its stores, retrieval and hops, a few hundred ms at 8 conversations)
+brings the conversations back into step after every reply, so that their prompts reach the
+engine together and queue behind each other; the direct side, with next to no gap, drifts
+out of step. Reading time breaks the lockstep on both sides.
+
 With ``--agents`` the gateway side runs a second time with every agent on (sessions in
 ``practice`` mode: compliance, director, coach with the judge, reviewer), and the JSON gets
 ``agents`` beside ``gateway`` and the ratios ``ttft_ratio_agents_vs_npc`` and
@@ -23,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import shutil
 import tempfile
 import time
@@ -86,6 +94,15 @@ class TurnBenchConfig:
     scenario: str = "crm-discovery-call"
     agents: bool = False
     repeats: int = 3  # fresh conversations per level; the spread of the ratio across them
+    think_ms: int = 0  # the trainee's mean reading and typing time before each measured turn
+
+
+def think_time_s(script: int, turn: int, mean_ms: int) -> float:
+    """How long the trainee of conversation script ``script`` reads and types before ``turn``:
+    uniform between none and twice ``mean_ms``, drawn alike on both sides of the bench."""
+    if mean_ms <= 0:
+        return 0.0
+    return random.Random(f"{script}:{turn}").uniform(0, 2 * mean_ms) / 1000
 
 
 @dataclass(frozen=True)
@@ -190,6 +207,7 @@ async def gateway_conversation(
     start: asyncio.Barrier | None = None,
     mode: str = "conversation",
     script: int = 0,
+    think_ms: int = 0,
 ) -> list[TurnSample]:
     """One conversation; ``mode`` ``conversation`` is the persona alone, ``practice`` has every
     agent at work. The first token is the persona's first (of its first attempt)."""
@@ -207,6 +225,8 @@ async def gateway_conversation(
         for index in range(turns + 1):  # the first turn warms up and is not measured
             if index == 1 and start is not None:
                 await start.wait()
+            if index > 0:
+                await asyncio.sleep(think_time_s(script, index, think_ms))
             frame = {
                 "type": "turn",
                 "client_turn_id": uuid.uuid4().hex,
@@ -250,6 +270,7 @@ async def direct_conversation(
     start: asyncio.Barrier | None = None,
     retrieve: Retrieve | None = None,
     script: int = 0,
+    think_ms: int = 0,
 ) -> list[TurnSample]:
     from vllm import SamplingParams
 
@@ -259,6 +280,8 @@ async def direct_conversation(
     for index in range(turns + 1):
         if index == 1 and start is not None:
             await start.wait()
+        if index > 0:
+            await asyncio.sleep(think_time_s(script, index, think_ms))
         text = trainee_line(script, index)
         request = TurnRequest(
             session_id="direct",
@@ -352,6 +375,7 @@ def run_turn_bench(
         "cpu_count": os.cpu_count(),
         "repeats": config.repeats,
         "trainee_scripts": "one per conversation (trainee_line)",
+        "think_ms": config.think_ms,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     _gateway_phase(config, settings, results, progress)
@@ -414,7 +438,13 @@ def _gateway_phase(
                 results[str(level)][key] = asyncio.run(
                     _run_level(
                         lambda start, script, mode=mode: gateway_conversation(
-                            base_url, config.scenario, config.turns, start, mode, script
+                            base_url,
+                            config.scenario,
+                            config.turns,
+                            start,
+                            mode,
+                            script,
+                            config.think_ms,
                         ),
                         level,
                         config.repeats,
@@ -491,6 +521,7 @@ def _direct_phase(
                         start,
                         retrieve,
                         script,
+                        config.think_ms,
                     ),
                     level,
                     config.repeats,

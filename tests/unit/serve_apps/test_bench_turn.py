@@ -11,8 +11,18 @@ from serve_apps.bench.turn import (
     _run_level,
     level_scripts,
     summarize,
+    think_time_s,
     trainee_line,
 )
+
+
+def test_reading_time_is_drawn_alike_on_both_sides_and_averages_the_mean():
+    assert think_time_s(3, 2, 0) == 0.0
+    assert think_time_s(3, 2, 2000) == think_time_s(3, 2, 2000)  # gateway and direct agree
+    draws = [think_time_s(script, turn, 2000) for script in range(40) for turn in range(1, 11)]
+    assert all(0 <= d <= 4.0 for d in draws)
+    assert len(set(draws)) == len(draws)  # no two trainees wait alike
+    assert 1.8 < sum(draws) / len(draws) < 2.2
 
 
 def test_percentiles_interpolate_between_ranks():
