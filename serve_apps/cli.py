@@ -132,6 +132,15 @@ def bench_turn(
             "0 to twice this, the same on both sides); 0 answers at once.",
         ),
     ] = 0,
+    direct_gap_ms: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            max=60_000,
+            help="A pause before each of the direct side's turns, like the gateway's turn gap "
+            "(its stores, retrieval and hops): what the gap alone does to a bare engine.",
+        ),
+    ] = 0,
 ) -> None:
     """Time to first token and whole-turn latency: through the gateway vs. a direct vLLM engine."""
     from serve_apps.bench.turn import TurnBenchConfig, run_turn_bench
@@ -145,6 +154,7 @@ def bench_turn(
         agents=agents,
         repeats=repeats,
         think_ms=think_ms,
+        direct_gap_ms=direct_gap_ms,
     )
     result = run_turn_bench(config, _settings(), progress=typer.echo)
     json_path.parent.mkdir(parents=True, exist_ok=True)

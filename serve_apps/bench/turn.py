@@ -17,7 +17,9 @@ draws on both sides). Without it every conversation answers at once, a closed lo
 the gateway's turn gap (its stores, retrieval and hops, a few hundred ms at 8 conversations)
 brings the conversations back into step after every reply, so that their prompts reach the
 engine together and queue behind each other; the direct side, with next to no gap, drifts
-out of step. Reading time breaks the lockstep on both sides.
+out of step. Reading time breaks the lockstep on both sides. ``--direct-gap-ms`` gives the
+direct side such a gap alone (a pause before each of its turns), to show what the gap does to
+a bare engine's queue.
 
 With ``--agents`` the gateway side runs a second time with every agent on (sessions in
 ``practice`` mode: compliance, director, coach with the judge, reviewer), and the JSON gets
@@ -95,6 +97,7 @@ class TurnBenchConfig:
     agents: bool = False
     repeats: int = 3  # fresh conversations per level; the spread of the ratio across them
     think_ms: int = 0  # the trainee's mean reading and typing time before each measured turn
+    direct_gap_ms: int = 0  # a pause before each of the direct side's measured turns only
 
 
 def think_time_s(script: int, turn: int, mean_ms: int) -> float:
@@ -271,6 +274,7 @@ async def direct_conversation(
     retrieve: Retrieve | None = None,
     script: int = 0,
     think_ms: int = 0,
+    gap_ms: int = 0,
 ) -> list[TurnSample]:
     from vllm import SamplingParams
 
@@ -281,7 +285,7 @@ async def direct_conversation(
         if index == 1 and start is not None:
             await start.wait()
         if index > 0:
-            await asyncio.sleep(think_time_s(script, index, think_ms))
+            await asyncio.sleep(think_time_s(script, index, think_ms) + gap_ms / 1000)
         text = trainee_line(script, index)
         request = TurnRequest(
             session_id="direct",
@@ -376,6 +380,7 @@ def run_turn_bench(
         "repeats": config.repeats,
         "trainee_scripts": "one per conversation (trainee_line)",
         "think_ms": config.think_ms,
+        "direct_gap_ms": config.direct_gap_ms,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     _gateway_phase(config, settings, results, progress)
@@ -522,6 +527,7 @@ def _direct_phase(
                         retrieve,
                         script,
                         config.think_ms,
+                        config.direct_gap_ms,
                     ),
                     level,
                     config.repeats,

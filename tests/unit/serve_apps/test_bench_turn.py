@@ -1,6 +1,9 @@
 """The turn benchmark's arithmetic: percentiles, pooled runs, and where each repeat starts."""
 
 import asyncio
+from types import SimpleNamespace
+
+import pytest
 
 from serve_apps.bench.turn import (
     SCRIPTS,
@@ -9,6 +12,8 @@ from serve_apps.bench.turn import (
     TurnSample,
     _percentile,
     _run_level,
+    demo_cards,
+    direct_conversation,
     level_scripts,
     summarize,
     think_time_s,
@@ -90,3 +95,43 @@ def test_levels_number_their_conversations_on_from_each_other():
     config = TurnBenchConfig(concurrency=[1, 8], repeats=3)
     assert level_scripts(config) == {1: 0, 8: 3}  # 1 x 3 conversations, then 8 x 3
     assert SCRIPTS >= 3 + 8 * 3  # the default levels fit without a script twice
+
+
+class FakeEngine:
+    """Stands in for vLLM's AsyncLLM: one two-token output per request, at once."""
+
+    async def generate(self, prompt, params, request_id):
+        yield SimpleNamespace(outputs=[SimpleNamespace(token_ids=[1, 2], text="Sure.")])
+
+
+class FakeTokenizer:
+    def apply_chat_template(self, messages, **options):
+        return "\n".join(m["content"] for m in messages)
+
+
+def test_the_direct_side_pauses_for_reading_time_and_the_gap_before_measured_turns(monkeypatch):
+    pauses: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def record(seconds):
+        pauses.append(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr(asyncio, "sleep", record)
+    persona, scenario = demo_cards("crm-discovery-call")
+    samples = asyncio.run(
+        direct_conversation(
+            FakeEngine(),
+            FakeTokenizer(),
+            persona,
+            scenario,
+            turns=2,
+            max_tokens=5,
+            script=3,
+            think_ms=1000,
+            gap_ms=400,
+        )
+    )
+    assert len(samples) == 2  # the warm-up turn is not measured, and not preceded by a pause
+    expected = [think_time_s(3, turn, 1000) + 0.4 for turn in (1, 2)]
+    assert [p for p in pauses if p] == pytest.approx(expected)
