@@ -309,8 +309,9 @@ class Conversation:
         self.history.append(HistoryTurn(speaker="trainee", text=turn.text))
         self.history.append(HistoryTurn(speaker="npc", text=reply.text, persona=speaker))
         await self._emit(self._reply_done(seq, reply, clock.timing()))
-        # Accounted after ``reply_done``: the trainee's next turn does not wait for it. A turn
-        # sent at once may pass the budget check before these tokens count; the next does not.
+        # Accounted after ``reply_done``, so that the trainee's next frame is already on its way
+        # (it is read when this turn is done). A turn sent at once may pass the budget check
+        # before these tokens count; the one after it does not.
         if self.on_reply is not None and reply.output_tokens:
             try:
                 await self.on_reply(reply.output_tokens)

@@ -346,5 +346,5 @@ async def test_each_stored_reply_reports_its_tokens_and_accounting_failures_do_n
     conversation.on_reply = account
     await conversation.handle_turn(TraineeTurn(client_turn_id="c1", text="Hi"))
     assert spent == [2] and sent[-1]["type"] == "reply_done"
-    # The trainee has the whole reply before the accounting runs: it is off the turn's path.
+    # The trainee has the whole reply before the accounting runs.
     assert sent_before_accounting[-1] == "reply_done"
