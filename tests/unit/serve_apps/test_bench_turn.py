@@ -1,6 +1,7 @@
 """The turn benchmark's arithmetic: percentiles, pooled runs, and where each repeat starts."""
 
 import asyncio
+import threading
 from types import SimpleNamespace
 
 import pytest
@@ -113,8 +114,15 @@ class FakeTokenizer:
 def test_the_direct_side_pauses_for_reading_time_and_the_gap_before_measured_turns(monkeypatch):
     pauses: list[float] = []
     real_sleep = asyncio.sleep
+    test_thread = threading.get_ident()
 
     async def record(seconds):
+        # asyncio.sleep is patched process-wide: threads that earlier tests left
+        # running (a client's polling loop) sleep through it too, so only this
+        # thread's pauses are recorded, and theirs are slept for real.
+        if threading.get_ident() != test_thread:
+            await real_sleep(seconds)
+            return
         pauses.append(seconds)
         await real_sleep(0)
 
