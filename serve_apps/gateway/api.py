@@ -4,6 +4,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from serve_apps.gateway.errors import install_error_handling
+from serve_apps.gateway.web_app import install_web_app
 from serve_apps.settings import get_settings
 
 api = FastAPI(
@@ -20,3 +21,6 @@ api.add_middleware(
     expose_headers=["X-Request-ID", "Retry-After"],
     max_age=600,
 )
+
+# The pages under /app (web/dist), same origin as the API.
+install_web_app(api)
