@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.cpu_layout import parse_cpu_list
@@ -119,6 +119,13 @@ class Settings(BaseSettings):
     tenant_tokens_per_day: int = Field(
         5_000_000, ge=1, description="Model tokens a company may use per UTC day."
     )
+    generation_lock_ttl_s: float = Field(
+        10,
+        gt=0,
+        le=300,
+        description="A reply being generated holds a Redis lock this long, renewed every third "
+        "of it while the reply lasts; a replica that dies releases it by expiry.",
+    )
     npc_max_tokens: int = Field(160, ge=1, le=2048, description="Longest NPC reply in tokens.")
     npc_temperature: float = Field(0.7, ge=0, le=2, description="NPC sampling temperature.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -129,6 +136,17 @@ class Settings(BaseSettings):
         if value not in ("auto", "off"):
             parse_cpu_list(value)  # raises ValueError for what is not a CPU list
         return value
+
+    @model_validator(mode="after")
+    def _frame_takes_the_longest_message(self) -> Settings:
+        # 4 bytes of UTF-8 per character plus the frame's JSON (conversation/protocol.py).
+        needed = 4 * self.max_message_chars + 256
+        if self.max_frame_bytes < needed:
+            raise ValueError(
+                f"max_frame_bytes={self.max_frame_bytes} cannot carry a message of "
+                f"max_message_chars={self.max_message_chars} in every script: at least {needed}"
+            )
+        return self
 
     @field_validator("data_dir")
     @classmethod

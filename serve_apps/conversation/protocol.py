@@ -12,10 +12,15 @@ buying committee answers), ``score`` (the evaluator, after
 Tokens of a reply are provisional until its ``review``: a review with ``action: retry``
 retracts that attempt's tokens, and the next attempt streams with ``attempt`` one higher.
 ``reply_done`` always carries the reply that counts.
+
+Client frames are validated strictly: every field must have its JSON type (``last_seq`` is a
+JSON integer: not ``"1"``, ``true`` or ``1.0``, as ``client_turn_id`` and ``text`` must be
+strings and not numbers), and integers are range-checked before they reach PostgreSQL.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -25,6 +30,12 @@ from serve_apps.orchestrator.contracts import EvaluationReport
 from serve_apps.orchestrator.specs import Severity, storable
 
 CLIENT_TURN_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+# Sequence numbers are PostgreSQL ``integer`` columns.
+MAX_SEQ = 2**31 - 1
+# Control characters other than tab, newline and carriage return: JSON escapes each as six
+# bytes (``\u0007``), and no trainee types them. So a message costs at most 4 bytes of
+# UTF-8 per character, which the frame limit leaves room for (settings.py).
+_CONTROL = re.compile(r"[\x01-\x08\x0b\x0c\x0e-\x1f]")
 
 
 class _Frame(BaseModel):
@@ -34,22 +45,26 @@ class _Frame(BaseModel):
 # --- client → server -------------------------------------------------------------------
 
 
-class TraineeTurn(_Frame):
+class _ClientFrame(_Frame):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class TraineeTurn(_ClientFrame):
     type: Literal["turn"] = "turn"
     client_turn_id: str = Field(..., pattern=CLIENT_TURN_ID_PATTERN)
     text: str = Field(..., min_length=1)
 
 
-class Resume(_Frame):
+class Resume(_ClientFrame):
     type: Literal["resume"] = "resume"
-    last_seq: int = Field(0, ge=0)
+    last_seq: int = Field(0, ge=0, le=MAX_SEQ)
 
 
-class Ping(_Frame):
+class Ping(_ClientFrame):
     type: Literal["ping"] = "ping"
 
 
-class EndSession(_Frame):
+class EndSession(_ClientFrame):
     type: Literal["end"] = "end"
 
 
@@ -180,6 +195,7 @@ ErrorCode = Literal[
     "invalid_frame",
     "message_too_long",
     "reply_in_progress",
+    "too_many_turns",
     "model_unavailable",
     "session_ended",
     "rate_limited",
@@ -250,6 +266,14 @@ def parse_client_frame(raw: str | bytes, *, max_message_chars: int) -> ClientFra
                     client_turn_id=frame.client_turn_id,
                 )
             ) from None
+        if _CONTROL.search(frame.text):
+            raise FrameError(
+                ErrorEvent(
+                    code="invalid_frame",
+                    message="text: must not contain control characters",
+                    client_turn_id=frame.client_turn_id,
+                )
+            )
         if not frame.text.strip():
             raise FrameError(
                 ErrorEvent(
@@ -267,6 +291,15 @@ def parse_client_frame(raw: str | bytes, *, max_message_chars: int) -> ClientFra
                 )
             )
     return frame
+
+
+def parse_last_seq(raw: str | None) -> int | None:
+    """``?last_seq=`` on connect: decimal digits only, 0 to :data:`MAX_SEQ` (ValueError)."""
+    if raw is None:
+        return None
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10 or int(raw) > MAX_SEQ:
+        raise ValueError(f"last_seq: must be an integer from 0 to {MAX_SEQ}")
+    return int(raw)
 
 
 def encode(event: BaseModel) -> str:

@@ -93,15 +93,18 @@ class ConversationStore(Protocol):
 class GenerationLocks(Protocol):
     """Marks a reply as being generated, so a concurrent retry does not start a second one.
 
-    Locks expire on their own (seconds), and the generating replica renews its lock while it
-    streams: a replica that dies mid-reply blocks a retry only briefly.
+    Locks expire on their own (seconds), and the generating replica renews its lock every
+    ``renew_every_s`` for as long as the reply lasts, waiting for its first token included: a
+    replica that dies mid-reply blocks a retry only briefly.
     """
 
     renew_every_s: float
 
     async def acquire(self, key: str) -> bool: ...
 
-    async def renew(self, key: str) -> None: ...
+    async def renew(self, key: str) -> bool | None:
+        """False when the lock is no longer this holder's."""
+        ...
 
     async def release(self, key: str) -> None: ...
 
@@ -130,6 +133,7 @@ class TurnClock:
 ReplySource = Callable[[TurnRequest], AsyncIterator[NPCChunk | AgentEvent | ErrorEvent]]
 Grounder = Callable[[str], Awaitable[list[RetrievedChunk]]]
 Send = Callable[[str], Awaitable[None]]
+Publish = Callable[[str], Awaitable[None]]
 
 
 @dataclass
@@ -155,7 +159,13 @@ class Conversation:
     mode: SessionModeName = "conversation"
     compliance_rules: list[ComplianceRuleSpec] = field(default_factory=list)
     memory: TraineeMemory | None = None
+    # Hands a reply stored after its client went away to the session's live sockets.
+    publish: Publish | None = None
     _client_gone: bool = field(default=False, init=False)
+
+    def client_left(self) -> None:
+        """The socket closed: what is generating goes on, stored, and is published."""
+        self._client_gone = True
 
     async def _emit(self, event) -> None:
         # A client that went away mid-reply must not stop the reply from being stored.
@@ -206,16 +216,30 @@ class Conversation:
                 )
             )
             return
+        renewal = asyncio.create_task(self._keep_lock(lock_key))
         try:
-            await self._generate(record.seq, turn, lock_key, grounding, clock)
+            await self._generate(record.seq, turn, grounding, clock)
         finally:
+            renewal.cancel()
             await self.locks.release(lock_key)
+
+    async def _keep_lock(self, key: str) -> None:
+        """Renew the generation lock for as long as the reply lasts, whether or not the model
+        has said anything yet (a turn can wait in the engine's queue longer than the lock
+        lives)."""
+        while True:
+            await asyncio.sleep(self.locks.renew_every_s)
+            try:
+                if await self.locks.renew(key) is False:
+                    log.warning("session %s: generation lock %s was lost", self.session_id, key)
+                    return
+            except Exception as exc:  # Redis away for a moment: try again at the next beat
+                log.warning("session %s: generation lock not renewed: %r", self.session_id, exc)
 
     async def _generate(
         self,
         seq: int,
         turn: TraineeTurn,
-        lock_key: str,
         grounding: asyncio.Future[list[RetrievedChunk]] | None,
         clock: TurnClock,
     ) -> None:
@@ -247,12 +271,8 @@ class Conversation:
         # turn done; those that come after the reply are stored when the stream ends.
         agent_events: list[AgentEvent | ErrorEvent] = []
         reply: StoredReply | None = None
-        renewed_at = time.monotonic()
         try:
             async for event in self.reply_source(request):
-                if time.monotonic() - renewed_at > self.locks.renew_every_s:
-                    await self.locks.renew(lock_key)
-                    renewed_at = time.monotonic()
                 if not isinstance(event, NPCChunk):
                     agent_events.append(event)
                     await self._emit(event)
@@ -308,7 +328,11 @@ class Conversation:
         clock.mark("reply_stored")
         self.history.append(HistoryTurn(speaker="trainee", text=turn.text))
         self.history.append(HistoryTurn(speaker="npc", text=reply.text, persona=speaker))
-        await self._emit(self._reply_done(seq, reply, clock.timing()))
+        done_event = self._reply_done(seq, reply, clock.timing())
+        if not self._client_gone:
+            await self._emit(done_event)
+        if self._client_gone:  # gone before, or found gone by this send
+            await self._publish(done_event)
         # Accounted after ``reply_done``, so that the trainee's next frame is already on its way
         # (it is read when this turn is done). A turn sent at once may pass the budget check
         # before these tokens count; the one after it does not.
@@ -318,6 +342,14 @@ class Conversation:
             except Exception as exc:  # accounting must not cost the trainee the reply
                 log.warning("session %s: token accounting failed: %r", self.session_id, exc)
         return reply
+
+    async def _publish(self, event: ReplyDone) -> None:
+        if self.publish is None:
+            return
+        try:
+            await self.publish(event.model_dump_json())
+        except Exception as exc:  # the reply is stored; a reconnecting client resumes
+            log.warning("session %s: reply %s not published: %r", self.session_id, event.seq, exc)
 
     async def _store_agent_events(self, seq: int, events: list[AgentEvent | ErrorEvent]) -> None:
         if not events:

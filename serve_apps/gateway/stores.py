@@ -138,19 +138,51 @@ class PostgresConversationStore:
 
 
 class RedisGenerationLocks:
-    renew_every_s = GENERATION_LOCK_TTL_S / 3
+    """One key per reply being generated, holding this holder's token: renewing and releasing
+    touch the key only while it is still this holder's (a lock that expired and was taken by a
+    retry elsewhere is left to that retry)."""
 
-    def __init__(self, redis: Redis, *, prefix: str = "salesboost:generating:") -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        ttl_s: float = GENERATION_LOCK_TTL_S,
+        prefix: str = "salesboost:generating:",
+    ) -> None:
         self._redis = redis
+        self._ttl_ms = max(1, int(ttl_s * 1000))
+        self.renew_every_s = ttl_s / 3
         self._prefix = prefix
-
-    async def renew(self, key: str) -> None:
-        await self._redis.expire(self._prefix + key, GENERATION_LOCK_TTL_S)
+        self._tokens: dict[str, str] = {}
 
     async def acquire(self, key: str) -> bool:
-        return bool(
-            await self._redis.set(self._prefix + key, "1", nx=True, ex=GENERATION_LOCK_TTL_S)
-        )
+        token = uuid.uuid4().hex
+        if await self._redis.set(self._prefix + key, token, nx=True, px=self._ttl_ms):
+            self._tokens[key] = token
+            return True
+        return False
+
+    async def renew(self, key: str) -> bool:
+        token = self._tokens.get(key)
+        if token is None:
+            return False
+        return bool(await self._redis.eval(_RENEW, 1, self._prefix + key, token, self._ttl_ms))
 
     async def release(self, key: str) -> None:
-        await self._redis.delete(self._prefix + key)
+        token = self._tokens.pop(key, None)
+        if token is not None:
+            await self._redis.eval(_RELEASE, 1, self._prefix + key, token)
+
+
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('del', KEYS[1])
+end
+return 0
+"""

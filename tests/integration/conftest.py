@@ -32,7 +32,7 @@ def stack(tmp_path_factory):
         serve_config=REPO / "cluster" / "serve_local.yaml",
         npc_max_tokens=24,
         npc_temperature=0.7,
-        max_message_chars=2000,
+        max_message_chars=1984,  # 4 bytes a character and 256 of JSON: the frame limit
         max_frame_bytes=8192,
         max_upload_bytes=2 * 1024 * 1024,
         # The fuzzing run sends hundreds of requests a minute as one user; the limits have

@@ -4,7 +4,9 @@ The fakes here isolate the protocol logic; the integration tests run the same co
 real database, Redis and model.
 """
 
+import asyncio
 import json
+import time
 import uuid
 
 import pytest
@@ -67,15 +69,20 @@ class InMemoryConversationStore:
 
 
 class InMemoryLocks:
-    renew_every_s = 0.0  # renew on every chunk, so the test sees renewals
+    """Stands in for the Redis locks; renewals are counted with the moment they came."""
+
+    renew_every_s = 0.01
 
     def __init__(self) -> None:
         self.held: set[str] = set()
         self.renewals = 0
+        self.renewed_at: list[float] = []
 
     async def renew(self, key):
         assert key in self.held
         self.renewals += 1
+        self.renewed_at.append(time.monotonic())
+        return True
 
     async def acquire(self, key):
         if key in self.held:
@@ -90,7 +97,11 @@ class InMemoryLocks:
 class ScriptedReplies:
     """Stands in for the orchestrator: yields fixed chunks and counts calls."""
 
-    def __init__(self, chunks=("Hello", " there."), fail_after=None, citations=()) -> None:
+    def __init__(
+        self, chunks=("Hello", " there."), fail_after=None, citations=(), first_token_after_s=0.0
+    ) -> None:
+        self.first_token_after_s = first_token_after_s
+        self.first_token_at: float | None = None
         self.chunks = chunks
         self.fail_after = fail_after
         self.citations = list(citations)
@@ -100,6 +111,8 @@ class ScriptedReplies:
     async def __call__(self, request):
         self.calls += 1
         self.requests.append(request)
+        await asyncio.sleep(self.first_token_after_s)  # queued in the engine, saying nothing
+        self.first_token_at = time.monotonic()
         for index, text in enumerate(self.chunks):
             if self.fail_after is not None and index == self.fail_after:
                 raise ConnectionError("model replica died")
@@ -153,7 +166,7 @@ async def test_turn_is_stored_before_ack_and_reply_before_done():
     ]
     assert sent[-1]["text"] == "Hello there."
     assert sent[-1]["reply_to"] == 1 and sent[-1]["seq"] == 2
-    assert conversation.locks.renewals == 3 and not conversation.locks.held
+    assert not conversation.locks.held
     assert sent[-1]["speaker"] == "cfo"
     assert [h.speaker for h in conversation.history] == ["trainee", "npc"]
 
@@ -211,6 +224,57 @@ async def test_reply_is_stored_even_when_the_client_goes_away():
     conversation, store, _ = make(log, send=broken_send)
     await conversation.handle_turn(TraineeTurn(client_turn_id="c1", text="Hi"))
     assert [t.text for t in store.turns] == ["Hi", "Hello there."]
+
+
+async def test_the_lock_is_renewed_while_the_turn_waits_for_its_first_token():
+    log: list[str] = []
+    locks = InMemoryLocks()
+    replies = ScriptedReplies(first_token_after_s=0.2)  # 20 renewal periods without a word
+    conversation, _, sent = make(log, replies=replies, locks=locks)
+    started = time.monotonic()
+    await conversation.handle_turn(TraineeTurn(client_turn_id="c1", text="Hi"))
+    before_first_token = [t for t in locks.renewed_at if t < replies.first_token_at]
+    assert len(before_first_token) >= 5, locks.renewed_at
+    # No gap between renewals much longer than the period (a lock lives three of them).
+    beats = [started, *before_first_token]
+    assert max(b - a for a, b in zip(beats, beats[1:], strict=False)) < 3 * locks.renew_every_s
+    renewals = locks.renewals
+    await asyncio.sleep(0.05)
+    assert locks.renewals == renewals and not locks.held  # renewal stops with the reply
+    assert sent[-1]["type"] == "reply_done"
+
+
+async def test_a_reply_stored_after_its_client_left_is_published_for_the_new_socket():
+    log: list[str] = []
+    published: list[dict] = []
+
+    async def publish(frame: str) -> None:
+        published.append(json.loads(frame))
+
+    conversation, store, sent = make(log, replies=ScriptedReplies(first_token_after_s=0.05))
+    conversation.publish = publish
+    turn = asyncio.create_task(
+        conversation.handle_turn(TraineeTurn(client_turn_id="c1", text="Hi"))
+    )
+    await asyncio.sleep(0.02)
+    conversation.client_left()  # the socket closed after the ack
+    await turn
+    assert [e["type"] for e in sent] == ["ack"]
+    assert [e["type"] for e in published] == ["reply_done"]
+    assert published[0]["seq"] == store.turns[-1].seq and published[0]["timing"] is not None
+
+
+async def test_a_reply_its_client_received_is_not_published():
+    log: list[str] = []
+    published: list[str] = []
+
+    async def publish(frame: str) -> None:
+        published.append(frame)
+
+    conversation, _, sent = make(log)
+    conversation.publish = publish
+    await conversation.handle_turn(TraineeTurn(client_turn_id="c1", text="Hi"))
+    assert sent[-1]["type"] == "reply_done" and published == []
 
 
 async def test_a_reply_in_progress_is_not_generated_twice():
