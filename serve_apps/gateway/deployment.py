@@ -42,6 +42,7 @@ from serve_apps.gateway.identity import Identity, IdentityResolver
 from serve_apps.gateway.knowledge_routes import KnowledgeRoutes
 from serve_apps.gateway.people_routes import PeopleRoutes
 from serve_apps.gateway.rate_limits import RateLimited, RateLimiter
+from serve_apps.gateway.review_routes import ReviewRoutes
 from serve_apps.gateway.schemas import (
     CreateSessionRequest,
     HealthOut,
@@ -108,6 +109,7 @@ class Gateway(
     EvaluationRoutes,
     AnalyticsRoutes,
     AdminRoutes,
+    ReviewRoutes,
 ):
     def __init__(self, orchestrator: Any, knowledge: Any) -> None:
         from redis.asyncio import Redis

@@ -24,11 +24,18 @@ def stack(tmp_path_factory):
     from serve_apps.stack import Stack
 
     data_dir = tmp_path_factory.mktemp("salesboost-data")
+    port = _free_port()
     settings = Settings(
         data_dir=data_dir,
         # Prepared model folders are reused across runs (preparing takes about 20 s).
         models_dir_override=REPO / ".data" / "models",
-        http_port=_free_port(),
+        http_port=port,
+        # The defaults, and the web app's own origin on this port (the browser tests).
+        allowed_origins=[
+            "http://127.0.0.1:8000",
+            "http://localhost:8000",
+            f"http://127.0.0.1:{port}",
+        ],
         serve_config=REPO / "cluster" / "serve_local.yaml",
         npc_max_tokens=24,
         npc_temperature=0.7,
