@@ -208,8 +208,10 @@ export function reduce(state: ConversationState, action: Action): ConversationSt
         return { ...state, answering: action.speaker, messages: order([...msgs, message]) };
       }
       const m = msgs[i];
-      if (m.status === "done" || attempt < (m.attempt ?? 0)) return state; // late or retracted
-      if (attempt > (m.attempt ?? 0) || m.rechecking) {
+      const current = m.attempt ?? 0;
+      // Late words of a finished reply, or of an attempt the reviewer retracted.
+      if (m.status === "done" || attempt < current || (m.rechecking && attempt === current)) return state;
+      if (attempt > current) {
         // The next attempt replaces the retracted one in place: no empty bubble in between.
         return {
           ...state,

@@ -1,0 +1,172 @@
+"""Managers and admins in the browser: the heatmap, a session reviewed (a comment on a turn,
+an adjusted score the trainee then sees); people invited and imported, a document uploaded,
+searched and an earlier version restored; and a trainee refused the pages and the API."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+
+import httpx
+import pytest
+from websockets.sync.client import connect
+
+from tests.integration.browser.conftest import (
+    DESKTOP,
+    PASSWORD,
+    PHONE,
+    check_page,
+    check_pages,
+    sign_in_as,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def _accept(base_url: str, token: str) -> None:
+    with httpx.Client(base_url=base_url, timeout=30) as http:
+        response = http.post(
+            "/v1/auth/accept-invite", json={"invitation_token": token, "password": PASSWORD}
+        )
+    assert response.status_code == 200, response.text
+
+
+@pytest.fixture(scope="module")
+def reviewed_team(base_url, invite):
+    """A team with a manager and a trainee who holds one scored session (assessment mode)."""
+    team = f"Review {uuid.uuid4().hex[:6]}"
+    trainee, trainee_token, _ = invite("trainee", teams=[team])
+    manager, manager_token, _ = invite("manager", teams=[team])
+    _accept(base_url, trainee_token)
+    _accept(base_url, manager_token)
+    as_trainee = {"X-Dev-Tenant": "demo", "X-Dev-User": trainee}
+    with httpx.Client(base_url=base_url, headers=as_trainee, timeout=300) as http:
+        created = http.post(
+            "/v1/sessions", json={"scenario": "crm-discovery-call", "mode": "assessment"}
+        )
+        assert created.status_code == 201, created.text
+        session_id = created.json()["id"]
+        ws_base = base_url.replace("http", "ws", 1)
+        query = f"dev_tenant=demo&dev_user={trainee}"
+        with connect(f"{ws_base}/v1/sessions/{session_id}/stream?{query}") as ws:
+            text = "Hi Priya, what budget do you have, and who decides on the CRM?"
+            ws.send(json.dumps({"type": "turn", "client_turn_id": "r-1", "text": text}))
+            while json.loads(ws.recv(timeout=120))["type"] != "reply_done":
+                pass
+        ended = http.post(f"/v1/sessions/{session_id}/end")
+        assert ended.status_code == 200, ended.text
+        assert ended.json()["evaluation"] is not None
+    return {"team": team, "trainee": trainee, "manager": manager, "session": session_id}
+
+
+def test_manager_reviews_a_session_and_the_trainee_sees_the_review(new_context, reviewed_team):
+    r = reviewed_team
+    page = sign_in_as(r["manager"])(new_context(DESKTOP).new_page())
+    page.goto("/app/manager")
+    heatmap = page.get_by_test_id("heatmap")
+    heatmap.wait_for()
+    assert r["team"] in heatmap.inner_text()
+    check_page(page, "manager-overview")
+    page.get_by_role("link", name="Browser Trainee").first.click()
+    page.get_by_test_id("sessions").wait_for()
+    check_page(page, "manager-trainee")
+    page.get_by_test_id("sessions").get_by_role("link").first.click()
+    page.get_by_test_id("scorecard").wait_for()
+
+    page.get_by_role("button", name="Comment on turn 1").click()
+    page.get_by_label("Comment on turn 1").fill("Good: budget and decision in one question.")
+    page.get_by_role("button", name="Add comment").click()
+    page.get_by_test_id("comment").filter(has_text="budget and decision").wait_for()
+    page.get_by_label("Your score (0–100)").fill("85")
+    page.get_by_label("Reason").fill("The judge missed the acknowledgement in turn 1.")
+    page.get_by_role("button", name="Save adjusted score").click()
+    page.get_by_test_id("adjusted-score").filter(has_text="85").wait_for()
+    check_page(page, "manager-review")
+
+    # The trainee sees the review beside the AI's score.
+    trainee = sign_in_as(r["trainee"])(new_context(PHONE).new_page())
+    trainee.goto(f"/app/sessions/{r['session']}")
+    trainee.get_by_test_id("adjusted-score").filter(has_text="85").wait_for()
+    assert "budget and decision" in trainee.get_by_test_id("comment").first.inner_text()
+    assert trainee.get_by_role("button", name="Save adjusted score").count() == 0
+    check_page(trainee, "trainee-review")
+
+
+def test_admin_invites_imports_uploads_searches_and_restores(new_context, base_url, invite):
+    admin, token, _ = invite("admin")
+    _accept(base_url, token)
+    page = sign_in_as(admin)(new_context(DESKTOP).new_page())
+
+    page.goto("/app/admin/people")
+    page.get_by_test_id("people").wait_for()
+    email = f"invited-{uuid.uuid4().hex[:6]}@demo.salesboost.local"
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Name").fill("Invited Person")
+    page.get_by_role("button", name="Invite", exact=True).click()
+    assert "/app/invite#token=" in page.get_by_test_id("invite-link").inner_text()
+    ok = f"ok-{uuid.uuid4().hex[:6]}@demo.salesboost.local"
+    csv = f"email,display_name,role,team\n{ok},Ok,trainee,\nnot-an-email,Bad,trainee,\n"
+    page.get_by_label("CSV file").set_input_files(
+        files=[{"name": "people.csv", "mimeType": "text/csv", "buffer": csv.encode()}]
+    )
+    report = page.get_by_test_id("import-report")
+    report.wait_for()
+    assert "1 invited" in report.inner_text() and "1 refused" in report.inner_text()
+    assert "Refused: email" in report.locator("tr.import-invalid").inner_text()
+    check_page(page, "admin-people")
+
+    page.goto("/app/admin/knowledge")
+    status = page.get_by_test_id("kb-status")
+    status.wait_for()
+    before = int(re.search(r"Live version (\d+)", status.inner_text()).group(1))
+    word = f"zorblax{uuid.uuid4().hex[:4]}"
+    document = f"# Browser test sheet\n\nThe {word} connector syncs CRM contacts nightly.\n"
+    page.get_by_label("Upload a document").set_input_files(
+        files=[{"name": f"{word}.md", "mimeType": "text/markdown", "buffer": document.encode()}]
+    )
+    page.get_by_role("status").filter(has_text="is indexed").wait_for(timeout=120_000)
+    page.get_by_label("Query").fill(f"{word} connector")
+    page.get_by_role("button", name="Search").click()
+    hits = page.get_by_test_id("search-hits")
+    hits.wait_for()
+    assert "Browser test sheet" in hits.inner_text()
+    assert "reranked: #" in hits.inner_text()
+    page.get_by_role("button", name="Re-index into a new version").click()
+    page.get_by_test_id("kb-status").filter(
+        has_text=re.compile(rf"Live version (?!{before}\b)\d+")
+    ).wait_for(timeout=180_000)
+    page.get_by_role("button", name=f"Make version {before} live").click()
+    page.get_by_test_id("kb-status").filter(has_text=f"Live version {before} ").wait_for()
+    check_page(page, "admin-knowledge")
+
+    check_pages(
+        new_context,
+        sign_in_as(admin),
+        [
+            ("/app/admin/people", "admin-people", "[data-testid=people]"),
+            ("/app/admin/content", "admin-content", "[role=tab]"),
+            ("/app/admin/knowledge", "admin-knowledge", "[data-testid=kb-status]"),
+            ("/app/admin/audit", "admin-audit", "[data-testid=audit] tbody tr"),
+        ],
+    )
+
+
+def test_a_trainee_is_refused_manager_and_admin_pages_and_the_api(new_context, base_url, invite):
+    trainee, token, _ = invite("trainee")
+    _accept(base_url, token)
+    page = sign_in_as(trainee)(new_context(PHONE).new_page())
+    for path in ("/app/manager", "/app/admin/people", "/app/admin/audit"):
+        page.goto(path)
+        refused = page.get_by_test_id("refused")
+        refused.wait_for()
+        assert "Not available to you" in refused.inner_text()
+    assert page.get_by_role("link", name="Team").count() == 0
+    check_page(page, "refused")
+    with httpx.Client(base_url=base_url, timeout=30) as http:
+        pair = http.post(
+            "/v1/auth/login", json={"tenant": "demo", "email": trainee, "password": PASSWORD}
+        ).json()
+        bearer = {"Authorization": f"Bearer {pair['access_token']}"}
+        for path in ("/v1/analytics/heatmap", "/v1/users", "/v1/audit-events"):
+            assert http.get(path, headers=bearer).status_code == 403, path
