@@ -61,7 +61,12 @@ class Embedder:
     """Dense, normalized embeddings for queries and documents."""
 
     def __init__(
-        self, *, model: str = "all-MiniLM-L6-v2", batch_size: int = 32, device: str = "cpu"
+        self,
+        *,
+        model: str = "all-MiniLM-L6-v2",
+        batch_size: int = 32,
+        device: str = "cpu",
+        use_fp16: bool = False,
     ) -> None:
         if model not in EMBEDDING_MODELS:
             raise ValueError(
@@ -72,6 +77,7 @@ class Embedder:
         self.spec = EMBEDDING_MODELS[model]
         self.batch_size = batch_size
         self.device = device
+        self.use_fp16 = use_fp16
         self._model = None
 
     @property
@@ -89,7 +95,7 @@ class Embedder:
             normalize_embeddings=True,
             query_instruction_for_retrieval=self.spec.query_instruction or None,
             devices=[self.device],
-            use_fp16=False,
+            use_fp16=self.use_fp16,
             batch_size=self.batch_size,
             query_max_length=self.spec.max_length,
             passage_max_length=self.spec.max_length,

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 if TYPE_CHECKING:
     from ray.serve import Application
 
+    from models.encoders import EncoderDeploymentSettings
     from models.llm import LLMDeploymentSettings
 
 MODEL_CONFIGS_DIR = Path(__file__).resolve().parent.parent / "models" / "configs"
@@ -68,6 +69,16 @@ class SalesBoostAppArgs(BaseModel):
         default_factory=dict,
         description="Search depth and score threshold (retrieval.search.SearchConfig).",
     )
+    embedder_config: str | None = Field(
+        None,
+        description="Embedder config (models/configs/embedder_gpu): its model and device; "
+        "unset runs embedding_model on CPU.",
+    )
+    reranker_config: str | None = Field(
+        None,
+        description="Reranker config (models/configs/reranker_gpu): a cross-encoder and its "
+        "device; takes the place of reranker_model.",
+    )
 
     @field_validator("embedding_model")
     @classmethod
@@ -93,6 +104,41 @@ class SalesBoostAppArgs(BaseModel):
         from retrieval.search import SearchConfig
 
         return SearchConfig.model_validate(value).model_dump()
+
+    def encoder_settings(
+        self,
+    ) -> tuple[EncoderDeploymentSettings, EncoderDeploymentSettings | None]:
+        """The embedder's and the reranker's settings: from their config files when named,
+        else the CPU defaults for ``embedding_model`` and ``reranker_model``."""
+        from models.encoders import EncoderDeploymentSettings
+
+        if self.embedder_config is not None:
+            embedder = EncoderDeploymentSettings.from_file(
+                resolve_model_config(self.embedder_config)
+            )
+            if "embedding_model" in self.model_fields_set and (
+                self.embedding_model != embedder.model
+            ):
+                raise ValueError(
+                    f"embedding_model={self.embedding_model!r} disagrees with "
+                    f"embedder_config's model {embedder.model!r}: set one of them"
+                )
+        else:
+            embedder = EncoderDeploymentSettings(kind="embedder", model=self.embedding_model)
+        if self.reranker_config is not None:
+            if self.reranker_model is not None:
+                raise ValueError("set reranker_model or reranker_config, not both")
+            reranker = EncoderDeploymentSettings.from_file(
+                resolve_model_config(self.reranker_config)
+            )
+        elif self.reranker_model is not None:
+            reranker = EncoderDeploymentSettings(kind="reranker", model=self.reranker_model)
+        else:
+            reranker = None
+        for settings, kind in ((embedder, "embedder"), (reranker, "reranker")):
+            if settings is not None and settings.kind != kind:
+                raise ValueError(f"{kind}_config names a {settings.kind} config")
+        return embedder, reranker
 
     def llm_settings(self) -> tuple[LLMDeploymentSettings, LLMDeploymentSettings | None]:
         """The NPC's and the judge's model configs, read from their files."""
@@ -129,13 +175,27 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
             judge_llm = npc_llm  # one engine serves both (the CPU default)
         else:
             judge_llm = build_llm_app(judge, models_dir)
-    embedder = EmbedderDeployment.bind(model=parsed.embedding_model)
+    embedder_settings, reranker_settings = parsed.encoder_settings()
+    embedder = EmbedderDeployment.bind(
+        model=embedder_settings.model,
+        device=embedder_settings.device,
+        use_fp16=embedder_settings.use_fp16,
+        batch_size=embedder_settings.batch_size,
+    )
     reranker = (
-        RerankerDeployment.bind(model=parsed.reranker_model) if parsed.reranker_model else None
+        RerankerDeployment.bind(
+            model=reranker_settings.model,
+            device=reranker_settings.device,
+            use_fp16=reranker_settings.use_fp16,
+            max_length=reranker_settings.max_length,
+            batch_size=reranker_settings.batch_size,
+        )
+        if reranker_settings is not None
+        else None
     )
     knowledge = KnowledgeService.bind(
         embedder=embedder,
-        embedding_model=parsed.embedding_model,
+        embedding_model=embedder_settings.model,
         search=parsed.search,
         reranker=reranker,
     )

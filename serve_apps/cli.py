@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from serve_apps.cluster_commands import cluster_app
 from serve_apps.kb_commands import kb_app
 from serve_apps.operator_commands import operator_app
 
@@ -24,6 +25,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(kb_app, name="kb")
 app.add_typer(bench_app, name="bench")
 app.add_typer(operator_app, name="operator")
+app.add_typer(cluster_app, name="cluster")
 
 
 def _settings():

@@ -23,8 +23,12 @@ from serve_apps.knowledge.loop_calls import ReplicaLoopCaller
     autoscaling_config={"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 8},
 )
 class EmbedderDeployment:
-    def __init__(self, model: str) -> None:
-        self._embedder = Embedder(model=model)
+    def __init__(
+        self, model: str, device: str = "cpu", use_fp16: bool = False, batch_size: int = 32
+    ) -> None:
+        self._embedder = Embedder(
+            model=model, device=device, use_fp16=use_fp16, batch_size=batch_size
+        )
         self._embedder.warm_up()
 
     async def embed_query(self, text: str) -> np.ndarray:

@@ -22,10 +22,19 @@ from serve_apps.knowledge.loop_calls import ReplicaLoopCaller
     autoscaling_config={"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 4},
 )
 class RerankerDeployment:
-    def __init__(self, model: str, use_fp16: bool = True, max_length: int = 512) -> None:
+    def __init__(
+        self,
+        model: str,
+        device: str = "cuda",
+        use_fp16: bool = True,
+        max_length: int = 512,
+        batch_size: int = 32,
+    ) -> None:
         from FlagEmbedding import FlagReranker
 
-        self._model = FlagReranker(model, use_fp16=use_fp16)
+        self._model = FlagReranker(
+            model, use_fp16=use_fp16, devices=[device], batch_size=batch_size
+        )
         self._max_length = max_length
 
     def _score(self, query: str, passages: list[str]) -> list[float]:

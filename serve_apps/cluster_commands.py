@@ -1,0 +1,52 @@
+"""``salesboost cluster``: the serving cluster for ops (KubeRay manifests, local cluster)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+cluster_app = typer.Typer(
+    help="The serving cluster: KubeRay manifests, migrations, local cluster status.",
+    no_args_is_help=True,
+)
+
+
+@cluster_app.command("render")
+def render(
+    profile: Annotated[str, typer.Option(help="gpu (production) or cpu (the bundled model).")],
+    out: Annotated[Path, typer.Option(help="Folder; the manifests go to OUT/<profile>/.")] = Path(
+        "cluster/k8s"
+    ),
+    serve_config: Annotated[
+        Path | None,
+        typer.Option(help="Another Serve config than the profile's (cluster/values/*.yaml)."),
+    ] = None,
+) -> None:
+    """Write the RayService, Ingress, PodDisruptionBudgets and migration Job for a profile,
+    from the same Serve config `salesboost up` deploys. Nothing is written on bad input."""
+    from cluster.render import RenderError, write
+
+    try:
+        written = write(profile, out, serve_config_path=serve_config)
+    except RenderError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for path in written:
+        typer.echo(f"wrote {path}")
+
+
+@cluster_app.command("migrate")
+def migrate() -> None:
+    """Apply the database migrations as the schema owner (the Kubernetes Job runs this)."""
+    from db.migrate import upgrade
+    from serve_apps.settings import get_settings
+
+    settings = get_settings()
+    url = settings.migration_database_url or settings.database_url
+    if not url:
+        typer.echo("error: set SALESBOOST_MIGRATION_DATABASE_URL (or DATABASE_URL)", err=True)
+        raise typer.Exit(2)
+    upgrade(url)
+    typer.echo("migrations applied")

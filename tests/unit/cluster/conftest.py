@@ -1,0 +1,82 @@
+"""Shared, expensive parts of the cluster tests: the KubeRay CRDs (about 1 s each to parse)
+and the SalesBoost application built from each profile's Serve config (no Ray started)."""
+
+from __future__ import annotations
+
+import copy
+import functools
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[3]
+SCHEMAS = REPO.parent / "shared" / "schemas" / "kuberay"
+
+
+class _NoRayContext:
+    """``ray.get_runtime_context()`` as a driver without Ray sees it: Ray Serve LLM asks it
+    for the default runtime env while building, and would otherwise start a local Ray."""
+
+    runtime_env: dict[str, Any] = {}
+
+
+@functools.cache
+def crd_schema(crd_file: str, version: str = "v1") -> dict:
+    if not (SCHEMAS / crd_file).is_file():
+        pytest.skip(f"KubeRay CRDs not found under {SCHEMAS}")
+    crd = yaml.safe_load((SCHEMAS / crd_file).read_text())
+    schema = next(v for v in crd["spec"]["versions"] if v["name"] == version)
+    return schema["schema"]["openAPIV3Schema"]
+
+
+def strict(schema: Any) -> Any:
+    """A copy that rejects unknown fields, as `kubectl --validate=strict` does (plain
+    jsonschema accepts them: the CRDs have no additionalProperties: false)."""
+    schema = copy.deepcopy(schema)
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if (
+                "properties" in node
+                and "additionalProperties" not in node
+                and not node.get("x-kubernetes-preserve-unknown-fields")
+            ):
+                node["additionalProperties"] = False
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema)
+    return schema
+
+
+@functools.cache
+def built_deployments(serve_config_file: str) -> dict[str, Any]:
+    """Deployment name → Ray Serve ``Deployment`` as the builder makes it for the first
+    application of ``serve_config_file``, before the file's ``deployments:`` overrides."""
+    import ray
+    from ray.serve._private.build_app import build_app as ray_build_app
+
+    from serve_apps.app import build_app
+
+    config = yaml.safe_load((REPO / serve_config_file).read_text())
+    spec = config["applications"][0]
+    with mock.patch.object(ray, "get_runtime_context", return_value=_NoRayContext()):
+        built = ray_build_app(
+            build_app(spec.get("args") or {}), name=spec["name"], default_runtime_env={}
+        )
+    assert not ray.is_initialized()
+    return {d.name: d for d in built.deployments}
+
+
+@pytest.fixture(scope="session")
+def no_ray_context():
+    import ray
+
+    with mock.patch.object(ray, "get_runtime_context", return_value=_NoRayContext()):
+        yield
