@@ -1,9 +1,18 @@
 """A tenant's knowledge base on the hybrid store: versions behind an alias, ingest and search.
 
-Version ``n`` of knowledge base ``kb`` is the collection ``kb_<kb>_v<n>``; the alias
-``kb_<kb>`` names the live one. Ingest adds to the live version; ``new_version`` builds an
+Version ``n`` of knowledge base ``kb`` is the collection ``kb.<kb>.v<n>``; the alias
+``kb.<kb>`` names the live one. Ingest adds to the live version; ``new_version`` builds an
 empty one beside it, ``activate`` switches the alias atomically, and the previous version
 stays until it is dropped, so it can be restored.
+
+Names are unambiguous because a knowledge base's name cannot contain the ``.`` that
+separates its parts: no alias is another knowledge base's collection, and no collection is
+two knowledge bases'. Before, they were ``kb_<kb>`` and ``kb_<kb>_v<n>``, so the alias of
+``alpha_v1`` was the name of ``alpha``'s first version. Those legacy names are still read:
+a legacy alias is moved to the new name the first time the knowledge base is used (the
+collection it names stays as it is: Qdrant cannot rename one), and legacy versions count
+among the versions (``kb_<kb>_v<n>`` with digits only after the last ``_v`` is one
+knowledge base's, whatever the name).
 """
 
 from __future__ import annotations
@@ -28,7 +37,8 @@ from retrieval.search import (
 from retrieval.sparse import BM25Encoder
 from retrieval.store import KnowledgeStore, ScoredChunk
 
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")  # never a "."
+_VERSION_SUFFIX = re.compile(r"(?:\.|_)v([0-9]+)$")
 
 
 def document_id_of(data: bytes) -> str:
@@ -58,6 +68,7 @@ class KnowledgeBase:
         if not _SLUG.match(slug):
             raise ValueError(f"knowledge base name {slug!r}: use a-z, 0-9, '-' or '_'")
         self.slug = slug
+        self._legacy_checked = False
         self.store = store
         self.embedder = embedder
         self.parser = parser or DocumentParser()
@@ -75,18 +86,36 @@ class KnowledgeBase:
 
     @property
     def alias(self) -> str:
-        return f"kb_{self.slug}"
+        if not self._legacy_checked:
+            self._adopt_legacy_alias()
+        return f"kb.{self.slug}"
+
+    def _adopt_legacy_alias(self) -> None:
+        """Move a live alias of the legacy naming (``kb_<kb>``) to ``kb.<kb>``, once."""
+        new, legacy = f"kb.{self.slug}", f"kb_{self.slug}"
+        if self.store.alias_target(new) is None:
+            target = self.store.alias_target(legacy)
+            if target is not None:
+                try:
+                    self.store.point_alias(new, target, replacing=legacy)
+                except Exception:
+                    if self.store.alias_target(new) is None:  # not moved by another replica
+                        raise
+        self._legacy_checked = True
 
     def live_version(self) -> int | None:
         target = self.store.alias_target(self.alias)
-        return int(target.rsplit("_v", 1)[1]) if target else None
+        if target is None:
+            return None
+        found = _VERSION_SUFFIX.search(target)
+        if found is None:
+            raise ValueError(f"knowledge base {self.slug!r}: its alias names {target!r}")
+        return int(found.group(1))
 
     def new_version(self) -> int:
         """Create the next version's empty collection beside the live one."""
-        version = (self.live_version() or 0) + 1
-        while self.store.collection_exists(self._collection(version)):
-            version += 1
-        self.store.create_collection(self._collection(version), dim=self.embedder.dim)
+        version = max([self.live_version() or 0, *self.versions()]) + 1
+        self.store.create_collection(f"{self.alias}.v{version}", dim=self.embedder.dim)
         return version
 
     def activate(self, version: int) -> None:
@@ -95,13 +124,18 @@ class KnowledgeBase:
         self.store.point_alias(self.alias, self._collection(version))
 
     def _collection(self, version: int) -> str:
-        return f"{self.alias}_v{version}"
+        """The collection of ``version``: its own name, or its legacy name where only that
+        exists."""
+        name, legacy = f"{self.alias}.v{version}", f"kb_{self.slug}_v{version}"
+        if not self.store.collection_exists(name) and self.store.collection_exists(legacy):
+            return legacy
+        return name
 
     def versions(self) -> list[int]:
         """Every version that exists, live or not, oldest first."""
-        prefix = f"{self.alias}_v"
+        own = re.compile(rf"(?:{re.escape(self.alias)}\.|kb_{re.escape(self.slug)}_)v([0-9]+)")
         names = self.store.collection_names()
-        return sorted(int(n[len(prefix) :]) for n in names if n.startswith(prefix))
+        return sorted({int(m.group(1)) for n in names if (m := own.fullmatch(n))})
 
     def drop_version(self, version: int) -> None:
         if version == self.live_version():

@@ -192,15 +192,17 @@ class KnowledgeStore:
         aliases = self._call("get_aliases", self.client.get_aliases).aliases
         return next((a.collection_name for a in aliases if a.alias_name == alias), None)
 
-    def point_alias(self, alias: str, collection: str) -> None:
-        """Make ``alias`` name ``collection`` in one atomic operation."""
+    def point_alias(self, alias: str, collection: str, *, replacing: str | None = None) -> None:
+        """Make ``alias`` name ``collection`` in one atomic operation (deleting the alias
+        ``replacing`` in the same one: a rename)."""
         from qdrant_client import models
 
         operations: list[Any] = []
-        if self.alias_target(alias) is not None:
-            operations.append(
-                models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias))
-            )
+        for old in (alias, replacing):
+            if old is not None and self.alias_target(old) is not None:
+                operations.append(
+                    models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=old))
+                )
         operations.append(
             models.CreateAliasOperation(
                 create_alias=models.CreateAlias(collection_name=collection, alias_name=alias)

@@ -155,3 +155,71 @@ def test_knowledge_base_ingests_refuses_and_versions(tmp_path, embedder):
         assert knowledge.search(tenant_id="acme", query="price per seat")
     finally:
         knowledge.parser.close()
+
+
+TRICKY_SLUGS = ["alpha", "alpha_v1", "alpha_v1_v1", "alpha-v1", "alpha_v", "a", "a_v1", "v1"]
+
+
+def test_no_two_legal_knowledge_base_names_share_a_collection_or_alias(tmp_path, embedder):
+    """``alpha``'s first version and ``alpha_v1``'s alias were one name (issue 23); every name
+    now splits on a "." that no knowledge-base name contains."""
+    from retrieval.knowledge_base import KnowledgeBase
+
+    store = KnowledgeStore(path=str(tmp_path / "qdrant"))
+    bases = [KnowledgeBase(slug=s, store=store, embedder=embedder) for s in TRICKY_SLUGS]
+    try:
+        names: dict[str, str] = {}
+        for base in bases:
+            for name in [base.alias, *(base._collection(v) for v in (1, 2, 10, 11))]:
+                assert names.setdefault(name, base.slug) == base.slug, (name, names[name])
+        for index, base in enumerate(bases):
+            sheet = f"# {base.slug}\nThe {base.slug} plan costs {index + 10} USD.".encode()
+            base.ingest(tenant_id="acme", filename=f"{base.slug}.md", data=sheet)
+        for base in bases:
+            assert base.live_version() == 1 and base.versions() == [1], base.slug
+            hits = base.search(tenant_id="acme", query="plan costs USD")
+            assert [h.payload["heading"] for h in hits] == [base.slug]
+        bases[0].activate(bases[0].new_version())  # alpha at version 2, alpha_v1 unmoved
+        assert bases[0].versions() == [1, 2] and bases[1].versions() == [1]
+        assert bases[1].live_version() == 1 and bases[1].search(tenant_id="acme", query="plan")
+    finally:
+        bases[0].parser.close()
+
+
+def test_knowledge_bases_indexed_under_the_legacy_names_keep_working(tmp_path, embedder):
+    """Data written with ``kb_<kb>`` (alias) and ``kb_<kb>_v<n>`` (versions): the alias moves to
+    the new name on first use, the collections are read where they are."""
+    from retrieval.knowledge_base import KnowledgeBase
+
+    store = KnowledgeStore(path=str(tmp_path / "qdrant"))
+    pipeline = IndexingPipeline(
+        store=store, embedder=embedder, sparse=BM25Encoder(), chunking=ChunkingConfig()
+    )
+    for name in ("kb_t_alpha_v1", "kb_t_alpha_v2", "kb_t_alpha_v1_v1"):
+        store.create_collection(name, dim=embedder.dim)
+    pipeline.index("kb_t_alpha_v1", tenant_id="acme", documents=ACME)
+    store.point_alias("kb_t_alpha", "kb_t_alpha_v1")  # alpha's live version: 1
+    # What the collision left behind: alpha_v1's first version, with no alias of its own.
+    alpha = KnowledgeBase(slug="t_alpha", store=store, embedder=embedder)
+    alpha_v1 = KnowledgeBase(slug="t_alpha_v1", store=store, embedder=embedder)
+    try:
+        assert alpha.live_version() == 1 and alpha.versions() == [1, 2]
+        assert store.alias_target("kb.t_alpha") == "kb_t_alpha_v1"
+        assert store.alias_target("kb_t_alpha") is None
+        assert alpha.search(tenant_id="acme", query="price per seat")
+        assert alpha_v1.live_version() is None and alpha_v1.versions() == [1]
+
+        alpha.activate(2)  # a legacy version that was not live
+        assert store.alias_target("kb.t_alpha") == "kb_t_alpha_v2"
+        assert alpha.new_version() == 3 and store.collection_exists("kb.t_alpha.v3")
+        alpha.activate(1)
+        assert alpha.search(tenant_id="acme", query="price per seat")
+
+        sheet = b"# Alpha v1\nThe alpha v1 product costs 9 USD."
+        alpha_v1.ingest(tenant_id="acme", filename="v1.md", data=sheet)
+        assert alpha_v1.live_version() == 2  # beside the orphan version 1
+        assert store.alias_target("kb.t_alpha_v1") == "kb.t_alpha_v1.v2"
+        assert alpha.versions() == [1, 2, 3] and alpha.live_version() == 1
+    finally:
+        alpha.parser.close()
+        alpha_v1.parser.close()
