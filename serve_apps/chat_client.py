@@ -29,6 +29,13 @@ def ws_url(base_url: str, path: str) -> str:
     return base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + path
 
 
+def turn_frame(text: str, client_turn_id: str | None = None) -> str:
+    """A turn as the server wants it: UTF-8 as is, not ``\\u``-escaped (an escaped character
+    outside Latin takes 6 to 12 bytes of the frame limit instead of 2 to 4)."""
+    frame = {"type": "turn", "client_turn_id": client_turn_id or uuid.uuid4().hex, "text": text}
+    return json.dumps(frame, ensure_ascii=False)
+
+
 def describe(event: dict[str, Any]) -> str | None:
     """One line for an agent event (None for events shown otherwise)."""
     match event["type"]:
@@ -90,8 +97,7 @@ async def chat(
                 if line == "/end":
                     await ws.send(json.dumps({"type": "end"}))
                     continue
-                frame = {"type": "turn", "client_turn_id": uuid.uuid4().hex, "text": line}
-                await ws.send(json.dumps(frame))
+                await ws.send(turn_frame(line))
         finally:
             reader.cancel()
 

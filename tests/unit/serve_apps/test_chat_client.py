@@ -34,3 +34,20 @@ def test_the_score_lists_each_check_with_its_evidence():
     }
     text = describe_score(report)
     assert "Scored 50/100." in text and "✔ Budget? — “budget?”" in text and "✘ Who signs?" in text
+
+
+def test_a_turn_is_sent_as_utf8_and_the_longest_message_in_any_script_fits_the_frame():
+    import json
+
+    from serve_apps.chat_client import turn_frame
+    from serve_apps.conversation.protocol import parse_client_frame
+    from serve_apps.settings import Settings
+
+    settings = Settings()
+    for char in ("é", "中", "😀"):
+        text = char * settings.max_message_chars
+        frame = turn_frame(text, client_turn_id="c" * 64)
+        assert char in frame and "\\u" not in frame
+        assert len(frame.encode()) <= settings.max_frame_bytes, (char, len(frame.encode()))
+        assert json.loads(frame)["text"] == text
+        assert parse_client_frame(frame, max_message_chars=settings.max_message_chars).text == text
