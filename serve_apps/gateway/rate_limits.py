@@ -67,7 +67,10 @@ class RateLimiter:
 
     async def check_sign_in(self, tenant: str, email: str) -> None:
         """Password guesses against one account, from anywhere."""
-        await self._hit("sign-in attempts for this account", f"login:{tenant}:{email}", 10)
+        # The tenant as hex: the sign-in form's tenant may contain ":", so "a:b" + "c@x" and
+        # "a" + "b:c@x" (an email may contain ":" too) would otherwise be one account's key.
+        account = f"login:{tenant.encode().hex()}:{email}"
+        await self._hit("sign-in attempts for this account", account, 10)
 
     async def check_caller(self, tenant_id: uuid.UUID, user_id: uuid.UUID) -> None:
         await self._hit("requests from this user", f"user:{user_id}", self.per_user)

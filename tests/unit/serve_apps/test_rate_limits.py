@@ -64,3 +64,13 @@ async def test_the_daily_token_budget_stops_the_next_turn(redis):
         await limits.check_token_budget(tenant)
     assert int(refused.value.headers["Retry-After"]) <= 86_400
     await limits.check_token_budget(uuid.uuid4())
+
+
+async def test_sign_in_limits_of_two_accounts_never_share_a_key(redis):
+    """Tenant "demo:a" with "b@x" and tenant "demo" with "a:b@x" are different accounts."""
+    limits = limiter(redis)
+    for _ in range(10):
+        await limits.check_sign_in("demo:a", "b@x")
+    with pytest.raises(RateLimited):
+        await limits.check_sign_in("demo:a", "b@x")
+    await limits.check_sign_in("demo", "a:b@x")
