@@ -268,7 +268,7 @@ def _volumes() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     mounts = [
         {"name": "dshm", "mountPath": "/dev/shm"},
         {"name": "ray-logs", "mountPath": "/tmp/ray"},
-        {"name": "model-cache", "mountPath": "/home/salesboost/.cache"},
+        {"name": "model-cache", "mountPath": "/opt/salesboost/cache"},
     ]
     return volumes, mounts
 
