@@ -9,6 +9,7 @@ import { TraineeHome } from "./pages/home";
 import { Practice } from "./pages/practice";
 import { SessionReport } from "./pages/report";
 import { Progress } from "./pages/progress";
+import { Settings } from "./pages/settings";
 import { ManagerOverview, TraineeDetail } from "./pages/manager";
 import { AdminPeople, AdminKnowledge, AdminAudit, AdminContent } from "./pages/admin";
 
@@ -26,6 +27,7 @@ const PAGES: Page[] = [
   { pattern: "/practice/:id", render: (p) => <Practice sessionId={p.id} /> },
   { pattern: "/sessions/:id", render: (p) => <SessionReport sessionId={p.id} /> },
   { pattern: "/progress", render: () => <Progress /> },
+  { pattern: "/settings", render: () => <Settings /> },
   { pattern: "/manager", roles: ["manager", "admin"], render: () => <ManagerOverview /> },
   { pattern: "/manager/trainees/:id", roles: ["manager", "admin"], render: (p) => <TraineeDetail userId={p.id} /> },
   { pattern: "/admin/people", roles: ["admin"], render: () => <AdminPeople /> },
@@ -37,6 +39,7 @@ const PAGES: Page[] = [
 const NAV: { to: string; label: string; roles: Me["role"][] }[] = [
   { to: "/", label: "Practice", roles: ["trainee", "manager", "admin"] },
   { to: "/progress", label: "My progress", roles: ["trainee", "manager", "admin"] },
+  { to: "/settings", label: "Notifications", roles: ["trainee", "manager", "admin"] },
   { to: "/manager", label: "Team", roles: ["manager", "admin"] },
   { to: "/admin/people", label: "People", roles: ["admin"] },
   { to: "/admin/content", label: "Content", roles: ["manager", "admin"] },

@@ -93,7 +93,8 @@ let toastListeners: ((t: Toast[]) => void)[] = [];
 let toasts: Toast[] = [];
 let nextToast = 1;
 
-export function toast(text: string): void {
+export function toast(text: string, onNotify?: (text: string) => void): void {
+  onNotify?.(text);
   const t = { id: nextToast++, text };
   toasts = [...toasts, t];
   toastListeners.forEach((l) => l(toasts));

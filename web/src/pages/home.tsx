@@ -4,6 +4,7 @@ import { api } from "../api";
 import { navigate } from "../router";
 import type { MyCourse, Scenario, Session } from "../types";
 import { ErrorNote, Loading, formatDate, toast, useLoad } from "../ui";
+import { notify } from "./settings";
 
 const SEEN_KEY = "salesboost.seen-courses";
 
@@ -29,8 +30,8 @@ export function TraineeHome() {
     if (!courses.data) return;
     const seen = new Set<string>(JSON.parse(localStorage.getItem(SEEN_KEY) ?? "[]"));
     for (const c of courses.data) {
-      if (!seen.has(c.slug)) toast(`New assignment: ${c.title}${c.due_at ? `, due ${formatDate(c.due_at)}` : ""}`);
-      else if (!c.completed && dueSoon(c.due_at)) toast(`Deadline soon: ${c.title} is due ${formatDate(c.due_at)}`);
+      if (!seen.has(c.slug)) toast(`New assignment: ${c.title}${c.due_at ? `, due ${formatDate(c.due_at)}` : ""}`, notify);
+      else if (!c.completed && dueSoon(c.due_at)) toast(`Deadline soon: ${c.title} is due ${formatDate(c.due_at)}`, notify);
     }
     localStorage.setItem(SEEN_KEY, JSON.stringify(courses.data.map((c) => c.slug)));
   }, [courses.data]);
