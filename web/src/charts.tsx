@@ -44,7 +44,7 @@ export function heatColor(score: number | null): string {
 export function Heatmap(props: { teams: string[]; skills: string[]; averages: (number | null)[][] }) {
   if (props.teams.length === 0) return <p class="muted">No scored sessions in your teams yet.</p>;
   return (
-    <div class="scroll-x">
+    <div class="scroll-x" tabIndex={0} role="region" aria-label="Table (scrolls sideways)">
       <table class="heatmap" data-testid="heatmap">
         <caption class="sr-only">Average score per team and skill</caption>
         <thead>

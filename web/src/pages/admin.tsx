@@ -133,7 +133,7 @@ export function AdminPeople() {
               <p role="status">
                 {report.created} invited, {report.exists} already there, {report.invalid} refused.
               </p>
-              <div class="scroll-x">
+              <div class="scroll-x" tabIndex={0} role="region" aria-label="Table (scrolls sideways)">
                 <table>
                   <thead>
                     <tr>
@@ -162,7 +162,7 @@ export function AdminPeople() {
       <h2>Everyone</h2>
       <ErrorNote error={people.error ?? rowError} />
       {people.loading && <Loading what="people" />}
-      <div class="scroll-x">
+      <div class="scroll-x" tabIndex={0} role="region" aria-label="Table (scrolls sideways)">
         <table data-testid="people">
           <thead>
             <tr>
@@ -515,7 +515,7 @@ export function AdminAudit() {
       </div>
       <ErrorNote error={events.error} />
       {events.loading && <Loading what="the audit log" />}
-      <div class="scroll-x">
+      <div class="scroll-x" tabIndex={0} role="region" aria-label="Table (scrolls sideways)">
         <table data-testid="audit">
           <thead>
             <tr>

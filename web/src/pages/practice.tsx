@@ -51,7 +51,7 @@ function Conversation(props: { session: Session }) {
 
   // Keep the newest words in view while they stream, unless the trainee scrolled up to read.
   useEffect(() => {
-    const el = list.current?.parentElement;
+    const el = list.current;
     if (el && el.scrollHeight - el.scrollTop - el.clientHeight < 160) el.scrollTop = el.scrollHeight;
   }, [state.messages]);
 
@@ -133,7 +133,7 @@ function Conversation(props: { session: Session }) {
       <ErrorNote error={error} />
       <div class="practice-body">
         <div class="chat" aria-label="Conversation">
-          <ol class="transcript" ref={list} aria-live="polite" aria-relevant="additions">
+          <ol class="transcript" ref={list} tabIndex={0} aria-label="Transcript" aria-live="polite" aria-relevant="additions">
             {state.messages.length === 0 && (
               <li class="muted">Open the conversation: greet {session.scenario.personas.map((p) => p.name).join(" and ")}.</li>
             )}

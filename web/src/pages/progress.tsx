@@ -32,7 +32,7 @@ export function SessionList(props: { userId?: string; linkTo?: (s: SessionSummar
   if (sessions.error) return <ErrorNote error={sessions.error} />;
   if (!sessions.data?.length) return <p class="muted">No sessions yet.</p>;
   return (
-    <div class="scroll-x">
+    <div class="scroll-x" tabIndex={0} role="region" aria-label="Table (scrolls sideways)">
       <table class="list" data-testid="sessions">
         <thead>
           <tr>
