@@ -52,11 +52,15 @@ async def first_at_once_then_batched(
         # pending by the time this wakes: the reader only yields the loop when it waits.
         await arrived.wait()
         while True:
+            # Read before the batch is taken: the reader may append the stream's last items and
+            # finish while the caller holds a batch, and those must still go out. Once
+            # ``finished`` was seen set, nothing can arrive after this batch.
+            source_ended = finished.is_set()
             if pending:
                 batch = pending.copy()
                 pending.clear()
                 yield batch
-            if finished.is_set():
+            if source_ended:
                 break
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(finished.wait(), interval_s)

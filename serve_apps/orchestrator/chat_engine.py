@@ -31,6 +31,10 @@ class ChatEngine(Protocol):
         """A whole reply constrained to ``schema`` by guided decoding (temperature 0)."""
         ...
 
+    async def count_tokens(self, text: str) -> int:
+        """How many tokens ``text`` is in the model's own tokenizer."""
+        ...
+
     async def check_health(self) -> None: ...
 
 
@@ -108,6 +112,23 @@ class ServeLLMChatEngine:
                 raise ModelUnavailableError(str(getattr(answer, "error", answer)))
             return choices[0].message.content or ""
         raise ModelUnavailableError("the model returned no answer")
+
+    async def count_tokens(self, text: str) -> int:
+        # The request type is not re-exported by ``ray.serve.llm``; it is the one the server's
+        # own ``tokenize`` method takes (the engine's tokenizer, not a second copy of it).
+        from ray.llm._internal.serve.core.configs.openai_api_models import (
+            TokenizeCompletionRequest,
+        )
+
+        request = TokenizeCompletionRequest(
+            model=self.model_id, prompt=text, add_special_tokens=False
+        )
+        async for answer in self._health.tokenize.remote(request):
+            count = getattr(answer, "count", None)
+            if count is None:  # an ErrorResponse
+                raise ModelUnavailableError(str(getattr(answer, "error", answer)))
+            return int(count)
+        raise ModelUnavailableError("the model did not tokenize the text")
 
     async def check_health(self) -> None:
         await self._health.check_health.remote()

@@ -88,3 +88,19 @@ async def test_a_judge_that_times_out_costs_an_error_event_not_the_reply(engine)
     assert [(e.agent, e.code) for e in errors] == [("coach", "agent_failed")]
     (done,) = [e for e in events if isinstance(e, NPCChunk) and e.done]
     assert done.final_text and done.output_tokens
+
+
+async def test_the_engine_counts_a_reply_with_its_own_tokenizer(engine):
+    # The fallback when a stream carries no usage: the same count the engine reports for the
+    # text it generated.
+    deltas = [
+        d
+        async for d in engine.stream_chat(
+            [{"role": "user", "content": "Say hello to the sales team."}],
+            max_tokens=12,
+            temperature=0,
+        )
+    ]
+    text = "".join(d.text for d in deltas)
+    (reported,) = [d.output_tokens for d in deltas if d.output_tokens is not None]
+    assert text and await engine.count_tokens(text) == reported

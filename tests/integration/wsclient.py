@@ -49,6 +49,9 @@ async def send_turn(ws, text: str, client_turn_id: str | None = None) -> list[di
     while True:
         event = await recv(ws)
         events.append(event)
+        if event["type"] == "reply_done":
+            # Every reply carries its token count, generated now or stored before.
+            assert isinstance(event["output_tokens"], int) and event["output_tokens"] > 0, event
         if event["type"] == "reply_done" or (
             event["type"] == "error" and event["code"] != "agent_failed"
         ):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 from serve_apps.knowledge.contracts import RetrievedChunk
 from serve_apps.orchestrator.chat_engine import ChatEngine
 from serve_apps.orchestrator.contracts import NPCChunk, PersonaCard, TurnRequest
 from serve_apps.orchestrator.npc_prompt import npc_messages
+
+log = logging.getLogger("salesboost.npc")
 
 
 class NPCConversation:
@@ -36,12 +39,31 @@ class NPCConversation:
             if delta.text:
                 parts.append(delta.text)
                 yield NPCChunk(text=delta.text, speaker=speaker.slug, attempt=attempt)
+        text = "".join(parts)
+        if output_tokens is None:
+            output_tokens = await self._count_unreported(text)
         yield NPCChunk(
             done=True,
             speaker=speaker.slug,
             attempt=attempt,
-            final_text="".join(parts),
+            final_text=text,
             output_tokens=output_tokens,
             model=self.engine.model_id,
             citations=[chunk.citation() for chunk in grounding or []],
         )
+
+    async def _count_unreported(self, text: str) -> int:
+        """The reply's tokens when the engine's stream carried no usage: every reply is
+        counted against the company's token budget, none stored as unknown."""
+        try:
+            count = await self.engine.count_tokens(text)
+        except Exception as exc:  # a count that fails must not cost the trainee the reply
+            count = len(text.split())
+            log.warning(
+                "the stream carried no usage and the tokenizer failed (%r): counted %d words",
+                exc,
+                count,
+            )
+            return count
+        log.warning("the stream carried no usage: counted %d tokens with the tokenizer", count)
+        return count

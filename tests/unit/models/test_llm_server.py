@@ -1,6 +1,7 @@
 """The LLM server's stream grouping: the first chunks at once, the later ones per interval."""
 
 import asyncio
+import random
 import time
 
 import pytest
@@ -76,3 +77,50 @@ def test_a_source_error_comes_after_what_came_before_it():
 
 def test_an_empty_source_yields_nothing():
     assert asyncio.run(collect(paced([], []), interval_s=0.1)) == []
+
+
+def test_items_that_arrive_with_the_end_while_a_batch_is_held_are_not_lost():
+    # The interleaving that dropped a reply's last chunk (its text and its usage): the caller
+    # holds a batch (a network hop) while the source hands over its last items and ends.
+    release = asyncio.Event()
+    source_ended = asyncio.Event()
+
+    async def source():
+        try:
+            yield "t1"
+            await release.wait()
+            yield "t2"
+            yield "usage"
+        finally:
+            source_ended.set()
+
+    async def run():
+        seen = []
+        async for batch in first_at_once_then_batched(source(), interval_s=0.05):
+            seen.extend(batch)
+            if batch == ["t1"]:
+                release.set()
+                await source_ended.wait()  # the reader has finished before this batch returns
+        return seen
+
+    assert asyncio.run(run()) == ["t1", "t2", "usage"]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_every_item_comes_out_once_in_order_whatever_the_timings(seed):
+    # Random arrival gaps (some items handed over together, some after the interval) against a
+    # caller that holds each batch for a random time: the batches concatenate to the source.
+    rng = random.Random(seed)
+    count = rng.randint(1, 12)
+    items = [f"t{i}" for i in range(count)]
+    gaps = [rng.choice([0, 0, 0.001, 0.004, 0.012]) for _ in items]
+    holds = [rng.choice([0, 0.002, 0.006, 0.015]) for _ in range(count + 1)]
+
+    async def run():
+        seen = []
+        async for batch in first_at_once_then_batched(paced(items, gaps), interval_s=0.005):
+            seen.extend(batch)
+            await asyncio.sleep(holds[min(len(seen), count)])
+        return seen
+
+    assert asyncio.run(run()) == items

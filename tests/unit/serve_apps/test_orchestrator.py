@@ -44,6 +44,40 @@ class ScriptedChatEngine:
         return None
 
 
+class UsagelessChatEngine(ScriptedChatEngine):
+    """A fake engine whose stream carries no usage, as a stream cut before its last chunk would."""
+
+    def __init__(self, tokenizer_fails: bool = False) -> None:
+        super().__init__()
+        self.counted: list[str] = []
+        self.tokenizer_fails = tokenizer_fails
+
+    async def stream_chat(self, messages, *, max_tokens, temperature):
+        yield ChatDelta("Not ")
+        yield ChatDelta("right now, thanks.")
+
+    async def count_tokens(self, text):
+        self.counted.append(text)
+        if self.tokenizer_fails:
+            raise RuntimeError("tokenizer unavailable")
+        return 5
+
+
+async def test_a_reply_without_usage_is_counted_with_the_tokenizer(caplog):
+    engine = UsagelessChatEngine()
+    chunks = [c async for c in NPCConversation(engine).stream_reply(npc_request("Hello"))]
+    assert engine.counted == ["Not right now, thanks."]
+    assert chunks[-1].done and chunks[-1].output_tokens == 5
+    assert "carried no usage" in caplog.text
+
+
+async def test_a_reply_without_usage_is_counted_in_words_when_the_tokenizer_fails(caplog):
+    engine = UsagelessChatEngine(tokenizer_fails=True)
+    chunks = [c async for c in NPCConversation(engine).stream_reply(npc_request("Hello"))]
+    assert chunks[-1].output_tokens == 4  # never None: the budget counts every reply
+    assert "tokenizer failed" in caplog.text
+
+
 def npc_request(trainee_text: str) -> TurnRequest:
     return TurnRequest(
         tenant_id="t",
