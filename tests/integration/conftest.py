@@ -51,6 +51,23 @@ def stack(tmp_path_factory):
     with Stack(settings, progress=lambda line: print(f"[stack] {line}", flush=True)) as running:
         running.start()
         yield running
+        _every_stored_reply_counts_its_tokens(running.migration_database_url)
+
+
+def _every_stored_reply_counts_its_tokens(owner_db_url: str) -> None:
+    """Every persona reply of the test session, in every company, was stored with its output
+    tokens: a reply whose last chunk was lost (and its usage with it) fails the session."""
+    import psycopg
+
+    uncounted = []
+    with psycopg.connect(owner_db_url.replace("+psycopg", "")) as conn:
+        for (tenant_id,) in conn.execute("SELECT id FROM tenants").fetchall():
+            conn.execute("SELECT set_config('app.tenant_id', %s, false)", (str(tenant_id),))
+            uncounted += conn.execute(
+                "SELECT session_id, seq FROM turns"
+                " WHERE speaker = 'npc' AND (output_tokens IS NULL OR output_tokens <= 0)"
+            ).fetchall()
+    assert not uncounted, f"persona replies stored without output tokens: {uncounted}"
 
 
 @pytest.fixture(scope="session")
