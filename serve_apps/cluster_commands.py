@@ -50,3 +50,46 @@ def migrate() -> None:
         raise typer.Exit(2)
     upgrade(url)
     typer.echo("migrations applied")
+
+
+@cluster_app.command("status")
+def status(
+    address: Annotated[
+        str, typer.Option(help="The Ray cluster; auto: the one on this machine.")
+    ] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Nodes, deployments, and where each replica runs (a running `salesboost up`)."""
+    import json
+
+    import ray
+
+    from cluster.local import cluster_report
+
+    try:
+        ray.init(address=address, log_to_driver=False, configure_logging=False)
+    except ConnectionError as exc:
+        typer.echo(f"error: no Ray cluster at {address!r} ({exc}); start `salesboost up`", err=True)
+        raise typer.Exit(2) from None
+    try:
+        report = cluster_report()
+    finally:
+        ray.shutdown()
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    typer.echo("nodes")
+    for node in report["nodes"]:
+        extra = "  holds the Qdrant folder" if node["qdrant_local_folder"] else ""
+        state = "alive" if node["alive"] else "dead"
+        typer.echo(f"  {node['name']:10} {state:6} {node['cpus']:5.1f} CPU{extra}")
+    typer.echo("deployments")
+    for name, deployment in sorted(report["deployments"].items()):
+        placed: dict[str, int] = {}
+        for replica in deployment["replicas"]:
+            placed[replica["node"]] = placed.get(replica["node"], 0) + 1
+        where = ", ".join(f"{n} x{c}" for n, c in sorted(placed.items()))
+        typer.echo(
+            f"  {name:60} {deployment['status']:10} {len(deployment['replicas'])}/"
+            f"{deployment['target_replicas']} replicas  [{where}]"
+        )
