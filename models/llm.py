@@ -6,6 +6,7 @@ the model, the engine arguments and the autoscaling are configuration, not code.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -13,12 +14,15 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.catalog import BUNDLED_MODELS
+from models.cpu_dtype import FORCE_ENV, DtypeChoice, cpu_dtype
 
 if TYPE_CHECKING:
     from ray.serve import Application
     from ray.serve.llm import LLMConfig
 
 BUNDLED_PREFIX = "bundled:"
+# Where an LLMConfig carries the CPU dtype setting to the replica that starts the engine.
+CPU_DTYPE_SETTING_KEY = "salesboost_cpu_dtype"
 
 
 class AutoscalingSettings(BaseModel):
@@ -54,6 +58,14 @@ class LLMDeploymentSettings(BaseModel):
     accelerator_type: str | None = Field(None, description="Ray accelerator type, GPU only.")
     cpus_per_engine: float = Field(1, gt=0, description="CPU bundle for the engine (CPU build).")
     kv_cache_gib: int = Field(1, ge=1, le=256, description="VLLM_CPU_KVCACHE_SPACE (CPU build).")
+    dtype: Literal["auto", "bfloat16", "float32", "float16"] = Field(
+        "auto",
+        description=(
+            "The engine's dtype. On the CPU, 'auto' is bfloat16 where the CPU has bf16 "
+            "instructions and float32 elsewhere (SALESBOOST_CPU_DTYPE may force one); on a "
+            "GPU, 'auto' is the model's own."
+        ),
+    )
     engine_kwargs: dict[str, Any] = Field(
         default_factory=dict, description="vLLM engine arguments, passed through unchanged."
     )
@@ -73,6 +85,13 @@ class LLMDeploymentSettings(BaseModel):
     def _accelerator_consistent(self) -> LLMDeploymentSettings:
         if self.accelerator == "cpu" and self.accelerator_type:
             raise ValueError(f"accelerator_type={self.accelerator_type!r} needs accelerator: gpu")
+        if "dtype" in self.engine_kwargs:
+            raise ValueError(
+                "engine_kwargs.dtype: set 'dtype' at the top level of the config (auto, "
+                "bfloat16, float32 or float16), so the CPU's choice is made in one place"
+            )
+        if self.accelerator == "cpu" and self.dtype == "float16":
+            raise ValueError("dtype float16 is for GPUs; on the CPU use auto, bfloat16 or float32")
         if self.source.startswith(BUNDLED_PREFIX):
             name = self.source.removeprefix(BUNDLED_PREFIX)
             if name not in BUNDLED_MODELS:
@@ -93,14 +112,29 @@ class LLMDeploymentSettings(BaseModel):
             return str(bundled.folder(models_dir))
         return self.source
 
+    def dtype_choice(self) -> DtypeChoice | None:
+        """The CPU engine's dtype on this machine and why (None on a GPU)."""
+        if self.accelerator != "cpu":
+            return None
+        return cpu_dtype(self.dtype)  # type: ignore[arg-type]
+
+    def resolved_engine_kwargs(self) -> dict[str, Any]:
+        """``engine_kwargs`` with the dtype this machine runs the model in."""
+        choice = self.dtype_choice()
+        dtype = choice.dtype if choice is not None else self.dtype
+        return {**self.engine_kwargs, "dtype": dtype}
+
     def vllm_engine_kwargs(self, models_dir: Path) -> dict[str, Any]:
         """The engine arguments both the deployment and the direct baseline use."""
-        return {"model": self.resolve_source(models_dir), **self.engine_kwargs}
+        return {"model": self.resolve_source(models_dir), **self.resolved_engine_kwargs()}
 
     def engine_env(self) -> dict[str, str]:
-        if self.accelerator == "cpu":
-            return {"VLLM_CPU_KVCACHE_SPACE": str(self.kv_cache_gib)}
-        return {}
+        if self.accelerator != "cpu":
+            return {}
+        env = {"VLLM_CPU_KVCACHE_SPACE": str(self.kv_cache_gib)}
+        if os.environ.get(FORCE_ENV):
+            env[FORCE_ENV] = os.environ[FORCE_ENV]
+        return env
 
     def to_llm_config(self, models_dir: Path) -> LLMConfig:
         from ray.serve.llm import LLMConfig
@@ -113,7 +147,7 @@ class LLMDeploymentSettings(BaseModel):
                 "model_id": self.model_id,
                 "model_source": self.resolve_source(models_dir),
             },
-            engine_kwargs=dict(self.engine_kwargs),
+            engine_kwargs=self.resolved_engine_kwargs(),
             accelerator_type=self.accelerator_type,
             # The default bundle asks for a GPU, and a CPU replica would wait for it forever.
             placement_group_config={"bundles": [bundle]},
@@ -126,7 +160,12 @@ class LLMDeploymentSettings(BaseModel):
                     "target_ongoing_requests": self.autoscaling.target_ongoing_requests,
                 },
             },
-            experimental_configs={"stream_batching_interval_ms": self.stream_batching_interval_ms},
+            experimental_configs={
+                "stream_batching_interval_ms": self.stream_batching_interval_ms,
+                # The replica chooses again on its own node's CPU (a cluster's nodes differ),
+                # under the same setting (engine_env carries a forcing SALESBOOST_CPU_DTYPE).
+                CPU_DTYPE_SETTING_KEY: self.dtype if self.accelerator == "cpu" else None,
+            },
             log_engine_metrics=False,
         )
 

@@ -12,13 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 from collections.abc import AsyncIterator, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from ray.serve.llm import LLMConfig
 from ray.serve.llm.deployment import LLMServer
 
+from models.cpu_dtype import DtypeChoice, cpu_dtype, detect_cpu
 from models.cpu_layout import parse_cpu_list, processes_started_on
+from models.llm import CPU_DTYPE_SETTING_KEY
+
+# A child of Serve's logger: the choice lands in the replica's log beside the engine's own.
+log = logging.getLogger("ray.serve.salesboost.llm")
 
 T = TypeVar("T")
 
@@ -90,14 +97,45 @@ def engine_processes_on_engine_cores() -> Iterator[None]:
         yield
 
 
+def choose_dtype_on_this_node(llm_config: LLMConfig) -> DtypeChoice | None:
+    """Set a CPU engine's dtype from the CPU of the node its replica runs on.
+
+    The builder chose already, on the machine that built the application; on a cluster that
+    is the head node, whose CPU need not be the workers'.
+    """
+    setting = (llm_config.experimental_configs or {}).get(CPU_DTYPE_SETTING_KEY)
+    if setting is None:  # a GPU engine: the config's dtype stands
+        return None
+    choice = cpu_dtype(setting)
+    llm_config.engine_kwargs["dtype"] = choice.dtype
+    log.info("engine dtype %s (%s)", choice.describe(), detect_cpu().describe())
+    return choice
+
+
 class FirstTokenAtOnceLLMServer(LLMServer):
     """``LLMServer`` whose streams send their first chunk without waiting for the interval,
-    and whose engine processes run on the engine's cores."""
+    whose CPU engine runs in the dtype its node's CPU computes natively, and whose engine
+    processes run on the engine's cores."""
 
     async def start(self) -> None:
+        self._dtype_choice = choose_dtype_on_this_node(self._llm_config)
         # The engine's processes are started from this thread, synchronously, in here.
         with engine_processes_on_engine_cores():
             await super().start()
+
+    async def engine_info(self) -> dict[str, Any]:
+        """The dtype the running engine computes in, as vLLM's own model config has it, and
+        why it was chosen."""
+        client = getattr(self.engine, "_engine_client", None)
+        running = getattr(getattr(client, "model_config", None), "dtype", None)
+        dtype = str(running or self._llm_config.engine_kwargs.get("dtype", "auto"))
+        choice = getattr(self, "_dtype_choice", None)
+        return {
+            "model_id": self._llm_config.model_id,
+            "dtype": dtype.removeprefix("torch."),
+            "reason": choice.reason if choice is not None else "set by the model config",
+            "cpu": detect_cpu().describe(),
+        }
 
     def _batch_output_stream(self, generator: AsyncIterator[T]) -> AsyncIterator[list[T]]:
         return first_at_once_then_batched(generator, self._get_batch_interval_ms() / 1000)

@@ -97,6 +97,8 @@ class Stack:
         layout = self._cpu_layout(config)
         if layout is not None:
             self.progress(f"CPU layout: {layout.describe()}")
+        for line in engine_dtype_lines(config):
+            self.progress(line)
         serving_cores = layout.serving_cores if layout is not None else contextlib.nullcontext
         with serving_cores():
             database_url, migration_url, redis_url = self._data_services()
@@ -291,3 +293,24 @@ def signing_secret(settings: Settings) -> str:
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_urlsafe(48))
     return path.read_text().strip()
+
+
+def engine_dtype_lines(config: ServeConfigFile) -> list[str]:
+    """What each CPU model engine of ``config`` will compute in on this machine, and why."""
+    from models.cpu_dtype import detect_cpu
+    from serve_apps.app import SalesBoostAppArgs
+
+    lines: list[str] = []
+    for spec in config.applications:
+        if spec.import_path != "serve_apps.app:build_app":
+            continue
+        seen: set[str] = set()
+        for engine in SalesBoostAppArgs.model_validate(spec.args).llm_settings():
+            choice = engine.dtype_choice() if engine is not None else None
+            if choice is None or engine.model_id in seen:
+                continue
+            seen.add(engine.model_id)
+            lines.append(
+                f"engine {engine.model_id}: {choice.describe()} ({detect_cpu().describe()})"
+            )
+    return lines

@@ -368,6 +368,22 @@ def level_scripts(config: TurnBenchConfig) -> dict[int, int]:
     return numbered
 
 
+def engine_meta() -> dict[str, Any]:
+    """The CPU and the dtype the NPC engine runs in, so that figures from machines of
+    different kinds are never compared blind."""
+    from models.cpu_dtype import detect_cpu
+    from models.llm import LLMDeploymentSettings
+    from serve_apps.app import resolve_model_config
+
+    npc = LLMDeploymentSettings.from_file(resolve_model_config("npc_cpu"))
+    choice = npc.dtype_choice()
+    return {
+        "cpu": detect_cpu().as_meta(),
+        "engine_dtype": choice.dtype if choice is not None else npc.dtype,
+        "engine_dtype_reason": choice.reason if choice is not None else "model config",
+    }
+
+
 def run_turn_bench(
     config: TurnBenchConfig, settings: Settings, progress: Progress = print
 ) -> dict[str, Any]:
@@ -382,6 +398,7 @@ def run_turn_bench(
         "think_ms": config.think_ms,
         "direct_gap_ms": config.direct_gap_ms,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **engine_meta(),
     }
     _gateway_phase(config, settings, results, progress)
     _direct_phase(config, settings, results, progress)

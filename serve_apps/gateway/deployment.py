@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Query, Request, WebSocket
@@ -178,7 +180,11 @@ class Gateway(
             except Exception as exc:  # any failure means not ready; the reason is reported
                 results[name] = f"failed: {type(exc).__name__}"
         ok = all(v == "ok" for v in results.values())
-        body = HealthOut(status="ready" if ok else "not_ready", checks=results)
+        engines: list[dict[str, str]] = []
+        if results["model"] == "ok":
+            with contextlib.suppress(Exception):  # what the engines run in is not readiness
+                engines = await asyncio.wait_for(self.orchestrator.engine_info.remote(), 5)
+        body = HealthOut(status="ready" if ok else "not_ready", checks=results, engines=engines)
         return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
     # --- scenarios and sessions ---------------------------------------------------------

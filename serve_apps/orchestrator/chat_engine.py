@@ -132,3 +132,7 @@ class ServeLLMChatEngine:
 
     async def check_health(self) -> None:
         await self._health.check_health.remote()
+
+    async def engine_info(self) -> dict[str, Any]:
+        """The running engine's dtype and why it was chosen (``FirstTokenAtOnceLLMServer``)."""
+        return await self._health.engine_info.remote()

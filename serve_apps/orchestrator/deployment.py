@@ -94,3 +94,10 @@ class TrainingOrchestrator:
         await self._npc_engine.check_health()
         if self._judge_engine is not None:
             await self._judge_engine.check_health()
+
+    async def engine_info(self) -> list[dict[str, Any]]:
+        """Each model engine's dtype and the reason for it (the judge's when it has its own)."""
+        engines = [self._npc_engine]
+        if self._judge_engine is not None and self._judge_engine.model_id != engines[0].model_id:
+            engines.append(self._judge_engine)
+        return [await engine.engine_info() for engine in engines]

@@ -30,7 +30,9 @@ def test_gpu_config_asks_for_a_gpu_and_keeps_engine_arguments():
 def test_direct_engine_arguments_match_the_deployment():
     settings = LLMDeploymentSettings.from_file(MODEL_CONFIGS_DIR / "npc_cpu.yaml")
     kwargs = settings.vllm_engine_kwargs(Path("/models"))
-    assert kwargs == {"model": "/models/SmolLM2-135M-Instruct", **settings.engine_kwargs}
+    deployment = settings.to_llm_config(Path("/models")).engine_kwargs
+    assert kwargs == {"model": "/models/SmolLM2-135M-Instruct", **deployment}
+    assert kwargs["dtype"] in ("bfloat16", "float32")  # chosen from this machine's CPU
 
 
 @pytest.mark.parametrize(
