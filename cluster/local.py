@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +72,7 @@ class LocalRayCluster:
 
     def start(self, *, timeout_s: float = 120) -> LocalRayCluster:
         check_nodes(self.nodes, self.num_cpus)
+        self._use_auth_token()
         per_node = self.num_cpus // self.nodes
         port = _free_port()
         self.address = f"127.0.0.1:{port}"
@@ -97,6 +99,23 @@ class LocalRayCluster:
             self.stop()
             raise
         return self
+
+    def _use_auth_token(self) -> None:
+        """`ray start` turns on Ray's token authentication: one random token per cluster, in
+        a file only this user reads, named to every node and to this driver (which connects
+        next) through the environment; `salesboost cluster status` reads the same file."""
+        import secrets
+
+        folder = self.log_dir or Path(tempfile.mkdtemp(prefix="salesboost-ray-"))
+        folder.mkdir(parents=True, exist_ok=True)
+        token = folder / "auth_token"
+        token.unlink(missing_ok=True)
+        fd = os.open(token, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+        auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+        self.env = {**self.env, **auth}
+        os.environ.update(auth)
 
     def _spawn(self, name: str, args: list[str], num_cpus: int) -> None:
         log = subprocess.DEVNULL

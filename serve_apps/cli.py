@@ -35,16 +35,26 @@ def _settings():
 
 
 @app.command()
-def up() -> None:
+def up(
+    nodes: Annotated[
+        int, typer.Option(help="Ray nodes on this machine: a head and NODES-1 workers.")
+    ] = 1,
+) -> None:
     """Start everything here (embedded PostgreSQL/Redis unless URLs are set) and serve."""
+    from cluster.local import ClusterSizeError, check_nodes
     from serve_apps.stack import Stack
 
     settings = _settings()
+    try:
+        check_nodes(nodes, settings.ray_num_cpus)
+    except ClusterSizeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    with Stack(settings) as stack:
+    with Stack(settings, nodes=nodes) as stack:
         stack.start()
         typer.echo(
             f"\nSalesBoost is up at {stack.base_url}\n"

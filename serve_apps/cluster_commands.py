@@ -61,8 +61,16 @@ def status(
 ) -> None:
     """Nodes, deployments, and where each replica runs (a running `salesboost up`)."""
     import json
+    import os
 
     import ray
+
+    from serve_apps.settings import get_settings
+
+    # A multi-node `salesboost up` keeps its cluster's auth token under the data directory.
+    token = get_settings().data_dir / "ray-nodes" / "auth_token"
+    if token.is_file() and "RAY_AUTH_TOKEN_PATH" not in os.environ:
+        os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token))
 
     from cluster.local import cluster_report
 

@@ -77,12 +77,16 @@ SERVE_TUNING = {
 class Stack:
     settings: Settings
     progress: Progress = print
+    # Ray nodes on this machine: 1 is one `ray.init`; more start a head and workers as
+    # separate `ray start` processes (cluster/local.py).
+    nodes: int = 1
     base_url: str = ""
     env: dict[str, str] = field(default_factory=dict)
     database_url: str = ""
     migration_database_url: str = ""
     _embedded: Any = None
     _ray_started: bool = False
+    _local_cluster: Any = None
     _saved_environ: dict[str, str | None] = field(default_factory=dict)
 
     def start(self, *, wait_ready_s: float = 600) -> Stack:
@@ -201,7 +205,6 @@ class Stack:
     def _start_serve(self, config: ServeConfigFile) -> None:
         import ray
         from ray import serve
-        from ray._common.utils import import_attr
 
         host = self.settings.http_host
         port = self.settings.http_port
@@ -215,25 +218,48 @@ class Stack:
         from serve_apps.settings import get_settings
 
         get_settings.cache_clear()
+        from cluster.deploy import deploy_serve_config
+        from cluster.local import QDRANT_FOLDER_RESOURCE, LocalRayCluster
+
+        options: dict[str, Any] = {}
+        if self.nodes > 1:
+            self.progress(f"starting a local Ray cluster: a head and {self.nodes - 1} worker(s)")
+            self._local_cluster = LocalRayCluster(
+                self.nodes,
+                self.settings.ray_num_cpus,
+                env=self.env,
+                log_dir=self.settings.data_dir / "ray-nodes",
+            ).start()
+            options["address"] = self._local_cluster.address
+            self.progress(f"Ray head at {self._local_cluster.address}")
+        else:
+            # This node holds the data directory's Qdrant folder (cluster/serve_local.yaml).
+            options.update(
+                num_cpus=self.settings.ray_num_cpus, resources={QDRANT_FOLDER_RESOURCE: 1}
+            )
         ray.init(
-            num_cpus=self.settings.ray_num_cpus,
             include_dashboard=False,
             log_to_driver=self.settings.log_level == "DEBUG",
             runtime_env={"env_vars": self.env},
+            **options,
         )
         self._ray_started = True
-        serve.start(http_options={"host": host, "port": port})
-        for spec in config.applications:
-            self.progress(f"deploying application {spec.name!r} ({spec.import_path})")
-            application = import_attr(spec.import_path)(spec.args)
-            serve.run(application, name=spec.name, route_prefix=spec.route_prefix, blocking=False)
+        serve.start(proxy_location="HeadOnly", http_options={"host": host, "port": port})
+        # As a RayService deploys its serveConfigV2: the file's deployment options apply.
+        for name in deploy_serve_config(
+            self.settings.serve_config, env=self.env, host=host, port=port
+        ):
+            self.progress(f"deploying application {name!r} from {self.settings.serve_config}")
         self.base_url = f"http://{host}:{port}"
 
     def _wait_ready(self, timeout_s: float) -> None:
         self.progress("waiting for the model engine and health checks (about a minute)")
         deadline = time.monotonic() + timeout_s
         last = ""
+        from cluster.deploy import raise_if_deploy_failed
+
         while time.monotonic() < deadline:
+            raise_if_deploy_failed()
             try:
                 with urllib.request.urlopen(f"{self.base_url}/health/ready", timeout=10) as resp:
                     if resp.status == 200:
@@ -259,6 +285,9 @@ class Stack:
             finally:
                 ray.shutdown()
             self._ray_started = False
+        if self._local_cluster is not None:
+            self._local_cluster.stop()
+            self._local_cluster = None
         if self._embedded is not None:
             self._embedded.stop()
             self._embedded = None

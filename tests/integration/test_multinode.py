@@ -1,0 +1,157 @@
+"""The whole product on a real 2-node local Ray cluster (`salesboost up --nodes 2`: a head
+and a worker, each its own `ray start` process): a conversation is served with replicas on
+both nodes, and a step load of WebSocket conversations scales the orchestrator and the
+gateway up, then down when quiet, read from Serve's own status."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.integration.conftest import REPO, _free_port
+from tests.integration.wsclient import connect, new_session, send_turn
+
+pytestmark = pytest.mark.integration
+
+SALESBOOST = str(Path(sys.executable).parent / "salesboost")
+SCALED = ("TrainingOrchestrator", "Gateway")
+
+
+def _scaling_config(tmp_path: Path) -> Path:
+    """serve_local.yaml with targets a few conversations reach (each open WebSocket is one
+    ongoing request at the gateway, each streaming turn one at the orchestrator)."""
+    config = yaml.safe_load((REPO / "cluster" / "serve_local.yaml").read_text())
+    for deployment in config["applications"][0]["deployments"]:
+        if deployment["name"] in SCALED:
+            deployment["autoscaling_config"] = {
+                "min_replicas": 1,
+                "max_replicas": 2,
+                "target_ongoing_requests": 1.5,
+                "upscale_delay_s": 2,
+                "downscale_delay_s": 10,
+                "metrics_interval_s": 1,
+                "look_back_period_s": 3,
+            }
+    path = tmp_path / "serve_scaling.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def two_nodes(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("multinode")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "SALESBOOST_DATA_DIR": str(tmp / "data"),
+        "SALESBOOST_MODELS_DIR": str(REPO / ".data" / "models"),
+        "SALESBOOST_HTTP_PORT": str(port),
+        "SALESBOOST_SERVE_CONFIG": str(_scaling_config(tmp)),
+        "SALESBOOST_NPC_MAX_TOKENS": "16",
+        "SALESBOOST_RATE_LIMIT_USER_PER_MIN": "100000",
+        "SALESBOOST_RATE_LIMIT_IP_PER_MIN": "100000",
+        "SALESBOOST_RATE_LIMIT_TENANT_PER_MIN": "100000",
+    }
+    log = (tmp / "up.log").open("w+")
+    process = subprocess.Popen(
+        [SALESBOOST, "up", "--nodes", "2"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    address = None
+    try:
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:
+            text = (tmp / "up.log").read_text()
+            match = re.search(r"Ray head at (\S+)", text)
+            address = match.group(1) if match else address
+            if "SalesBoost is up at" in text:
+                break
+            assert process.poll() is None, f"salesboost up exited:\n{text[-4000:]}"
+            time.sleep(2)
+        else:
+            pytest.fail(f"not up within 900 s:\n{(tmp / 'up.log').read_text()[-4000:]}")
+        yield {"base_url": f"http://127.0.0.1:{port}", "address": address, "env": env}
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(30)
+        log.close()
+
+
+def status(cluster: dict) -> dict:
+    result = subprocess.run(
+        [SALESBOOST, "cluster", "status", "--json", "--address", cluster["address"]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=cluster["env"],
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout[result.stdout.index("{") :])
+
+
+def running(report: dict, deployment: str) -> int:
+    (entry,) = [d for n, d in report["deployments"].items() if n.endswith(f"/{deployment}")]
+    return sum(1 for r in entry["replicas"] if "RUNNING" in r["state"])
+
+
+async def _conversation(base_url: str, turns: int) -> int:
+    session_id = await new_session(base_url)
+    async with connect(base_url, session_id) as ws:
+        done = 0
+        for i in range(turns):
+            events = await send_turn(ws, f"Question {i}: what matters most to you in a CRM?")
+            done += events[-1]["type"] == "reply_done"
+        return done
+
+
+async def test_a_conversation_is_served_with_replicas_on_both_nodes(two_nodes):
+    assert await _conversation(two_nodes["base_url"], 2) == 2
+    report = status(two_nodes)
+    alive = [n for n in report["nodes"] if n["alive"]]
+    assert len(alive) == 2
+    hosting = {r["node"] for d in report["deployments"].values() for r in d["replicas"]}
+    assert hosting == {n["name"] for n in alive}, report
+    # Qdrant local mode: the knowledge service is on the node with the folder, alone.
+    (knowledge,) = [d for n, d in report["deployments"].items() if n.endswith("/KnowledgeService")]
+    (folder_node,) = [n["name"] for n in alive if n["qdrant_local_folder"]]
+    assert [r["node"] for r in knowledge["replicas"]] == [folder_node]
+
+
+async def test_a_step_load_scales_up_then_down(two_nodes):
+    base_url = two_nodes["base_url"]
+    assert all(running(status(two_nodes), d) == 1 for d in SCALED)
+    step = time.monotonic()
+    load = [asyncio.create_task(_conversation(base_url, 12)) for _ in range(6)]
+    scaled_up_s = None
+    while time.monotonic() - step < 240 and not all(t.done() for t in load):
+        report = await asyncio.to_thread(status, two_nodes)
+        if all(running(report, d) >= 2 for d in SCALED):
+            scaled_up_s = time.monotonic() - step
+            break
+        await asyncio.sleep(2)
+    results = await asyncio.gather(*load, return_exceptions=True)
+    failed = [r for r in results if isinstance(r, BaseException)]
+    assert not failed, failed
+    assert sum(results) == 6 * 12  # no turn failed while replicas were added
+    assert scaled_up_s is not None and scaled_up_s < 240, "did not scale up"
+    quiet = time.monotonic()
+    while time.monotonic() - quiet < 180:
+        report = await asyncio.to_thread(status, two_nodes)
+        if all(running(report, d) == 1 for d in SCALED):
+            break
+        await asyncio.sleep(3)
+    else:
+        pytest.fail(f"still scaled up 180 s after the load: {report['deployments']}")
