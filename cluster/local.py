@@ -75,11 +75,13 @@ class LocalRayCluster:
         self._use_auth_token()
         per_node = self.num_cpus // self.nodes
         port = _free_port()
-        self.address = f"127.0.0.1:{port}"
+        # The GCS listens on the node's own address (not loopback), as `ray start` reports.
+        from ray._private.services import get_node_ip_address
+
+        self.address = f"{get_node_ip_address()}:{port}"
         head = [
             "--head",
             f"--port={port}",
-            "--node-ip-address=127.0.0.1",
             "--include-dashboard=false",
             f"--resources={json.dumps({QDRANT_FOLDER_RESOURCE: 1})}",
             "--labels=salesboost.io/node=head",
@@ -90,7 +92,6 @@ class LocalRayCluster:
             for index in range(1, self.nodes):
                 worker = [
                     f"--address={self.address}",
-                    "--node-ip-address=127.0.0.1",
                     f"--labels=salesboost.io/node=worker-{index}",
                 ]
                 self._spawn(f"worker-{index}", worker, per_node)
