@@ -234,8 +234,12 @@ class Stack:
             self.progress(f"Ray head at {self._local_cluster.address}")
         else:
             # This node holds the data directory's Qdrant folder (cluster/serve_local.yaml).
+            # "local": a cluster of its own, never one a `ray start` left running (ray.init
+            # would otherwise join whatever /tmp/ray/ray_current_cluster names).
             options.update(
-                num_cpus=self.settings.ray_num_cpus, resources={QDRANT_FOLDER_RESOURCE: 1}
+                address="local",
+                num_cpus=self.settings.ray_num_cpus,
+                resources={QDRANT_FOLDER_RESOURCE: 1},
             )
         ray.init(
             include_dashboard=False,
