@@ -92,7 +92,7 @@ class Stack:
     def start(self, *, wait_ready_s: float = 600) -> Stack:
         from db.migrate import upgrade
         from db.seed import seed_file
-        from serve_apps.secrets import resolve_secrets
+        from serve_apps.secret_source import resolve_secrets
 
         self.settings = resolve_secrets(self.settings)
         self.settings.check_production_ready()
