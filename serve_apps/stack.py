@@ -65,7 +65,13 @@ class ServeConfigFile(BaseModel):
 #   (``serve_apps/knowledge/loop_calls.py``), because a router on the loop takes calls from
 #   nowhere else. Ray's throughput-optimized mode sets the same two; its gRPC between
 #   replicas gained nothing more here (61 ms) and is left off.
+# - The proxy runs ``serve_apps/gateway/proxy_middleware.py`` in front of its own request-id
+#   handling: a client's unsafe X-Request-ID is replaced before Serve uses it, and the proxy's
+#   own errors get the API's error body.
 SERVE_TUNING = {
+    "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": (
+        "serve_apps.gateway.proxy_middleware:proxy_middlewares"
+    ),
     "RAY_SERVE_CONTROL_LOOP_INTERVAL_S": "1",
     "RAY_worker_niceness": "0",
     "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",

@@ -1,9 +1,8 @@
 """The gateway's FastAPI application: one object that every route module registers on."""
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
-from serve_apps.gateway.errors import install_error_handling
+from serve_apps.gateway.errors import CORS, install_error_handling, install_request_ids
 from serve_apps.gateway.web_app import install_web_app
 from serve_apps.settings import get_settings
 
@@ -14,7 +13,7 @@ api = FastAPI(
 )
 install_error_handling(api)
 api.add_middleware(
-    CORSMiddleware,
+    CORS,
     allow_origins=get_settings().allowed_origins,
     allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
     allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
@@ -24,3 +23,5 @@ api.add_middleware(
 
 # The pages under /app (web/dist), same origin as the API.
 install_web_app(api)
+# Last, so that it is the outermost: every answer, the CORS refusal included, has its id.
+install_request_ids(api)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serve_apps.settings import get_settings
 
@@ -35,6 +40,19 @@ class APIError(Exception):
         self.headers = headers or {}
 
 
+REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+
+
+def valid_request_id(value: str | None) -> bool:
+    """A client's X-Request-ID is kept for correlation when it is this safe to echo and log:
+    1-64 letters, digits and dashes; anything else is replaced by a fresh one."""
+    return value is not None and REQUEST_ID.fullmatch(value) is not None
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
 def _serve_request_id() -> str | None:
     try:
         from ray.serve.context import _get_serve_request_context
@@ -43,19 +61,96 @@ def _serve_request_id() -> str | None:
     return _get_serve_request_context().request_id or None
 
 
-def request_id(request: Request) -> str:
-    return getattr(request.state, "request_id", None) or "-"
+def request_id(request: Request | HTTPConnection) -> str:
+    return request.scope.get("state", {}).get("request_id") or "-"
 
 
-def error_response(request: Request, status: int, code: str, message: str) -> JSONResponse:
+def error_body(code: str, message: str, rid: str) -> dict:
+    return {"error": {"code": code, "message": message, "request_id": rid}}
+
+
+def error_response(
+    request: Request | HTTPConnection, status: int, code: str, message: str
+) -> JSONResponse:
     rid = request_id(request)
-    return JSONResponse(
-        {"error": {"code": code, "message": message, "request_id": rid}}, status_code=status
-    )
+    response = JSONResponse(error_body(code, message, rid), status_code=status)
+    if not request.scope.get("state", {}).get("request_id_from_serve"):
+        # Behind Serve its proxy adds the header; here (and for the 500s that Starlette's
+        # outermost layer sends past every middleware) the app does.
+        response.headers["X-Request-ID"] = rid
+    return response
+
+
+class RequestIds:
+    """Outermost middleware: every request gets an id before anything can answer it.
+
+    Behind Serve the proxy has already chosen the id (the client's X-Request-ID, checked by
+    ``serve_apps.gateway.proxy_middleware`` before the proxy reads it, or a fresh one) and puts
+    it on the response; the app uses that one. Elsewhere (the app served alone, tests) it
+    checks the client's header itself and adds the response header.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        serve_id = _serve_request_id()
+        if serve_id:
+            # Without the proxy's check (its callback not installed) an unsafe id still never
+            # reaches a body or a log line; the proxy's header then differs from the body's.
+            state["request_id"] = serve_id if valid_request_id(serve_id) else new_request_id()
+            state["request_id_from_serve"] = True
+            await self.app(scope, receive, send)
+            return
+        incoming = Headers(scope=scope).get("x-request-id")
+        rid = incoming if valid_request_id(incoming) else new_request_id()
+        state["request_id"] = rid
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if "x-request-id" not in headers:
+                    headers["X-Request-ID"] = rid
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+class CORS(CORSMiddleware):
+    """Starlette's CORS, whose refusal of a preflight has the one error body too (it answers a
+    plain-text 400 of its own)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "OPTIONS":
+            headers = Headers(scope=scope)
+            if "origin" in headers and "access-control-request-method" in headers:
+                response = self.preflight_response(request_headers=headers)
+                if response.status_code >= 400:
+                    refusal = bytes(response.body).decode(errors="replace")
+                    cors_headers = {
+                        k: v
+                        for k, v in response.headers.items()
+                        if k.lower() not in {"content-length", "content-type"}
+                    }
+                    response = error_response(
+                        HTTPConnection(scope), response.status_code, "cors_refused", refusal
+                    )
+                    response.headers.update(cors_headers)
+                await response(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
+def install_request_ids(app: FastAPI) -> None:
+    """Call after every other middleware is added: this one must be the outermost."""
+    app.add_middleware(RequestIds)
 
 
 def install_error_handling(app: FastAPI) -> None:
-    # Registered first, so the request id (registered next, the outer one) is already set.
     @app.middleware("http")
     async def limit_request_bodies(request: Request, call_next):
         """Bodies are bounded before anything reads them: a declared length over the limit is
@@ -69,36 +164,23 @@ def install_error_handling(app: FastAPI) -> None:
             if declared is None:
                 if request.headers.get("transfer-encoding"):
                     return error_response(request, 411, "length_required", "send Content-Length")
-            elif not declared.isdigit() or int(declared) > limit:
+            elif not (declared.isascii() and declared.isdigit()) or int(declared) > limit:
                 return error_response(
                     request, 413, "body_too_large", f"request bodies are limited to {limit} bytes"
                 )
         return await call_next(request)
 
-    @app.middleware("http")
-    async def assign_request_id(request: Request, call_next):
-        serve_id = _serve_request_id()
-        if serve_id:
-            # Behind the Serve proxy: it takes the client's X-Request-ID (or makes one), puts it
-            # on the response and in Serve's logs; one id end to end.
-            request.state.request_id = serve_id
-            return await call_next(request)
-        incoming = request.headers.get("x-request-id", "")
-        valid = 0 < len(incoming) <= 64 and incoming.replace("-", "").isalnum()
-        request.state.request_id = incoming if valid else uuid.uuid4().hex
-        response = await call_next(request)
-        response.headers["X-Request-ID"] = request.state.request_id
-        return response
-
     @app.exception_handler(APIError)
     async def on_api_error(request: Request, exc: APIError):
-        log.info(
-            "%s %s -> %s %s (%s)",
+        log.log(
+            logging.WARNING if exc.status >= 500 else logging.INFO,
+            "%s %s -> %s %s (%s) [%s]",
             request.method,
             request.url.path,
             exc.status,
             exc.code,
             exc.detail,
+            request_id(request),
         )
         response = error_response(request, exc.status, exc.code, exc.message)
         response.headers.update(exc.headers)
@@ -117,5 +199,7 @@ def install_error_handling(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception):
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        log.exception(
+            "unhandled error on %s %s [%s]", request.method, request.url.path, request_id(request)
+        )
         return error_response(request, 500, "internal", "internal error; quote the request id")

@@ -52,14 +52,19 @@ class KnowledgeRoutes:
     _audit: Any
 
     async def _knowledge(self, method: str, **kwargs: Any) -> Any:
-        """Call the knowledge service; when it (or the Qdrant behind it) fails, answer 503."""
+        """Call the knowledge service; when it (or the Qdrant behind it) fails, answer 503.
+
+        What failed stays in the log: an internal exception's text is no message for a user.
+        """
         try:
             return await getattr(self.knowledge, method).remote(**kwargs)
         except Exception as exc:
             cause = str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else repr(exc)
-            log.warning("knowledge service %s failed: %s", method, cause)
             raise APIError(
-                503, "knowledge_unavailable", f"the knowledge base is unavailable: {cause}"
+                503,
+                "knowledge_unavailable",
+                "the knowledge base is unavailable just now; try again, or quote the request id",
+                detail=f"knowledge service {method} failed: {cause}",
             ) from None
 
     async def _read_upload(self, request: Request, file: UploadFile) -> bytes:
