@@ -331,6 +331,15 @@ class AssignmentIn(StorableText):
     user_id: uuid.UUID | None = None
     due_at: datetime | None = None
 
+    @field_validator("due_at")
+    @classmethod
+    def _storable_deadline(cls, value: datetime | None) -> datetime | None:
+        # PostgreSQL would store 9999-12-31T23:00-14:00, but as UTC it is in the year 10000,
+        # which no Python datetime can be read back into.
+        if value is not None and not 1970 <= value.year <= 9998:
+            raise ValueError("due_at: a date from 1970 to 9998")
+        return value
+
     @model_validator(mode="after")
     def _one_assignee(self) -> AssignmentIn:
         if (self.team is None) == (self.user_id is None):
