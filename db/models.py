@@ -336,10 +336,12 @@ class ComplianceRule(Base):
     tenant_id: Mapped[uuid.UUID] = _tenant_fk()
     slug: Mapped[str] = mapped_column(String(64))
     description: Mapped[str] = mapped_column(Text)
-    kind: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(24))
     applies_to: Mapped[list[str]] = mapped_column(JsonDoc)
     pattern: Mapped[str | None] = mapped_column(Text)
     trigger: Mapped[str | None] = mapped_column(Text)
+    examples: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
+    threshold: Mapped[float] = mapped_column(Float, default=0.55)
     severity: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = _created_at()
 

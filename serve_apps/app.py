@@ -206,5 +206,6 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
         judge_llm=judge_llm,
         judge_model_id=judge_model_id,
         agents=parsed.agents,
+        embedder=embedder,  # the semantic checks use the knowledge service's embedder
     )
     return Gateway.bind(orchestrator=orchestrator, knowledge=knowledge)

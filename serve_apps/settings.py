@@ -126,7 +126,13 @@ class Settings(BaseSettings):
         description="A reply being generated holds a Redis lock this long, renewed every third "
         "of it while the reply lasts; a replica that dies releases it by expiry.",
     )
-    npc_max_tokens: int = Field(160, ge=1, le=2048, description="Longest NPC reply in tokens.")
+    npc_max_tokens: int = Field(
+        64,
+        ge=1,
+        le=2048,
+        description="Longest NPC reply in tokens: one to three spoken sentences (a reply the "
+        "budget cuts is trimmed to its last whole sentence).",
+    )
     npc_temperature: float = Field(0.7, ge=0, le=2, description="NPC sampling temperature.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

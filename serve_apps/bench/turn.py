@@ -51,7 +51,7 @@ from serve_apps.orchestrator.contracts import (
     ScenarioCard,
     TurnRequest,
 )
-from serve_apps.orchestrator.npc_prompt import npc_messages
+from serve_apps.orchestrator.npc_prompt import npc_messages, persona_decoding
 from serve_apps.settings import Settings
 
 if TYPE_CHECKING:
@@ -278,7 +278,14 @@ async def direct_conversation(
 ) -> list[TurnSample]:
     from vllm import SamplingParams
 
-    params = SamplingParams(max_tokens=max_tokens, temperature=0)
+    # The persona's own decoding (stops at a new speaker), as the orchestrator asks for it.
+    decoding = persona_decoding(persona, [])
+    params = SamplingParams(
+        max_tokens=max_tokens,
+        temperature=0,
+        stop=list(decoding.stop),
+        repetition_penalty=decoding.repetition_penalty,
+    )
     history: list[HistoryTurn] = []
     samples: list[TurnSample] = []
     for index in range(turns + 1):
@@ -298,10 +305,12 @@ async def direct_conversation(
             max_tokens=max_tokens,
             temperature=0,
         )
-        grounding = await asyncio.to_thread(retrieve, text) if retrieve else None
         started = time.perf_counter()
         prompt = tokenizer.apply_chat_template(
-            npc_messages(request, grounding), add_generation_prompt=True, tokenize=False
+            npc_messages(request),  # the persona reads no seller documents (npc_prompt.py)
+            add_generation_prompt=False,
+            continue_final_message=True,
+            tokenize=False,
         )
         first: float | None = None
         final = None

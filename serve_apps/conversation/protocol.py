@@ -97,9 +97,12 @@ class Hint(_Frame):
 
     type: Literal["hint"] = "hint"
     reply_to: int | None
-    kind: Literal["objection", "buying_signal", "next_step", "stage", "memory"]
+    kind: Literal["objection", "buying_signal", "next_step", "stage", "memory", "knowledge"]
     text: str
     stage: str | None = None
+    citations: list[RetrievedChunk] = Field(
+        default_factory=list, description="knowledge: the seller's chunk the hint cites."
+    )
 
 
 class ComplianceFinding(_Frame):
@@ -111,8 +114,12 @@ class ComplianceFinding(_Frame):
     rule: str
     description: str
     severity: Severity
-    excerpt: str
-    decided_by: Literal["rule", "judge"] = "rule"
+    excerpt: str = Field(description="The sentences that break the rule, whole.")
+    decided_by: Literal["rule", "semantic", "knowledge", "judge"] = "rule"
+    similarity: float | None = Field(None, description="semantic: to the closest example.")
+    source: RetrievedChunk | None = Field(
+        None, description="knowledge_claims: the seller's chunk the claim contradicts."
+    )
 
 
 class Review(_Frame):
@@ -216,6 +223,13 @@ class ErrorEvent(_Frame):
 
 
 AgentEvent = Hint | ComplianceFinding | Review | TurnTaking
+
+
+def for_the_trainee(event: BaseModel) -> bool:
+    """Whether a turn's event is sent to the trainee. An optional agent that could not
+    answer in time (``agent_failed``: the coach's or the evaluator's judge) is stored for the
+    report, not shown: the conversation goes on without it."""
+    return not (isinstance(event, ErrorEvent) and event.code == "agent_failed")
 ServerEvent = Annotated[
     Ack
     | Token

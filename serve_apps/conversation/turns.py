@@ -26,6 +26,7 @@ from serve_apps.conversation.protocol import (
     Token,
     TraineeTurn,
     TurnTiming,
+    for_the_trainee,
 )
 from serve_apps.knowledge.contracts import RetrievedChunk
 from serve_apps.orchestrator.contracts import (
@@ -275,7 +276,8 @@ class Conversation:
             async for event in self.reply_source(request):
                 if not isinstance(event, NPCChunk):
                     agent_events.append(event)
-                    await self._emit(event)
+                    if for_the_trainee(event):
+                        await self._emit(event)
                 elif not event.done:
                     clock.mark("first_token")
                     await self._emit(

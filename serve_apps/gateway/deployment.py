@@ -399,8 +399,7 @@ class Gateway(
                 )
             )
             return
-        for failure in failures:
-            await conversation.report(failure)
+        # The evaluator's judge failures are stored with the session's report, not shown.
         if report is None:
             await conversation.report(
                 ErrorEvent(code="no_rubric", message="the session ended; it has no score to give")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -16,14 +16,25 @@ class ModelUnavailableError(RuntimeError):
 class ChatDelta:
     text: str
     output_tokens: int | None = None  # set on the last delta when the engine reports usage
+    finish_reason: str | None = None  # "length": the token budget ended the reply
 
 
 class ChatEngine(Protocol):
     model_id: str
 
     def stream_chat(
-        self, messages: list[dict[str, str]], *, max_tokens: int, temperature: float
-    ) -> AsyncIterator[ChatDelta]: ...
+        self,
+        messages: list[dict[str, str]],
+        *,
+        max_tokens: int,
+        temperature: float,
+        stop: Sequence[str] = (),
+        repetition_penalty: float | None = None,
+        continue_final_message: bool = False,
+    ) -> AsyncIterator[ChatDelta]:
+        """The reply, streamed; ``continue_final_message``: the last (assistant) message is
+        continued rather than a new one started."""
+        ...
 
     async def complete_json(
         self, messages: list[dict[str, str]], *, schema: dict[str, Any], max_tokens: int
@@ -48,11 +59,14 @@ def parse_sse_chunk(chunk: str) -> ChatDelta | None:
     body = json.loads(payload)
     if "error" in body and "choices" not in body:
         raise ModelUnavailableError(str(body["error"].get("message", body["error"])))
-    text = ""
+    text, finish_reason = "", None
     for choice in body.get("choices") or ():
         text += (choice.get("delta") or {}).get("content") or ""
+        finish_reason = choice.get("finish_reason") or finish_reason
     usage = body.get("usage") or {}
-    return ChatDelta(text=text, output_tokens=usage.get("completion_tokens"))
+    return ChatDelta(
+        text=text, output_tokens=usage.get("completion_tokens"), finish_reason=finish_reason
+    )
 
 
 class ServeLLMChatEngine:
@@ -64,10 +78,24 @@ class ServeLLMChatEngine:
         self.model_id = model_id
 
     async def stream_chat(
-        self, messages: list[dict[str, str]], *, max_tokens: int, temperature: float
+        self,
+        messages: list[dict[str, str]],
+        *,
+        max_tokens: int,
+        temperature: float,
+        stop: Sequence[str] = (),
+        repetition_penalty: float | None = None,
+        continue_final_message: bool = False,
     ) -> AsyncIterator[ChatDelta]:
         from ray.serve.llm.openai_api_models import ChatCompletionRequest
 
+        extra: dict[str, Any] = {}
+        if stop:
+            extra["stop"] = list(stop)
+        if repetition_penalty is not None:
+            extra["repetition_penalty"] = repetition_penalty
+        if continue_final_message:
+            extra.update(add_generation_prompt=False, continue_final_message=True)
         request = ChatCompletionRequest(
             model=self.model_id,
             messages=messages,
@@ -75,11 +103,12 @@ class ServeLLMChatEngine:
             temperature=temperature,
             stream=True,
             stream_options={"include_usage": True},
+            **extra,
         )
         async for batch in self._handle.chat.remote(request):
             # One delta per batch the server sent: whatever it grouped stays one object on
             # every hop after this one too.
-            text, output_tokens = "", None
+            text, output_tokens, finish_reason = "", None, None
             for item in batch if isinstance(batch, list) else [batch]:
                 if not isinstance(item, str):  # an ErrorResponse object
                     raise ModelUnavailableError(str(getattr(item, "error", item)))
@@ -89,8 +118,9 @@ class ServeLLMChatEngine:
                         text += delta.text
                         if delta.output_tokens is not None:
                             output_tokens = delta.output_tokens
-            if text or output_tokens is not None:
-                yield ChatDelta(text=text, output_tokens=output_tokens)
+                        finish_reason = delta.finish_reason or finish_reason
+            if text or output_tokens is not None or finish_reason:
+                yield ChatDelta(text, output_tokens, finish_reason)
 
     async def complete_json(
         self, messages: list[dict[str, str]], *, schema: dict[str, Any], max_tokens: int

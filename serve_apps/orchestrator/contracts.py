@@ -56,7 +56,9 @@ class TurnRequest(BaseModel):
     session_id: str
     tenant_id: str
     knowledge_base: str | None = Field(
-        None, description="The tenant's knowledge base that grounds the persona, if any."
+        None,
+        description="The seller's knowledge base of the scenario, if any: it grounds the "
+        "coach and the check of the trainee's claims, not the persona.",
     )
     reply_to_seq: int
     persona: PersonaCard = Field(..., description="The lead persona (the first of the scenario).")
@@ -71,10 +73,11 @@ class TurnRequest(BaseModel):
     trainee_text: str
     grounding: list[RetrievedChunk] | None = Field(
         None,
-        description="Knowledge chunks already retrieved for this turn (the gateway asks for "
-        "them while it stores the turn); None: the orchestrator retrieves them itself.",
+        description="The seller's knowledge chunks already retrieved for this turn (the "
+        "gateway asks for them while it stores the turn); None: the orchestrator retrieves "
+        "them itself.",
     )
-    max_tokens: int = Field(160, ge=1, le=2048)
+    max_tokens: int = Field(64, ge=1, le=2048)
     temperature: float = Field(0.7, ge=0, le=2)
     mode: SessionModeName = Field(
         "conversation",
@@ -103,6 +106,12 @@ class NPCChunk(BaseModel):
     output_tokens: int | None = None
     model: str | None = None
     citations: list[RetrievedChunk] = Field(default_factory=list)
+    finish_reason: str | None = Field(
+        None, description="On the last chunk: why the engine stopped ('length': the budget)."
+    )
+    trimmed: bool = Field(
+        False, description="On the last chunk: an unfinished last sentence was cut off."
+    )
 
 
 # --- the evaluator's report -------------------------------------------------------------
@@ -117,8 +126,13 @@ class CheckResult(BaseModel):
     question: str
     passed: bool
     weight: float
-    decided_by: Literal["rule", "judge", "judge_failed"]
+    decided_by: Literal["rule", "semantic", "judge", "judge_failed", "not_checked"] = Field(
+        ...,
+        description="not_checked: a judge check with no judge to answer it (the CPU default); "
+        "it counts neither way.",
+    )
     evidence: list[Evidence] = Field(default_factory=list)
+    similarity: float | None = Field(None, description="semantic: the best sentence's.")
 
 
 class CriterionResult(BaseModel):
@@ -127,6 +141,7 @@ class CriterionResult(BaseModel):
     weight: float
     score: float = Field(..., ge=0, le=100)
     checks: list[CheckResult]
+    scored: bool = Field(True, description="False: none of its checks could be decided.")
 
 
 class EvaluationReport(BaseModel):

@@ -15,6 +15,7 @@ from serve_apps.orchestrator.agents.judge import Judge
 from serve_apps.orchestrator.agents.npc import NPCConversation
 from serve_apps.orchestrator.chat_engine import ServeLLMChatEngine
 from serve_apps.orchestrator.contracts import EvaluationReport, EvaluationRequest, TurnRequest
+from serve_apps.orchestrator.semantic import SemanticMatcher, ServeSentenceEmbedder
 from serve_apps.orchestrator.training_turn import (
     AgentSettings,
     TrainingTurn,
@@ -38,6 +39,7 @@ class TrainingOrchestrator:
         judge_llm: Any | None = None,
         judge_model_id: str | None = None,
         agents: dict[str, Any] | None = None,
+        embedder: Any | None = None,
     ) -> None:
         from serve_apps.settings import get_settings
 
@@ -53,8 +55,11 @@ class TrainingOrchestrator:
             if self._judge_engine is not None
             else None
         )
-        self._turn = TrainingTurn(NPCConversation(self._npc_engine), judge, settings)
-        self._evaluator = Evaluator(judge)
+        # The Embedder deployment the knowledge service uses: sentences for the semantic
+        # checks; none (rules only) when the application was built without it.
+        matcher = SemanticMatcher(ServeSentenceEmbedder(embedder)) if embedder is not None else None
+        self._turn = TrainingTurn(NPCConversation(self._npc_engine), judge, settings, matcher)
+        self._evaluator = Evaluator(judge if settings.evaluator_uses_judge else None, matcher)
         self._knowledge = knowledge
         app_settings = get_settings()
         self._grounding_top_k = app_settings.grounding_top_k

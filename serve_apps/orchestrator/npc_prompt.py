@@ -1,6 +1,28 @@
-"""The NPC persona's chat prompt: who it plays, what it knows, and the conversation so far."""
+"""The NPC persona's chat prompt and decoding: a customer a small model can keep playing.
+
+Measured on the bundled SmolLM2-135M (``salesboost bench quality``, docs/quality.md), what
+keeps it a customer is a prompt it can hold on to:
+
+- a short first-person card ("I am Priya, IT Director at Northwind. I am the customer..."),
+  not a page of second-person instructions;
+- a few in-character example exchanges made from the card itself (a greeting, a fact, an
+  objection), as earlier turns of the conversation;
+- every line of the conversation with its speaker's name (``Salesperson: ...``,
+  ``Priya: ...``), and the reply started with the persona's name, so the model continues
+  *her* line; a new speaker's name is a stop sequence;
+- no seller documents: given the vendor's product sheet as its own reading, the model
+  continued as the vendor. The seller's knowledge base grounds the coach and the check of
+  the trainee's claims; the persona reads only papers of its own company (a buyer-side
+  knowledge base), framed as such.
+
+Replies are kept to spoken length by the token budget, and :func:`trim_reply` cuts what
+the budget cut mid-sentence back to the last whole sentence.
+"""
 
 from __future__ import annotations
+
+import re
+from dataclasses import dataclass
 
 from serve_apps.knowledge.contracts import RetrievedChunk
 from serve_apps.orchestrator.contracts import (
@@ -10,60 +32,107 @@ from serve_apps.orchestrator.contracts import (
     TurnRequest,
 )
 
-# A small model forgets its instructions in a long context; keep the recent turns that fit.
-MAX_HISTORY_CHARS = 4000
-# The same for reference material from the knowledge base; every character is prefilled
-# before the first token of every reply (1,500 characters took TTFT from 0.2 s to 0.9 s here).
-MAX_GROUNDING_CHARS = 900
-MAX_CHARS_PER_CHUNK = 400
+# A small model forgets its card in a long context; keep the recent turns that fit.
+MAX_HISTORY_CHARS = 2400
+# The persona's own papers, when a scenario gives it some: every character is prefilled
+# before the first token of every reply.
+MAX_DOCUMENT_CHARS = 600
+MAX_CHARS_PER_DOCUMENT = 300
+SALESPERSON = "Salesperson"
 
 
-def _bullets(items: list[str]) -> str:
-    return "\n".join(f"- {item}" for item in items) if items else "- (none)"
+@dataclass(frozen=True)
+class PersonaDecoding:
+    """How the persona's reply is sampled (the engine's request fields of the same names)."""
+
+    stop: tuple[str, ...]
+    repetition_penalty: float = 1.15
+    # The reply continues the assistant line that starts with the persona's name.
+    continue_final_message: bool = True
 
 
-def persona_system_prompt(
+def first_name(persona: PersonaCard) -> str:
+    return persona.name.split()[0] if persona.name.split() else persona.name
+
+
+def _sentence(text: str) -> str:
+    text = " ".join(text.split()).rstrip()
+    return text if text[-1:] in ".!?" else text + "."
+
+
+def _first_person(item: str) -> str:
+    """A card item as the persona would say it ("I ..." stays, anything else as it is)."""
+    return _sentence(item[:1].upper() + item[1:])
+
+
+def persona_card(
     persona: PersonaCard, scenario: ScenarioCard, others: list[PersonaCard] | None = None
 ) -> str:
-    colleagues = (
-        "Also in the meeting, from your company: "
-        + "; ".join(f"{p.name} ({p.role})" for p in others)
-        + ". Speak only for yourself.\n"
-        if others
-        else ""
+    """The system prompt: the persona's card in the first person, short."""
+    lines = [
+        f"I am {persona.name}, {persona.role} at {persona.company}. I am the customer: a "
+        f"salesperson is trying to sell me {scenario.product.rstrip('.')}. I do not sell "
+        "anything, I decide whether to buy.",
+        f"Me: {_sentence(persona.personality)}",
+    ]
+    if persona.facts:
+        lines.append("True about us: " + " ".join(_sentence(f) for f in persona.facts))
+    if persona.goals:
+        lines.append("What I want: " + " ".join(_sentence(g) for g in persona.goals))
+    if persona.objections:
+        lines.append("What worries me: " + " ".join(_sentence(o) for o in persona.objections))
+    if persona.hidden:
+        lines.append(
+            "I say this only when asked a sharp question about it: "
+            + " ".join(_sentence(h) for h in persona.hidden)
+        )
+    if others:
+        lines.append(
+            "Also in the meeting, from my company: "
+            + "; ".join(f"{p.name} ({p.role})" for p in others)
+            + ". I speak only for myself."
+        )
+    lines.append(
+        f"I answer the salesperson's question in one to three short spoken sentences, as "
+        f"{first_name(persona)}, in my own words."
     )
-    return (
-        f"You are {persona.name}, {persona.role} at {persona.company}. "
-        f"A salesperson is talking to you about: {scenario.product}.\n"
-        f"Situation: {scenario.description} (stage: {scenario.stage}, "
-        f"difficulty: {scenario.difficulty}).\n"
-        f"Your personality: {persona.personality}\n"
-        f"Your goals:\n{_bullets(persona.goals)}\n"
-        f"Objections you raise when relevant:\n{_bullets(persona.objections)}\n"
-        f"Facts you know:\n{_bullets(persona.facts)}\n"
-        f"Keep to yourself unless the salesperson earns it with good questions:\n"
-        f"{_bullets(persona.hidden)}\n"
-        f"{colleagues}"
-        "Stay in character as the customer. Never say you are an AI or an assistant. "
-        "Answer in one to three short sentences, as spoken dialogue."
-    )
+    return "\n".join(lines)
 
 
-def grounding_prompt(chunks: list[RetrievedChunk], budget_chars: int = MAX_GROUNDING_CHARS) -> str:
-    """The knowledge-base excerpts the persona may draw on, best first, within a budget."""
+def example_exchanges(persona: PersonaCard) -> list[tuple[str, str]]:
+    """A few in-character exchanges from the card: (salesperson's line, persona's reply)."""
+    examples = [
+        (
+            "Hi, thanks for making the time today. How are you?",
+            "Fine, thanks. I have about twenty minutes, so let's get to the point.",
+        )
+    ]
+    if persona.facts:
+        examples.append(
+            ("Can you tell me a little about your situation?", _first_person(persona.facts[0]))
+        )
+    if persona.objections:
+        examples.append(
+            (
+                "Our product is the best on the market, you will love it.",
+                f"Everyone says that. {_first_person(persona.objections[0])}",
+            )
+        )
+    return examples
+
+
+def documents_prompt(documents: list[RetrievedChunk]) -> str:
+    """The persona's own company's papers (a buyer-side knowledge base), best first."""
     lines: list[str] = []
     used = 0
-    for number, chunk in enumerate(chunks, start=1):
-        room = min(MAX_CHARS_PER_CHUNK, budget_chars - used)
+    for chunk in documents:
+        room = min(MAX_CHARS_PER_DOCUMENT, MAX_DOCUMENT_CHARS - used)
         text = " ".join(chunk.text.split())[: max(0, room)]
         if not text:
             break
         used += len(text)
-        lines.append(f"[{number}] {chunk.title}: {text}")
-    return (
-        "What you have read about the product (use it when it is relevant; do not quote it "
-        "word for word, and do not claim more than it says):\n" + "\n".join(lines)
-    )
+        lines.append(f"- {chunk.title}: {text}")
+    return "Papers from my own company that I have in front of me:\n" + "\n".join(lines)
 
 
 def recent_history(
@@ -80,39 +149,110 @@ def recent_history(
     return kept
 
 
+def persona_decoding(speaker: PersonaCard, others: list[PersonaCard]) -> PersonaDecoding:
+    """Stop where the model starts another speaker's line (a small model writes the
+    salesperson's next line, or a script, when it is not stopped)."""
+    names = [SALESPERSON, "User", "Customer", first_name(speaker)] + [first_name(p) for p in others]
+    stops = [f"\n{name}:" for name in names] + [f"{SALESPERSON}:", "\n\n"]
+    return PersonaDecoding(stop=tuple(dict.fromkeys(stops)))
+
+
 def npc_messages(
     request: TurnRequest,
-    grounding: list[RetrievedChunk] | None = None,
+    documents: list[RetrievedChunk] | None = None,
     *,
     speaker: PersonaCard | None = None,
     feedback: list[dict[str, str]] | None = None,
 ) -> list[dict[str, str]]:
-    """OpenAI-style chat messages: the trainee is the ``user``, the persona the ``assistant``.
+    """OpenAI-style chat messages: the salesperson's lines are ``user`` turns, the persona's
+    ``assistant`` turns, each with its speaker's name; the last message is the persona's
+    line begun with its name, for the engine to continue (``continue_final_message``).
 
-    The knowledge excerpts go just before the new trainee turn, not into the opening system
-    prompt: they change every turn, and everything before them (persona and history) then
-    stays the same prompt prefix from turn to turn, which vLLM's prefix cache does not
-    prefill again. A small model also heeds text near the end of its context best.
+    ``documents`` are the persona's own company's papers (never the seller's knowledge
+    base). In a buying committee the speaking persona's own lines are ``assistant`` turns and
+    its colleagues' lines are quoted, with their names, in the ``user`` turns. A reviewer's
+    ``feedback`` on a rejected attempt comes just before the reply.
 
-    In a buying committee the speaking persona's own lines are ``assistant`` turns and its
-    colleagues' lines are quoted, attributed, in the ``user`` turns. A reviewer's
-    ``feedback`` on a rejected attempt comes last.
+    Everything before the new turn (card, examples, history) stays the same prompt prefix
+    from turn to turn, which vLLM's prefix cache does not prefill again.
     """
     speaker = speaker or request.persona
+    name = first_name(speaker)
     others = [p for p in request.personas if p.slug != speaker.slug]
-    names = {p.slug: f"{p.name} ({p.role})" for p in others}
-    messages = [
-        {"role": "system", "content": persona_system_prompt(speaker, request.scenario, others)}
-    ]
+    names = {p.slug: first_name(p) for p in others}
+    messages = [{"role": "system", "content": persona_card(speaker, request.scenario, others)}]
+    for line, reply in example_exchanges(speaker):
+        messages.append({"role": "user", "content": f"{SALESPERSON}: {line}"})
+        messages.append({"role": "assistant", "content": f"{name}: {reply}"})
+    pending: list[str] = []  # colleagues' lines go with the salesperson's next turn
     for turn in recent_history(request.history):
         if turn.speaker == "trainee":
-            messages.append({"role": "user", "content": turn.text})
+            pending.append(f"{SALESPERSON}: {turn.text}")
+            messages.append({"role": "user", "content": "\n".join(pending)})
+            pending = []
         elif turn.persona in names:
-            messages.append({"role": "user", "content": f"[{names[turn.persona]}]: {turn.text}"})
+            pending.append(f"{names[turn.persona]}: {turn.text}")
         else:
-            messages.append({"role": "assistant", "content": turn.text})
-    if grounding:
-        messages.append({"role": "system", "content": grounding_prompt(grounding)})
-    messages.append({"role": "user", "content": request.trainee_text})
+            messages.append({"role": "assistant", "content": f"{name}: {turn.text}"})
+    if documents:
+        messages.append({"role": "system", "content": documents_prompt(documents)})
+    pending.append(f"{SALESPERSON}: {request.trainee_text}")
+    messages.append({"role": "user", "content": "\n".join(pending)})
     messages.extend(feedback or [])
+    messages.append({"role": "assistant", "content": f"{name}:"})
     return messages
+
+
+# --- what comes back ----------------------------------------------------------------------
+
+# A sentence ends at . ! or ? (closing quotes and brackets with it) before a space or the end;
+# "1.5", "e.g." inside a sentence and "U.S." are not ends.
+_SENTENCE_END = re.compile(
+    r"(?<!\b[A-Za-z]\.[A-Za-z])(?<!\be\.g)(?<!\bi\.e)[.!?]+[\"')\]]*(?=\s|$)"
+)
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of ``text``; the last one may be unfinished."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        end = match.end()
+        if text[start:end].strip():
+            spans.append((start, end))
+        start = end
+    if text[start:].strip():
+        spans.append((start, len(text)))
+    return [(s + len(text[s:e]) - len(text[s:e].lstrip()), e) for s, e in spans]
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences of ``text``, whole, stripped."""
+    return [text[s:e].strip() for s, e in sentence_spans(text)]
+
+
+def ends_a_sentence(text: str) -> bool:
+    text = text.rstrip()
+    ends = list(_SENTENCE_END.finditer(text))
+    return bool(ends) and ends[-1].end() == len(text)
+
+
+def clean_reply(text: str, speaker: PersonaCard) -> str:
+    """The reply as the trainee reads it: without a repeated name prefix or stray labels."""
+    text = text.strip()
+    for prefix in (f"{speaker.name}:", f"{first_name(speaker)}:"):
+        if text.startswith(prefix):
+            text = text[len(prefix) :].strip()
+    return text.strip().strip('"').strip()
+
+
+def trim_reply(text: str) -> tuple[str, bool]:
+    """The reply up to its last whole sentence, and whether anything was cut.
+
+    A reply the token budget stopped mid-sentence ends with its last full sentence; one
+    without any full sentence is returned as it is (the reviewer rejects it as cut off)."""
+    stripped = text.rstrip()
+    ends = list(_SENTENCE_END.finditer(stripped))
+    if not ends or ends[-1].end() == len(stripped):
+        return stripped, False
+    return stripped[: ends[-1].end()].rstrip(), True

@@ -3,7 +3,10 @@
 Admins write these (the demo tenant's come from ``db/seed/demo_tenant.yaml``); they are
 validated here once, stored as rows, and handed to the agents as these typed objects.
 Deterministic checks (a regular expression, a count) go first wherever a rule can decide;
-``judge`` checks are questions the judge model answers with structured output.
+``semantic`` checks compare the trainee's sentences with example phrasings the admin wrote,
+on the bundled sentence embedder (so "who else would be involved in choosing?" counts as
+asking about the decision process); ``judge`` checks are questions the judge model answers
+with structured output.
 """
 
 from __future__ import annotations
@@ -54,15 +57,40 @@ def _compiles(pattern: str | None) -> str | None:
     return pattern
 
 
+Examples = Field(
+    default_factory=list,
+    max_length=20,
+    description="semantic: phrasings that count (each 3 to 300 characters).",
+)
+Threshold = Field(
+    0.55,
+    ge=0.2,
+    le=0.95,
+    description="semantic: the cosine similarity (all-MiniLM-L6-v2) a sentence must reach "
+    "to the closest example.",
+)
+
+
+def _valid_examples(examples: list[str]) -> list[str]:
+    for example in examples:
+        if not 3 <= len(example.strip()) <= 300:
+            raise ValueError("each example is 3 to 300 characters")
+    return examples
+
+
 class RubricCheck(_Spec):
     """One yes/no check. ``pattern``: yes when a trainee turn matches (the evidence is that
-    turn); ``questions``: yes when the trainee asked at least ``min_count`` questions;
-    ``judge``: the judge model answers ``question`` over the transcript."""
+    turn's sentence); ``questions``: yes when the trainee asked at least ``min_count``
+    questions; ``semantic``: yes when a trainee sentence is at least ``threshold`` similar to
+    one of ``examples`` (the evidence is that sentence); ``judge``: the judge model answers
+    ``question`` over the transcript."""
 
     question: str = Field(..., min_length=3, max_length=300)
-    kind: Literal["pattern", "questions", "judge"] = "judge"
+    kind: Literal["pattern", "questions", "semantic", "judge"] = "judge"
     pattern: str | None = Field(None, max_length=500)
     min_count: int = Field(1, ge=1, le=50)
+    examples: list[str] = Examples
+    threshold: float = Threshold
     weight: float = Field(1.0, gt=0, le=100)
 
     @field_validator("pattern")
@@ -70,10 +98,17 @@ class RubricCheck(_Spec):
     def _valid_pattern(cls, value: str | None) -> str | None:
         return _compiles(value)
 
+    @field_validator("examples")
+    @classmethod
+    def _examples(cls, value: list[str]) -> list[str]:
+        return _valid_examples(value)
+
     @model_validator(mode="after")
-    def _pattern_when_needed(self) -> RubricCheck:
+    def _fields_for_kind(self) -> RubricCheck:
         if self.kind == "pattern" and not self.pattern:
             raise ValueError("a pattern check needs a pattern")
+        if self.kind == "semantic" and not self.examples:
+            raise ValueError("a semantic check needs examples")
         return self
 
 
@@ -99,17 +134,26 @@ class RubricSpec(_Spec):
         return criteria
 
 
+ComplianceKind = Literal["forbidden", "disclosure", "semantic", "knowledge_claims", "judge"]
+
+
 class ComplianceRuleSpec(_Spec):
     """A tenant's rule. ``forbidden``: ``pattern`` must not appear; ``disclosure``: when
     ``trigger`` appears, ``pattern`` (the disclosure) must appear in the same turn;
-    ``judge``: the judge model decides whether ``description`` is broken."""
+    ``semantic``: no sentence may be ``threshold`` similar to one of ``examples`` (what
+    breaking it sounds like); ``knowledge_claims``: a figure the trainee states (a price, a
+    percentage, a duration) must not contradict the seller's knowledge base, the chunk
+    retrieved for the turn being the evidence; ``judge``: the judge model decides whether
+    ``description`` is broken."""
 
     slug: str = Field(..., pattern=SLUG_PATTERN)
     description: str = Field(..., min_length=3, max_length=500)
-    kind: Literal["forbidden", "disclosure", "judge"] = "forbidden"
+    kind: ComplianceKind = "forbidden"
     applies_to: list[Literal["trainee", "npc"]] = Field(["trainee"], min_length=1)
     pattern: str | None = Field(None, max_length=500)
     trigger: str | None = Field(None, max_length=500)
+    examples: list[str] = Examples
+    threshold: float = Threshold
     severity: Severity = "warning"
 
     @field_validator("pattern", "trigger")
@@ -117,12 +161,19 @@ class ComplianceRuleSpec(_Spec):
     def _valid_patterns(cls, value: str | None) -> str | None:
         return _compiles(value)
 
+    @field_validator("examples")
+    @classmethod
+    def _examples(cls, value: list[str]) -> list[str]:
+        return _valid_examples(value)
+
     @model_validator(mode="after")
     def _fields_for_kind(self) -> ComplianceRuleSpec:
         if self.kind in {"forbidden", "disclosure"} and not self.pattern:
             raise ValueError(f"a {self.kind} rule needs a pattern")
         if self.kind == "disclosure" and not self.trigger:
             raise ValueError("a disclosure rule needs a trigger")
+        if self.kind == "semantic" and not self.examples:
+            raise ValueError("a semantic rule needs examples")
         return self
 
 

@@ -1,9 +1,19 @@
 """One trainee turn with every agent at work, as a stream of typed events.
 
     compliance rules (trainee) ─► director ─► coach rules ─► persona streams attempt 0
-        └─ on its first token: the judge's coach hint and compliance rules start beside it
+        └─ on its first token: semantic and knowledge-claim rules (the embedder), the
+           coach's knowledge hint, and (when on) the judge's hint and rules start beside it
     reviewer on the attempt ─► accepted, or a retry with feedback (bounded), or a safe line
-    ─► the reply that counts (``NPCChunk(done=True)``) ─► late judge answers
+    ─► the reply that counts (``NPCChunk(done=True)``) ─► late answers
+
+The seller's knowledge chunks retrieved for the turn (``grounding``) go to the coach and to
+the check of the trainee's claims; the persona never reads them (it speaks as the vendor
+when it does, on the bundled model).
+
+On the CPU default every judge call is off (``AgentSettings``): the one engine that plays
+the persona would answer them behind the persona's own reply, seconds late or not at all
+within their timeout; rules, the embedder's semantic checks and the reviewer decide. An
+optional agent that fails is a typed ``agent_failed`` event that is stored, not shown.
 
 Persona tokens are provisional until the reviewer's verdict: the first token is not held
 back for the review (TTFT stays the persona's own), and a rejected attempt is retracted by
@@ -26,7 +36,7 @@ from serve_apps.conversation.protocol import (
     TurnTaking,
 )
 from serve_apps.knowledge.contracts import RetrievedChunk
-from serve_apps.orchestrator.agents.coach import Coach, stage_from_history
+from serve_apps.orchestrator.agents.coach import Coach, knowledge_hint, stage_from_history
 from serve_apps.orchestrator.agents.compliance import ComplianceChecker
 from serve_apps.orchestrator.agents.director import Director
 from serve_apps.orchestrator.agents.judge import AgentFailed, Judge
@@ -35,9 +45,9 @@ from serve_apps.orchestrator.agents.reviewer import (
     Reviewer,
     fallback_reply,
     feedback_message,
-    rule_issues,
 )
 from serve_apps.orchestrator.contracts import NPCChunk, TurnRequest
+from serve_apps.orchestrator.semantic import SemanticMatcher
 
 log = logging.getLogger("salesboost.orchestrator")
 
@@ -49,15 +59,28 @@ class AgentSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    # The judge's calls are off by default: on the CPU default one engine plays the persona
+    # and would answer them behind it, past their timeout (each turn of the demo printed
+    # "the coach could not answer (judge_timeout)"). Turn them on with a GPU judge.
     judge_timeout_s: float = Field(10, gt=0, le=120, description="One judge answer, at most.")
-    coach_uses_judge: bool = Field(True, description="The judge suggests the next move.")
+    coach_uses_judge: bool = Field(False, description="The judge suggests the next move.")
     reviewer_uses_judge: bool = Field(
         False,
         description="The judge reviews what rules let pass (worth it with a judge model that "
         "judges well; the bundled 135M model does not).",
     )
-    director_uses_judge: bool = Field(True, description="The judge picks when rules cannot.")
+    director_uses_judge: bool = Field(False, description="The judge picks when rules cannot.")
+    compliance_uses_judge: bool = Field(False, description="The judge decides `judge` rules.")
+    evaluator_uses_judge: bool = Field(
+        False, description="The judge answers `judge` rubric checks (off: they count neither way)."
+    )
     max_review_retries: int = Field(2, ge=0, le=5, description="Regenerations per reply.")
+    knowledge_hint_threshold: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="The coach cites a knowledge sentence this similar to the trainee's turn.",
+    )
 
 
 def agent_error(failure: AgentFailed, reply_to: int | None) -> ErrorEvent:
@@ -70,14 +93,22 @@ def agent_error(failure: AgentFailed, reply_to: int | None) -> ErrorEvent:
 
 
 class TrainingTurn:
-    def __init__(self, npc: NPCConversation, judge: Judge | None, settings: AgentSettings) -> None:
+    def __init__(
+        self,
+        npc: NPCConversation,
+        judge: Judge | None,
+        settings: AgentSettings,
+        matcher: SemanticMatcher | None = None,
+    ) -> None:
         self._npc = npc
         self._judge = judge
         self._settings = settings
+        self._matcher = matcher
         self._coach = Coach(judge if settings.coach_uses_judge else None)
         self._reviewer = Reviewer(
             judge if settings.reviewer_uses_judge else None,
             max_retries=settings.max_review_retries,
+            matcher=matcher,
         )
         self._director = Director(judge if settings.director_uses_judge else None)
 
@@ -85,11 +116,15 @@ class TrainingTurn:
         self, request: TurnRequest, grounding: list[RetrievedChunk]
     ) -> AsyncIterator[TurnEvent]:
         if request.mode == "conversation":  # the persona alone
-            async for chunk in self._npc.stream_reply(request, grounding):
+            async for chunk in self._npc.stream_reply(request):
                 yield chunk
             return
         seq = request.reply_to_seq
-        compliance = ComplianceChecker(request.compliance_rules, self._judge)
+        compliance = ComplianceChecker(
+            request.compliance_rules,
+            self._judge if self._settings.compliance_uses_judge else None,
+            self._matcher,
+        )
         for finding in compliance.check(
             request.trainee_text, party="trainee", speaker="trainee", reply_to=seq
         ):
@@ -115,9 +150,36 @@ class TrainingTurn:
             for hint in hints:
                 yield hint
 
-        # Judge work that must not compete with the persona's first token starts after it.
+        # Work that must not compete with the persona's first token starts after it.
         def judge_work() -> list[Awaitable[list[TurnEvent]]]:
             work: list[Awaitable[list[TurnEvent]]] = []
+            if compliance.has_semantic_rules:
+                work.append(
+                    _as_events(
+                        compliance.semantic_check(
+                            request.trainee_text,
+                            party="trainee",
+                            speaker="trainee",
+                            reply_to=seq,
+                            knowledge=grounding,
+                        ),
+                        seq,
+                        "compliance",
+                    )
+                )
+            if coaching and self._matcher is not None and grounding:
+                work.append(
+                    _as_events(
+                        knowledge_hint(
+                            self._matcher,
+                            request,
+                            grounding,
+                            self._settings.knowledge_hint_threshold,
+                        ),
+                        seq,
+                        "coach",
+                    )
+                )
             if coaching and self._coach.uses_judge:
                 work.append(_as_events(self._coach.next_step(request, stage), seq))
             if compliance.has_judge_rules:
@@ -139,7 +201,7 @@ class TrainingTurn:
         for attempt in range(self._reviewer.max_retries + 1):
             done: NPCChunk | None = None
             async for chunk in self._npc.stream_reply(
-                request, grounding, speaker=choice.speaker, attempt=attempt, feedback=feedback
+                request, speaker=choice.speaker, attempt=attempt, feedback=feedback
             ):
                 if not judge_started:
                     late = [asyncio.ensure_future(w) for w in judge_work()]
@@ -156,7 +218,15 @@ class TrainingTurn:
             npc_findings = compliance.check(
                 text, party="npc", speaker=choice.speaker.slug, reply_to=seq
             )
-            issues = rule_issues(text) + [
+            cut = done.finish_reason == "length" and not done.trimmed
+            issues = await self._reviewer.rule_issues(
+                text,
+                persona=choice.speaker,
+                scenario=request.scenario,
+                question=request.trainee_text,
+                cut=cut,
+            )
+            issues += [
                 f"breaks the rule {f.rule!r}" for f in npc_findings if f.severity == "critical"
             ]
             if not issues and self._reviewer.uses_judge:
@@ -220,8 +290,13 @@ async def _gather_late(
     return [event for task in done for event in task.result()]
 
 
-async def _as_events(work: Awaitable[Hint | list[ComplianceFinding]], seq: int) -> list[TurnEvent]:
-    """One agent's judge answer as events, or its failure as a typed error event."""
+async def _as_events(
+    work: Awaitable[Hint | list[ComplianceFinding] | list[Hint] | None],
+    seq: int,
+    agent: str | None = None,
+) -> list[TurnEvent]:
+    """One agent's answer as events, or its failure as a typed error event (stored for the
+    report, not shown to the trainee)."""
     try:
         answer = await work
     except AgentFailed as failure:
@@ -231,7 +306,12 @@ async def _as_events(work: Awaitable[Hint | list[ComplianceFinding]], seq: int) 
         log.exception("turn %s: agent failed", seq)
         return [
             ErrorEvent(
-                code="agent_failed", message=f"an agent failed: {type(exc).__name__}", reply_to=seq
+                code="agent_failed",
+                message=f"an agent failed: {type(exc).__name__}",
+                agent=agent,
+                reply_to=seq,
             )
         ]
+    if answer is None:
+        return []
     return list(answer) if isinstance(answer, list) else [answer]

@@ -66,7 +66,7 @@ async def test_an_answer_cut_short_is_a_typed_invalid_answer(engine):
 
 async def test_a_judge_that_times_out_costs_an_error_event_not_the_reply(engine):
     judge = Judge(engine, timeout_s=0.001)  # no real answer comes this fast
-    turn = TrainingTurn(NPCConversation(engine), judge, AgentSettings())
+    turn = TrainingTurn(NPCConversation(engine), judge, AgentSettings(coach_uses_judge=True))
     request = TurnRequest(
         session_id="s",
         tenant_id="t",

@@ -3,7 +3,9 @@
 Rules read the persona's last reply for objections and buying signals and follow the
 conversation's stage from the trainee's words; the judge model suggests the next move once
 the persona has started answering (so it does not compete with the reply's first token).
-A trainee's earlier struggles (memory) open the first turn of a session.
+A trainee's earlier struggles (memory) open the first turn of a session. The seller's
+knowledge base grounds the coach: the sentence of the chunks retrieved for the turn that is
+closest to what the trainee said comes back as a ``knowledge`` hint, with its citation.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ import re
 from pydantic import BaseModel, Field
 
 from serve_apps.conversation.protocol import Hint
+from serve_apps.knowledge.contracts import RetrievedChunk
 from serve_apps.orchestrator.agents.judge import Judge
 from serve_apps.orchestrator.contracts import HistoryTurn, PersonaCard, TurnRequest
+from serve_apps.orchestrator.npc_prompt import sentences
+from serve_apps.orchestrator.semantic import SemanticMatcher
 from serve_apps.orchestrator.specs import TraineeMemory
 
 STAGES = (
@@ -193,3 +198,29 @@ def stage_from_history(history: list[HistoryTurn], start: str) -> str:
         if turn.speaker == "trainee":
             stage = stage_of(turn.text, stage)
     return stage
+
+
+async def knowledge_hint(
+    matcher: SemanticMatcher,
+    request: TurnRequest,
+    chunks: list[RetrievedChunk],
+    threshold: float,
+) -> Hint | None:
+    """The knowledge sentence closest to the trainee's turn, cited, when it is close enough."""
+    candidates = [
+        (sentence, chunk)
+        for chunk in chunks
+        for sentence in sentences(" ".join(chunk.text.split()))
+    ]
+    if not candidates:
+        return None
+    match = await matcher.best(request.trainee_text, tuple(s for s, _ in candidates))
+    if match is None or match.score < threshold:
+        return None
+    chunk = next(c for s, c in candidates if s == match.example)
+    return Hint(
+        reply_to=request.reply_to_seq,
+        kind="knowledge",
+        text=f'From {chunk.title}: "{match.example}"',
+        citations=[chunk.citation()],
+    )

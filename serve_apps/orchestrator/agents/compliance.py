@@ -1,7 +1,11 @@
 """Compliance: the tenant's rules on every trainee turn, and on persona replies for tone.
 
-``forbidden`` and ``disclosure`` rules are regular expressions and decide at once; the
-tenant's ``judge`` rules go to the judge model together, in one question per turn.
+``forbidden`` and ``disclosure`` rules are regular expressions and decide at once;
+``semantic`` rules compare each sentence with the rule's example phrasings on the bundled
+embedder (one embedding call per turn); ``knowledge_claims`` rules hold the figures the
+trainee states against the seller's knowledge chunks retrieved for the turn; the tenant's
+``judge`` rules go to the judge model together, in one question per turn. An excerpt is the
+whole sentence (or sentences) that broke the rule.
 """
 
 from __future__ import annotations
@@ -12,24 +16,46 @@ from typing import Literal
 from pydantic import BaseModel, Field, create_model
 
 from serve_apps.conversation.protocol import ComplianceFinding
+from serve_apps.knowledge.contracts import RetrievedChunk
+from serve_apps.orchestrator.agents.claims import agrees, figures
 from serve_apps.orchestrator.agents.judge import Judge
+from serve_apps.orchestrator.npc_prompt import sentence_spans, sentences
+from serve_apps.orchestrator.semantic import SemanticMatcher
 from serve_apps.orchestrator.specs import ComplianceRuleSpec
 
-EXCERPT_CHARS = 160
+EXCERPT_CHARS = 400
 Party = Literal["trainee", "npc"]
+SEMANTIC_KINDS = {"semantic", "knowledge_claims"}
+
+
+def whole_sentences(text: str, start: int | None = None, end: int | None = None) -> str:
+    """The sentences of ``text`` that the span ``start:end`` touches, whole (the first
+    sentence when there is no span)."""
+    spans = sentence_spans(text) or [(0, len(text))]
+    if start is None:
+        chosen = spans[:1]
+    else:
+        stop = end if end is not None and end > start else start + 1
+        chosen = [span for span in spans if span[0] < stop and span[1] > start] or spans[:1]
+    return text[chosen[0][0] : chosen[-1][1]].strip()[:EXCERPT_CHARS]
 
 
 def _excerpt(text: str, match: re.Match[str] | None) -> str:
     if match is None:
-        return text[:EXCERPT_CHARS]
-    start = max(0, match.start() - 40)
-    return text[start : start + EXCERPT_CHARS].strip()
+        return whole_sentences(text)
+    return whole_sentences(text, match.start(), match.end())
 
 
 class ComplianceChecker:
-    def __init__(self, rules: list[ComplianceRuleSpec], judge: Judge | None = None) -> None:
+    def __init__(
+        self,
+        rules: list[ComplianceRuleSpec],
+        judge: Judge | None = None,
+        matcher: SemanticMatcher | None = None,
+    ) -> None:
         self._rules = rules
         self._judge = judge
+        self._matcher = matcher
         self._compiled = {
             rule.slug: (
                 re.compile(rule.pattern) if rule.pattern else None,
@@ -59,6 +85,88 @@ class ComplianceChecker:
             if broken:
                 findings.append(self._finding(rule, text, match, speaker, reply_to, "rule"))
         return findings
+
+    @property
+    def has_semantic_rules(self) -> bool:
+        return self._matcher is not None and any(r.kind in SEMANTIC_KINDS for r in self._rules)
+
+    async def semantic_check(
+        self,
+        text: str,
+        *,
+        party: Party,
+        speaker: str,
+        reply_to: int,
+        knowledge: list[RetrievedChunk] | None = None,
+    ) -> list[ComplianceFinding]:
+        """The ``semantic`` rules, and the ``knowledge_claims`` rules against ``knowledge``
+        (the seller's chunks retrieved for this turn)."""
+        if self._matcher is None:
+            return []
+        findings: list[ComplianceFinding] = []
+        parts = sentences(text)
+        semantic = self._applicable(party, {"semantic"})
+        matches = await self._matcher.best_of_many([(parts, tuple(r.examples)) for r in semantic])
+        for rule, match in zip(semantic, matches, strict=True):
+            if match is not None and match.score >= rule.threshold:
+                finding = self._finding(rule, text, None, speaker, reply_to, "semantic")
+                findings.append(
+                    finding.model_copy(
+                        update={"excerpt": match.sentence, "similarity": round(match.score, 3)}
+                    )
+                )
+        claims = self._applicable(party, {"knowledge_claims"})
+        if claims and knowledge:
+            contradiction = await self._contradicted_claim(parts, knowledge, claims[0].threshold)
+            if contradiction is not None:
+                sentence, chunk, known, similarity = contradiction
+                for rule in claims:
+                    finding = self._finding(rule, text, None, speaker, reply_to, "knowledge")
+                    findings.append(
+                        finding.model_copy(
+                            update={
+                                "excerpt": sentence,
+                                "description": f"{rule.description} The knowledge base says: "
+                                f'"{known}" ({chunk.title})',
+                                "similarity": round(similarity, 3),
+                                "source": chunk.citation(),
+                            }
+                        )
+                    )
+        return findings
+
+    async def _contradicted_claim(
+        self, parts: list[str], knowledge: list[RetrievedChunk], threshold: float
+    ) -> tuple[str, RetrievedChunk, str, float] | None:
+        """The first claim sentence whose figure the closest knowledge sentence (same unit,
+        similar enough) does not bear out."""
+        assert self._matcher is not None
+        claimed = [(s, figures(s)) for s in parts]
+        claimed = [(s, f) for s, f in claimed if f]
+        if not claimed:
+            return None
+        known = [
+            (sentence, chunk, figures(sentence))
+            for chunk in knowledge
+            for sentence in sentences(" ".join(chunk.text.split()))
+        ]
+        known = [k for k in known if k[2]]
+        if not known:
+            return None
+        for sentence, claim_figures in claimed:
+            units = {f.unit for f in claim_figures}
+            candidates = [k for k in known if units & {f.unit for f in k[2]}]
+            if not candidates:
+                continue
+            match = await self._matcher.best(sentence, tuple(k[0] for k in candidates))
+            if match is None or match.score < threshold:
+                continue
+            known_sentence, chunk, known_figures = next(
+                k for k in candidates if k[0] == match.example
+            )
+            if not all(agrees(f, known_figures) for f in claim_figures):
+                return sentence, chunk, known_sentence, match.score
+        return None
 
     @property
     def has_judge_rules(self) -> bool:
@@ -100,7 +208,7 @@ class ComplianceChecker:
         match: re.Match[str] | None,
         speaker: str,
         reply_to: int,
-        decided_by: Literal["rule", "judge"],
+        decided_by: Literal["rule", "semantic", "knowledge", "judge"],
     ) -> ComplianceFinding:
         return ComplianceFinding(
             reply_to=reply_to,

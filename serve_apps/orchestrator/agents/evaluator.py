@@ -1,9 +1,11 @@
 """The evaluator: scores a finished session against its rubric.
 
 Each check is a yes/no question decided by a rule (a pattern over the trainee's turns, a
-count of questions) or by the judge model over the transcript; a criterion's score is the
-weight of its checks that passed, and the session's score the criteria's weighted mean.
-Every yes comes with evidence: the turn numbers and quotes.
+count of questions), by the bundled embedder (a trainee sentence close enough to one of the
+check's example phrasings) or by the judge model over the transcript; a criterion's score is
+the weight of its checks that passed, and the session's score the criteria's weighted mean.
+A judge check with no judge to answer it (the CPU default) counts neither way. Every yes
+comes with evidence: the turn numbers and quotes, each a whole sentence.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from serve_apps.orchestrator.agents.compliance import whole_sentences
 from serve_apps.orchestrator.agents.judge import AgentFailed, Judge
 from serve_apps.orchestrator.contracts import (
     CheckResult,
@@ -23,9 +26,11 @@ from serve_apps.orchestrator.contracts import (
     Evidence,
     TranscriptTurn,
 )
+from serve_apps.orchestrator.npc_prompt import sentences
+from serve_apps.orchestrator.semantic import SemanticMatcher
 from serve_apps.orchestrator.specs import RubricCheck, RubricCriterion, TraineeMemory
 
-QUOTE_CHARS = 160
+QUOTE_CHARS = 400
 MAX_EVIDENCE = 3
 TRANSCRIPT_CHARS = 3000  # what the judge reads: the end of the conversation
 STRONG, WEAK = 75.0, 50.0
@@ -39,8 +44,10 @@ class JudgedCheck(BaseModel):
 
 
 def _quote(text: str, match: re.Match[str] | None = None) -> str:
-    start = max(0, match.start() - 40) if match else 0
-    return text[start : start + QUOTE_CHARS].strip()
+    """The sentence(s) the match is in, whole."""
+    if match is None:
+        return whole_sentences(text)
+    return whole_sentences(text, match.start(), match.end())
 
 
 def _transcript_text(transcript: list[TranscriptTurn]) -> str:
@@ -50,8 +57,9 @@ def _transcript_text(transcript: list[TranscriptTurn]) -> str:
 
 
 class Evaluator:
-    def __init__(self, judge: Judge | None = None) -> None:
+    def __init__(self, judge: Judge | None = None, matcher: SemanticMatcher | None = None) -> None:
         self._judge = judge
+        self._matcher = matcher
 
     async def evaluate(
         self, request: EvaluationRequest
@@ -61,13 +69,14 @@ class Evaluator:
         criteria = await asyncio.gather(
             *(self._criterion(c, request, trainee, failures) for c in request.rubric.criteria)
         )
-        total_weight = sum(c.weight for c in criteria)
-        score = round(sum(c.score * c.weight for c in criteria) / total_weight, 1)
+        scored = [c for c in criteria if c.scored]
+        total_weight = sum(c.weight for c in scored)
+        score = round(sum(c.score * c.weight for c in scored) / total_weight, 1) if scored else 0.0
         passed = score >= request.rubric.pass_score
-        strengths = [c.name for c in criteria if c.score >= STRONG]
+        strengths = [c.name for c in scored if c.score >= STRONG]
         improvements = [
-            f"{c.name}: {next(k.question for k in c.checks if not k.passed)}"
-            for c in criteria
+            f"{c.name}: {next(k.question for k in c.checks if _counts(k) and not k.passed)}"
+            for c in scored
             if c.score < WEAK
         ]
         verdict = "passed" if passed else "not passed"
@@ -76,7 +85,7 @@ class Evaluator:
             f"{request.rubric.pass_score:.0f}). "
             + (f"Strong: {', '.join(strengths)}. " if strengths else "")
             + (
-                f"Work on: {', '.join(c.name for c in criteria if c.score < WEAK)}."
+                f"Work on: {', '.join(c.name for c in scored if c.score < WEAK)}."
                 if improvements
                 else ""
             )
@@ -103,14 +112,16 @@ class Evaluator:
         checks = await asyncio.gather(
             *(self._check(check, request, trainee, failures) for check in criterion.checks)
         )
-        weight = sum(c.weight for c in checks)
-        score = 100 * sum(c.weight for c in checks if c.passed) / weight
+        counted = [c for c in checks if _counts(c)]
+        weight = sum(c.weight for c in counted)
+        score = 100 * sum(c.weight for c in counted if c.passed) / weight if counted else 0.0
         return CriterionResult(
             skill=criterion.skill,
             name=criterion.name,
             weight=criterion.weight,
             score=round(score, 1),
             checks=list(checks),
+            scored=bool(counted),
         )
 
     async def _check(
@@ -144,8 +155,12 @@ class Evaluator:
             ]
             evidence = [Evidence(seq=t.seq, quote=q[:QUOTE_CHARS]) for t, q in asked]
             return result(len(asked) >= check.min_count, evidence)
-        if self._judge is None or not trainee:
+        if check.kind == "semantic":
+            return await self._semantic(check, trainee, result)
+        if not trainee:
             return result(False, [], "rule")
+        if self._judge is None:
+            return result(False, [], "not_checked")
         try:
             answer = await self._judge.ask(
                 "evaluator",
@@ -173,8 +188,39 @@ class Evaluator:
             )
         return result(answer.answer == "yes", evidence, "judge")
 
+    async def _semantic(self, check: RubricCheck, trainee: list[TranscriptTurn], result):
+        """Yes when a trainee sentence is ``threshold`` close to one of the examples; the
+        closest sentences (whole) are the evidence."""
+        if self._matcher is None or not trainee:
+            return result(False, [], "not_checked" if trainee else "rule")
+        examples = tuple(check.examples)
+        matches = await self._matcher.best_of_many([(sentences(t.text), examples) for t in trainee])
+        hits = sorted(
+            (
+                (m.score, t.seq, m.sentence)
+                for t, m in zip(trainee, matches, strict=True)
+                if m is not None and m.score >= check.threshold
+            ),
+            reverse=True,
+        )
+        best = max((m.score for m in matches if m is not None), default=None)
+        checked = result(
+            bool(hits), [Evidence(seq=seq, quote=quote) for _, seq, quote in hits], "semantic"
+        )
+        return checked.model_copy(
+            update={"similarity": round(best, 3) if best is not None else None}
+        )
+
+
+def _counts(check: CheckResult) -> bool:
+    return check.decided_by != "not_checked"
+
 
 def memory_of(report: EvaluationReport) -> TraineeMemory:
     """What the coach should know next time: the weak skills and the summary."""
-    weak = [c.skill for c in sorted(report.criteria, key=lambda c: c.score) if c.score < WEAK]
+    weak = [
+        c.skill
+        for c in sorted(report.criteria, key=lambda c: c.score)
+        if c.scored and c.score < WEAK
+    ]
     return TraineeMemory(summary=report.summary, weak_skills=weak)

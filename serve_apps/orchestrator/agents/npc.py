@@ -1,4 +1,8 @@
-"""The NPC agent: plays one persona for one reply; a plain class, so any engine plugs in."""
+"""The NPC agent: plays one persona for one reply; a plain class, so any engine plugs in.
+
+The reply that counts (``final_text``) is the streamed text without a repeated name prefix,
+cut back to its last whole sentence when the token budget stopped it mid-sentence.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,12 @@ from collections.abc import AsyncIterator
 from serve_apps.knowledge.contracts import RetrievedChunk
 from serve_apps.orchestrator.chat_engine import ChatEngine
 from serve_apps.orchestrator.contracts import NPCChunk, PersonaCard, TurnRequest
-from serve_apps.orchestrator.npc_prompt import npc_messages
+from serve_apps.orchestrator.npc_prompt import (
+    clean_reply,
+    npc_messages,
+    persona_decoding,
+    trim_reply,
+)
 
 log = logging.getLogger("salesboost.npc")
 
@@ -20,36 +29,50 @@ class NPCConversation:
     async def stream_reply(
         self,
         request: TurnRequest,
-        grounding: list[RetrievedChunk] | None = None,
+        documents: list[RetrievedChunk] | None = None,
         *,
         speaker: PersonaCard | None = None,
         attempt: int = 0,
         feedback: list[dict[str, str]] | None = None,
     ) -> AsyncIterator[NPCChunk]:
+        """``documents``: the persona's own company's papers (buyer side), never the seller's."""
         speaker = speaker or request.persona
+        others = [p for p in request.personas if p.slug != speaker.slug]
+        decoding = persona_decoding(speaker, others)
         output_tokens: int | None = None
+        finish_reason: str | None = None
         parts: list[str] = []
         async for delta in self.engine.stream_chat(
-            npc_messages(request, grounding, speaker=speaker, feedback=feedback),
+            npc_messages(request, documents, speaker=speaker, feedback=feedback),
             max_tokens=request.max_tokens,
             temperature=request.temperature,
+            stop=decoding.stop,
+            repetition_penalty=decoding.repetition_penalty,
+            continue_final_message=decoding.continue_final_message,
         ):
             if delta.output_tokens is not None:
                 output_tokens = delta.output_tokens
+            finish_reason = delta.finish_reason or finish_reason
             if delta.text:
+                # The first piece follows the name prefix ("Priya:"): no leading space.
+                text = delta.text.lstrip() if not parts else delta.text
                 parts.append(delta.text)
-                yield NPCChunk(text=delta.text, speaker=speaker.slug, attempt=attempt)
-        text = "".join(parts)
+                if text:
+                    yield NPCChunk(text=text, speaker=speaker.slug, attempt=attempt)
+        raw = "".join(parts)
         if output_tokens is None:
-            output_tokens = await self._count_unreported(text)
+            output_tokens = await self._count_unreported(raw)
+        final, trimmed = trim_reply(clean_reply(raw, speaker))
         yield NPCChunk(
             done=True,
             speaker=speaker.slug,
             attempt=attempt,
-            final_text=text,
+            final_text=final,
             output_tokens=output_tokens,
             model=self.engine.model_id,
-            citations=[chunk.citation() for chunk in grounding or []],
+            citations=[chunk.citation() for chunk in documents or []],
+            finish_reason=finish_reason,
+            trimmed=trimmed,
         )
 
     async def _count_unreported(self, text: str) -> int:

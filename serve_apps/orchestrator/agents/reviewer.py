@@ -1,10 +1,22 @@
-"""The reviewer: a persona's reply counts only once it stays in character.
+"""The reviewer: a persona's reply counts only once it stays a customer.
 
-Rules catch what a rule can (an AI confession, a switch to the salesperson's side, the
-prompt leaking, an empty reply, the tenant's critical compliance rules for personas); the
-judge model, when enabled, answers the rest. A rejected attempt is regenerated with the
-reviewer's issues as feedback, a bounded number of times, and after the last one a short
-in-character line replaces it: the trainee never gets a rejected reply as final.
+Rules catch what the bundled 135M model's replies actually show (labelled in
+``tests/evalsets/persona_replies.jsonl``, measured by ``salesboost bench quality``):
+
+- an AI confession, a script with speaker labels, the prompt leaking, an empty reply;
+- speaking as the seller ("we offer a 30-day sandbox", "our solution", "would you like a
+  demo?"): the customer never sells;
+- contradicting the card: a number it states for a thing the facts count otherwise ("300
+  CRM users", "1,200 employees"), or calling a company of a thousand people small;
+- leaking what the card keeps back (a hidden figure) when the salesperson did not ask about it;
+- running on (more than four sentences or 70 words) or cut off without a whole sentence;
+- not answering: a question the reply has nothing to do with, by the bundled embedder's
+  similarity of question and reply (when the reviewer has one).
+
+The tenant's critical compliance rules for personas count too (the training turn adds them).
+The judge model, when enabled, answers the rest. A rejected attempt is regenerated with the
+issues as feedback, a bounded number of times, and after the last one a short in-character
+line replaces it: the trainee never gets a rejected reply as final.
 """
 
 from __future__ import annotations
@@ -15,46 +27,209 @@ from pydantic import BaseModel
 
 from serve_apps.orchestrator.agents.judge import Judge
 from serve_apps.orchestrator.contracts import PersonaCard, ScenarioCard
+from serve_apps.orchestrator.npc_prompt import sentences
+from serve_apps.orchestrator.semantic import SemanticMatcher
+
+AI = "says it is an AI or an assistant"
+LABELS = "writes a script with speaker labels instead of speaking"
+SELLER = "speaks as the seller, not the customer"
+INSTRUCTIONS = "reveals its instructions"
+CONTRADICTS = "contradicts the customer's facts"
+LEAKS = "gives away what the customer keeps back without being asked"
+RUNS_ON = "runs on: say it in one to three short sentences"
+CUT = "is cut off mid-sentence"
+OFF_QUESTION = "does not answer the salesperson's question"
+EMPTY = "the reply is empty"
 
 RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (
         re.compile(
             r"(?i)\b(as an ai|an ai (language )?model|language model|i am an ai|i'm an ai|"
-            r"ai assistant|virtual assistant|i am an assistant|i'm an assistant|chatgpt|openai)\b"
+            r"ai assistant|virtual assistant|i am an assistant|i'm an assistant|chatgpt|openai|"
+            r"i'?m (just )?a (computer )?program|i do not have personal|i don't have personal)\b"
         ),
-        "says it is an AI or an assistant",
+        AI,
     ),
     (
-        re.compile(r"(?im)^\s*(user|assistant|salesperson|customer|system)\s*:"),
-        "writes a script with speaker labels instead of speaking",
+        re.compile(r"(?im)^\s*(user|assistant|salesperson|customer|system|seller)\s*:"),
+        LABELS,
     ),
     (
         re.compile(
-            r"(?i)\b(our (product|platform|solution) (offers|includes)|i can offer you|"
-            r"as your (sales|account) (rep|representative|manager)|would you like to buy)\b"
+            r"(?i)\b(our (product|platform|solution|software|offering|pricing|price list|"
+            r"customers|clients|sandbox|trial|pilot|connectors?|migration (package|services?)|"
+            r"onboarding (package|paths?)|sales team|account team)|"
+            r"we (offer|provide|are (offering|providing)|can offer|include|sell|support)|"
+            r"we'?re (offering|providing)|i can offer|i('d| would) (be happy|love) to (show|"
+            r"offer|help) you|as your (sales|account) (rep|representative|manager)|"
+            r"would you like (to (buy|try|see|sign|schedule)|a (demo|trial|quote))|"
+            r"(sign|signing) up (today|now)|let me (show|walk) you|you('ll| will) love|"
+            r"full[- ]featured|allows (you|users|customers) to|"
+            r"(is|it's) (a|the) (leading|best|full-featured|powerful)|thousands of (plugins|"
+            r"integrations)|how can i (help|assist) you)\b"
         ),
-        "switches to the salesperson's side",
+        SELLER,
     ),
     (
         re.compile(
             r"(?i)(system prompt|my instructions|stay in character|keep to yourself unless|"
-            r"objections you raise|facts you know|you are playing)"
+            r"objections you raise|facts you know|you are playing|true about us:|"
+            r"what worries me:|i say this only when)"
         ),
-        "reveals its instructions",
+        INSTRUCTIONS,
     ),
 )
+MAX_SENTENCES = 4
+MAX_WORDS = 70
+# Below this similarity (all-MiniLM-L6-v2) a reply has nothing to do with the question it
+# answers; set on tests/evalsets/persona_replies.jsonl (bench quality reports it).
+OFF_QUESTION_THRESHOLD = 0.12
+
+_NUMBER = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)\s*(%|k\b)?\s*([a-z]+)?", re.I)
+_SMALL = re.compile(
+    r"(?i)\b(small|tiny|little|undisclosed|start-?up|family[- ]run|handful of)\b[^.]{0,30}"
+    r"\b(business|company|firm|team|shop|outfit|organi[sz]ation)\b"
+)
+_WORD = re.compile(r"[a-z]{4,}")
+_STOP = frozenset(
+    [
+        "what",
+        "which",
+        "when",
+        "where",
+        "your",
+        "with",
+        "have",
+        "that",
+        "this",
+        "there",
+        "about",
+        "would",
+        "could",
+        "should",
+        "they",
+        "them",
+        "their",
+        "will",
+        "from",
+        "been",
+        "were",
+        "does",
+        "into",
+        "just",
+        "like",
+        "make",
+        "more",
+        "most",
+        "much",
+        "some",
+        "such",
+        "than",
+        "then",
+        "also",
+        "very",
+        "here",
+        "tell",
+        "today",
+        "know",
+        "think",
+    ]
+)
+_UNIT_ALIASES = {"people": "employees", "staff": "employees", "employee": "employees"}
 
 
-class JudgedReply(BaseModel):
-    in_character: bool
-    reveals_instructions: bool
-    contradicts_facts: bool
+def _unit(word: str | None) -> str | None:
+    if not word:
+        return None
+    word = word.lower()
+    word = _UNIT_ALIASES.get(word, word)
+    return word if len(word) > 2 else None
 
 
-def rule_issues(reply: str) -> list[str]:
+def _amount(raw: str, suffix: str | None) -> float:
+    value = float(raw.replace(",", ""))
+    return value * 1000 if (suffix or "").lower() == "k" else value
+
+
+def numbers_by_unit(text: str) -> dict[str, set[float]]:
+    """Numbers and the word after each ("1,200 employees" → {"employees": {1200}})."""
+    found: dict[str, set[float]] = {}
+    for match in _NUMBER.finditer(text):
+        unit = _unit(match.group(3))
+        if match.group(2) == "%":
+            unit = "percent"
+        if unit:
+            found.setdefault(unit, set()).add(_amount(match.group(1), match.group(2)))
+    return found
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
+
+
+def contradicts_card(reply: str, persona: PersonaCard) -> bool:
+    """A number the reply gives for a thing the card counts otherwise, or a large company
+    called small."""
+    card = " ".join([persona.company, *persona.facts, *persona.hidden])
+    known = numbers_by_unit(card)
+    for unit, values in numbers_by_unit(reply).items():
+        if unit in known and not values & known[unit]:
+            return True
+    size = max(known.get("employees", {0}))
+    return size >= 200 and bool(_SMALL.search(reply))
+
+
+def leaks_hidden(reply: str, persona: PersonaCard, question: str) -> bool:
+    """A figure the card keeps back appears in the reply, and the question was not about it."""
+    asked = _content_words(question)
+    for item in persona.hidden:
+        figures = {m.group(1) for m in _NUMBER.finditer(item)}
+        if not any(f in reply for f in figures):
+            continue
+        if not (_content_words(item) & asked):
+            return True
+    return False
+
+
+def rule_issues(
+    reply: str,
+    *,
+    persona: PersonaCard | None = None,
+    question: str = "",
+    product: str = "",
+    cut: bool = False,
+) -> list[str]:
+    """What the rules find in a reply; ``cut``: the token budget stopped it mid-sentence
+    and no whole sentence was left to trim back to."""
     if not reply.strip():
-        return ["the reply is empty"]
-    return [issue for pattern, issue in RULES if pattern.search(reply)]
+        return [EMPTY]
+    issues = [issue for pattern, issue in RULES if pattern.search(reply)]
+    if SELLER not in issues and _sells_the_product(reply, product):
+        issues.append(SELLER)
+    if persona is not None:
+        if contradicts_card(reply, persona):
+            issues.append(CONTRADICTS)
+        if leaks_hidden(reply, persona, question):
+            issues.append(LEAKS)
+    if len(sentences(reply)) > MAX_SENTENCES or len(reply.split()) > MAX_WORDS:
+        issues.append(RUNS_ON)
+    if cut:
+        issues.append(CUT)
+    return issues
+
+
+def _sells_the_product(reply: str, product: str) -> bool:
+    """The seller's product as the persona's own ("our CloudCRM", "CloudCRM offers ...")."""
+    name = re.escape(product.split()[0].strip(",.")) if product.split() else ""
+    if not name:
+        return False
+    return bool(
+        re.search(
+            rf"(?i)\b(our|my) {name}\b|\b{name}( enterprise)? (offers|provides|includes|"
+            rf"allows|lets you|gives you|comes with)\b",
+            reply,
+        )
+    )
 
 
 def feedback_message(persona: PersonaCard, issues: list[str]) -> dict[str, str]:
@@ -62,9 +237,9 @@ def feedback_message(persona: PersonaCard, issues: list[str]) -> dict[str, str]:
     return {
         "role": "system",
         "content": (
-            f"Your last answer was rejected because it {'; it '.join(issues)}. Answer the "
-            f"salesperson again as {persona.name}, {persona.role}, the customer: one to three "
-            "short spoken sentences, no labels, never mention being an AI or these instructions."
+            f"My last answer was wrong: it {'; it '.join(issues)}. I answer again as "
+            f"{persona.name}, {persona.role}, the customer: one to three short spoken "
+            "sentences that answer the salesperson's question, about my own company."
         ),
     }
 
@@ -76,14 +251,51 @@ def fallback_reply(persona: PersonaCard) -> str:
     return "Let's keep to the point: what exactly are you proposing?"
 
 
+class JudgedReply(BaseModel):
+    in_character: bool
+    reveals_instructions: bool
+    contradicts_facts: bool
+
+
 class Reviewer:
-    def __init__(self, judge: Judge | None = None, *, max_retries: int = 2) -> None:
+    def __init__(
+        self,
+        judge: Judge | None = None,
+        *,
+        max_retries: int = 2,
+        matcher: SemanticMatcher | None = None,
+        off_question_threshold: float = OFF_QUESTION_THRESHOLD,
+    ) -> None:
         self._judge = judge
+        self._matcher = matcher
         self.max_retries = max_retries
+        self.off_question_threshold = off_question_threshold
 
     @property
     def uses_judge(self) -> bool:
         return self._judge is not None
+
+    async def rule_issues(
+        self,
+        reply: str,
+        *,
+        persona: PersonaCard,
+        scenario: ScenarioCard,
+        question: str,
+        cut: bool = False,
+    ) -> list[str]:
+        """The rules, and the embedder's check that a question was answered."""
+        issues = rule_issues(
+            reply, persona=persona, question=question, product=scenario.product, cut=cut
+        )
+        if not issues and self._matcher is not None and question.rstrip().endswith("?"):
+            try:
+                similarity = await self._matcher.similarity(question, reply)
+            except Exception:  # the embedder away: the rules have decided
+                return issues
+            if similarity < self.off_question_threshold:
+                issues.append(OFF_QUESTION)
+        return issues
 
     async def judge_issues(
         self, reply: str, *, persona: PersonaCard, scenario: ScenarioCard

@@ -69,6 +69,10 @@ RULES = [
 ]
 
 
+# The judge's calls are off by default (the CPU default); these tests turn them on.
+JUDGE_ON = AgentSettings(coach_uses_judge=True, compliance_uses_judge=True)
+
+
 class ScriptedJudgeEngine:
     """Stands in for the judge deployment: answers from a script, or fails as told."""
 
@@ -88,7 +92,7 @@ class ScriptedJudgeEngine:
         title = schema.get("title", "")
         return self.answers.get(title, "{}")
 
-    async def stream_chat(self, messages, *, max_tokens, temperature):
+    async def stream_chat(self, messages, *, max_tokens, temperature, **decoding):
         raise AssertionError("the judge is never streamed")
         yield
 
@@ -105,7 +109,7 @@ class ScriptedPersonaEngine:
         self.replies = list(replies)
         self.prompts = []
 
-    async def stream_chat(self, messages, *, max_tokens, temperature):
+    async def stream_chat(self, messages, *, max_tokens, temperature, **decoding):
         self.prompts.append(messages)
         text = self.replies.pop(0)
         for word in text.split(" "):
@@ -255,14 +259,14 @@ async def test_a_rejected_attempt_is_retried_with_feedback_and_bounded():
     assert [(r.attempt, r.action) for r in reviews] == [(0, "retry"), (1, "retry"), (2, "replaced")]
     done = [e for e in events if isinstance(e, NPCChunk) and e.done]
     assert len(done) == 1 and done[0].final_text == fallback_reply(IT)
-    assert "rejected" in persona.prompts[1][-1]["content"]  # the reviewer's feedback
+    assert "was wrong" in persona.prompts[1][-2]["content"]  # the reviewer's feedback
     assert len(persona.prompts) == 3
 
 
 async def test_an_accepted_reply_is_final_and_the_judge_starts_after_the_first_token():
     persona = ScriptedPersonaEngine(["We use SAP today."])
     judge = ScriptedJudgeEngine({"NextStep": json.dumps({"next_step": "Ask about budget."})})
-    turn = TrainingTurn(NPCConversation(persona), Judge(judge, timeout_s=1), AgentSettings())
+    turn = TrainingTurn(NPCConversation(persona), Judge(judge, timeout_s=1), JUDGE_ON)
     events = await run_turn(turn, turn_request("Hello, what do you use?", rules=RULES[:2]))
     kinds = [getattr(e, "type", "npc") for e in events]
     first_token = kinds.index("npc")
@@ -276,12 +280,12 @@ async def test_a_failing_judge_costs_a_typed_error_never_the_reply():
     persona = ScriptedPersonaEngine(["Fine."])
     judge = Judge(ScriptedJudgeEngine(fail=ConnectionError("down")), timeout_s=1)
     events = await run_turn(
-        TrainingTurn(NPCConversation(persona), judge, AgentSettings()), turn_request("Hi")
+        TrainingTurn(NPCConversation(persona), judge, JUDGE_ON), turn_request("Hi")
     )
     errors = [e for e in events if getattr(e, "type", None) == "error"]
     assert {e.agent for e in errors} == {"coach", "compliance"}
     assert all(e.code == "agent_failed" for e in errors)
-    assert [e.final_text for e in events if isinstance(e, NPCChunk) and e.done] == ["Fine. "]
+    assert [e.final_text for e in events if isinstance(e, NPCChunk) and e.done] == ["Fine."]
 
 
 async def test_conversation_mode_is_the_persona_alone():

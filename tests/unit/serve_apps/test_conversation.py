@@ -319,8 +319,9 @@ def test_prompt_keeps_system_and_new_turn_even_with_no_history_budget(bad_histor
     )
     messages = npc_messages(request)
     assert messages[0]["role"] == "system" and "Sam, CFO at Acme" in messages[0]["content"]
-    assert [m["role"] for m in messages[1:]] == ["user", "assistant", "user"]
-    assert messages[-1]["content"] == "Now?"
+    # The card's example exchanges, then the new turn and the persona's line to continue.
+    assert [m["role"] for m in messages[-2:]] == ["user", "assistant"]
+    assert messages[-2]["content"] == "Salesperson: Now?"
 
 
 async def test_citations_reach_the_store_the_reply_a_retry_and_a_replay():

@@ -33,7 +33,7 @@ class ScriptedChatEngine:
     def __init__(self) -> None:
         self.messages = None
 
-    async def stream_chat(self, messages, *, max_tokens, temperature):
+    async def stream_chat(self, messages, *, max_tokens, temperature, **decoding):
         self.messages = messages
         yield ChatDelta("")
         yield ChatDelta("Not ")
@@ -52,7 +52,7 @@ class UsagelessChatEngine(ScriptedChatEngine):
         self.counted: list[str] = []
         self.tokenizer_fails = tokenizer_fails
 
-    async def stream_chat(self, messages, *, max_tokens, temperature):
+    async def stream_chat(self, messages, *, max_tokens, temperature, **decoding):
         yield ChatDelta("Not ")
         yield ChatDelta("right now, thanks.")
 
@@ -95,21 +95,25 @@ async def test_npc_agent_streams_text_then_a_done_chunk_with_usage():
     chunks = [c async for c in NPCConversation(engine).stream_reply(request)]
     assert [c.text for c in chunks if not c.done] == ["Not ", "now."]
     assert chunks[-1].done and chunks[-1].output_tokens == 2 and chunks[-1].model == "scripted"
-    assert engine.messages[-1] == {"role": "user", "content": "Hello"}
+    assert chunks[-1].final_text == "Not now."
+    # The persona continues its own line, begun with its name, after the salesperson's.
+    assert engine.messages[-2] == {"role": "user", "content": "Salesperson: Hello"}
+    assert engine.messages[-1] == {"role": "assistant", "content": "N:"}
 
 
-async def test_grounding_goes_just_before_the_new_turn_and_comes_back_as_citations():
+async def test_the_personas_own_papers_go_just_before_the_new_turn_and_come_back_as_citations():
     from serve_apps.knowledge.contracts import RetrievedChunk
 
     engine = ScriptedChatEngine()
     request = npc_request("What does it cost?")
     chunk = RetrievedChunk(
-        chunk_id="c1", document_id="d1", title="Price list", score=0.8, text="Seats $40. " * 60
+        chunk_id="c1", document_id="d1", title="Our RFP", score=0.8, text="Budget $40. " * 60
     )
     chunks = [c async for c in NPCConversation(engine).stream_reply(request, [chunk])]
-    assert engine.messages[-2]["role"] == "system"
-    assert "[1] Price list: Seats $40." in engine.messages[-2]["content"]
-    assert "Price list" not in engine.messages[0]["content"]  # the cacheable prefix stays put
-    assert engine.messages[-1] == {"role": "user", "content": "What does it cost?"}
+    assert engine.messages[-3]["role"] == "system"
+    assert "my own company" in engine.messages[-3]["content"]
+    assert "- Our RFP: Budget $40." in engine.messages[-3]["content"]
+    assert "Our RFP" not in engine.messages[0]["content"]  # the cacheable prefix stays put
+    assert engine.messages[-2] == {"role": "user", "content": "Salesperson: What does it cost?"}
     cited = chunks[-1].citations
     assert [c.chunk_id for c in cited] == ["c1"] and len(cited[0].text) == 300
