@@ -34,7 +34,10 @@ def deploy_serve_config(path: Path, *, env: dict[str, str], host: str, port: int
         local_serve_config(path, env=env, host=host, port=port)
     )
     # The client `serve.run` and `serve deploy` use; `deploy_apps` is the dashboard's path.
-    _get_global_client().deploy_apps(schema)
+    client = _get_global_client()
+    if client is None:
+        raise RuntimeError("Serve is not running: start it before deploying")
+    client.deploy_apps(schema)
     return [app.name for app in schema.applications]
 
 

@@ -22,6 +22,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 QDRANT_FOLDER_RESOURCE = "qdrant_local_folder"
 # Each node gets the same share of logical CPUs; more than the physical cores (replicas
@@ -119,7 +120,7 @@ class LocalRayCluster:
         os.environ.update(auth)
 
     def _spawn(self, name: str, args: list[str], num_cpus: int) -> None:
-        log = subprocess.DEVNULL
+        log: int | IO[bytes] = subprocess.DEVNULL
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             log = open(self.log_dir / f"ray-{name}.log", "ab")  # noqa: SIM115 (held by the child)
@@ -149,8 +150,8 @@ class LocalRayCluster:
 
     def alive_nodes(self) -> int:
         """Nodes the GCS counts as alive (asked directly: the state API needs a dashboard)."""
-        from ray._raylet import GcsClient
-        from ray.core.generated.gcs_pb2 import GcsNodeInfo
+        from ray._raylet import GcsClient  # type: ignore[attr-defined]
+        from ray.core.generated.gcs_pb2 import GcsNodeInfo  # type: ignore[attr-defined]
 
         try:
             nodes = GcsClient(address=self.address).get_all_node_info(timeout=5)
@@ -194,7 +195,10 @@ def cluster_report() -> dict:
             "qdrant_local_folder": bool(node["Resources"].get(QDRANT_FOLDER_RESOURCE)),
         }
     deployments: dict[str, dict] = {}
-    details = _get_global_client().get_serve_details()
+    client = _get_global_client()
+    if client is None:
+        raise RuntimeError("Serve is not running on this cluster")
+    details = client.get_serve_details()
     for app_name, app in (details.get("applications") or {}).items():
         for name, deployment in (app.get("deployments") or {}).items():
             replicas = [

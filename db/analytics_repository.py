@@ -53,7 +53,7 @@ async def skill_history(
         .where(SkillScore.user_id == user_id)
         .order_by(SkillScore.created_at, SkillScore.id)
     )
-    return [tuple(row) for row in rows]
+    return [(row[0], row[1], row[2], row[3]) for row in rows]
 
 
 async def team_skill_averages(

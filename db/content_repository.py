@@ -19,7 +19,7 @@ async def list_rows(session: AsyncSession, model: type[Row]) -> list[Row]:
 
 
 async def by_slug(session: AsyncSession, model: type[Row], slug: str) -> Row:
-    row = await session.scalar(select(model).where(model.slug == slug))  # type: ignore[attr-defined]
+    row = await session.scalar(select(model).where(model.slug == slug))  # type: ignore[attr-defined,arg-type]
     if row is None:
         raise NotFoundError(f"{model.__tablename__} {slug!r}")
     return row

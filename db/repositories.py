@@ -226,12 +226,12 @@ async def store_npc_turn(
         return turn
     except IntegrityError:
         async with tenant_transaction(sessions, tenant_id) as session:
-            turn = await session.scalar(
+            stored = await session.scalar(
                 select(Turn).where(Turn.session_id == session_id, Turn.reply_to_seq == reply_to_seq)
             )
-        if turn is None:
+        if stored is None:
             raise
-        return turn
+        return stored
 
 
 async def end_training_session(session: AsyncSession, *, session_id: uuid.UUID) -> None:

@@ -68,8 +68,8 @@ class CpuLayout:
         if setting == "auto":
             if len(allowed) < AUTO_MIN_CPUS:
                 return None
-            serving = max(1, len(allowed) // 4)
-            return cls(engine=tuple(allowed[:-serving]), serving=tuple(allowed[-serving:]))
+            reserved = max(1, len(allowed) // 4)
+            return cls(engine=tuple(allowed[:-reserved]), serving=tuple(allowed[-reserved:]))
         engine = parse_cpu_list(setting)
         outside = sorted(set(engine) - set(allowed))
         if outside:

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any, TypeVar
 
 from ray.serve.llm import LLMConfig
@@ -32,7 +32,7 @@ T = TypeVar("T")
 
 async def first_at_once_then_batched(
     source: AsyncIterator[T], interval_s: float
-) -> AsyncIterator[list[T]]:
+) -> AsyncGenerator[list[T], None]:
     """Lists of ``source``'s items: what arrives first, at once; then, every ``interval_s``,
     what arrived in it; what is left when ``source`` ends, at once. ``source``'s error is
     raised after the items before it."""
@@ -97,7 +97,7 @@ def engine_processes_on_engine_cores() -> Iterator[None]:
         yield
 
 
-def choose_dtype_on_this_node(llm_config: LLMConfig) -> DtypeChoice | None:
+def choose_dtype_on_this_node(llm_config: LLMConfig | Any) -> DtypeChoice | None:
     """Set a CPU engine's dtype from the CPU of the node its replica runs on.
 
     The builder chose already, on the machine that built the application; on a cluster that
@@ -137,5 +137,5 @@ class FirstTokenAtOnceLLMServer(LLMServer):
             "cpu": detect_cpu().describe(),
         }
 
-    def _batch_output_stream(self, generator: AsyncIterator[T]) -> AsyncIterator[list[T]]:
+    def _batch_output_stream(self, generator: AsyncIterator[T]) -> AsyncGenerator[list[T], None]:
         return first_at_once_then_batched(generator, self._get_batch_interval_ms() / 1000)
