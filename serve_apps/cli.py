@@ -174,6 +174,37 @@ def bench_turn(
     typer.echo(json.dumps(result, indent=2))
 
 
+@bench_app.command("quality")
+def bench_quality(
+    json_path: Annotated[Path, typer.Option("--json", help="Where to write the results.")],
+    evalsets: Annotated[
+        Path | None, typer.Option(help="A folder of labelled sets (tests/evalsets/README.md).")
+    ] = None,
+    persona: Annotated[
+        str, typer.Option(help="current, or before: the persona prompt before issue 22.")
+    ] = "current",
+    engine: Annotated[
+        bool, typer.Option(help="Run the probe scripts through the vLLM engine.")
+    ] = True,
+) -> None:
+    """The agents against labelled sets, and the persona on the engine (docs/quality.md)."""
+    from serve_apps.bench.quality import EVALSETS, run_quality_bench
+
+    result = run_quality_bench(
+        _settings(),
+        evalsets=evalsets or EVALSETS,
+        persona=persona,
+        engine=engine,
+        progress=typer.echo,
+    )
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(result, indent=2))
+    summary = {k: v for k, v in result.items() if k != "persona"}
+    if "persona" in result:
+        summary["persona"] = {k: v for k, v in result["persona"].items() if k != "probe_replies"}
+    typer.echo(json.dumps(summary, indent=2))
+
+
 @bench_app.command("retrieval")
 def bench_retrieval(
     dataset: Annotated[Path, typer.Option(help="A BEIR folder (corpus, queries, qrels/test.tsv).")],

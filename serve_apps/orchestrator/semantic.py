@@ -11,6 +11,7 @@ the quality bench use the same model in-process (:class:`LocalSentenceEmbedder`)
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -20,6 +21,17 @@ import numpy as np
 from serve_apps.orchestrator.npc_prompt import sentences
 
 EXAMPLE_CACHE_SIZE = 256
+# A sentence that asks two things ("who else would be involved, and what's your budget?")
+# is compared as a whole and clause by clause: the second question dilutes the first.
+_CLAUSE = re.compile(
+    r",\s*(?:and|but|or|plus)\s+|;\s*|\s+and\s+(?=(?:what|who|how|when|why|which)\b)", re.I
+)
+
+
+def clauses(sentence: str) -> list[str]:
+    parts = [p.strip(" ,;") for p in _CLAUSE.split(sentence)]
+    parts = [p for p in parts if len(p.split()) >= 3]
+    return [sentence] + (parts if len(parts) > 1 else [])
 
 
 class SentenceEmbedder(Protocol):
@@ -91,20 +103,22 @@ class SemanticMatcher:
     ) -> list[SemanticMatch | None]:
         """:meth:`best` for several (sentences, examples) pairs, the sentences embedded in one
         call (one trainee turn against every semantic rule)."""
-        unique = list(dict.fromkeys(s for parts, _ in queries for s in parts))
+        pieces = [[(c, s) for s in parts for c in clauses(s)] for parts, _ in queries]
+        unique = list(dict.fromkeys(c for piece in pieces for c, _ in piece))
         if not unique:
             return [None for _ in queries]
         vectors = await self._embedder.embed(unique)
         row = {s: vectors[i] for i, s in enumerate(unique)}
         results: list[SemanticMatch | None] = []
-        for parts, examples in queries:
-            if not parts or not examples:
+        for piece, (_, examples) in zip(pieces, queries, strict=True):
+            if not piece or not examples:
                 results.append(None)
                 continue
             example_vectors = await self._example_vectors(examples)
-            sims = np.stack([row[s] for s in parts]) @ example_vectors.T
+            sims = np.stack([row[c] for c, _ in piece]) @ example_vectors.T
             i, j = np.unravel_index(int(np.argmax(sims)), sims.shape)
-            results.append(SemanticMatch(float(sims[i, j]), parts[i], examples[j]))
+            # The evidence is the whole sentence the closest clause is in.
+            results.append(SemanticMatch(float(sims[i, j]), piece[i][1], examples[j]))
         return results
 
     async def similarity(self, a: str, b: str) -> float:

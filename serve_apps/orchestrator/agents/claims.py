@@ -40,7 +40,7 @@ _UNITS = {
 }
 _NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
 _FIGURE = re.compile(
-    rf"(?P<pre>\$|€|\b(?:usd|eur)\s?)?(?P<num>{_NUM})\s?(?P<k>k\b)?\s?"
+    rf"(?P<pre>\$|€|\b(?:usd|eur)\s?)?(?P<num>{_NUM})\s?(?P<k>k\b)?[\s-]?"
     r"(?P<post>%|per cent|percent|usd|eur|euros?|dollars?|weeks?|months?|days?|years?|users?|"
     r"seats|fields|minutes)?(?!\w)",
     re.IGNORECASE,

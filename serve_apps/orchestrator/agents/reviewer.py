@@ -83,9 +83,12 @@ MAX_SENTENCES = 4
 MAX_WORDS = 70
 # Below this similarity (all-MiniLM-L6-v2) a reply has nothing to do with the question it
 # answers; set on tests/evalsets/persona_replies.jsonl (bench quality reports it).
-OFF_QUESTION_THRESHOLD = 0.12
+OFF_QUESTION_THRESHOLD = 0.0
 
-_NUMBER = re.compile(r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)\s*(%|k\b)?\s*([a-z]+)?", re.I)
+_NUMBER = re.compile(
+    r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)\s*(%|k\b)?\s*([a-z]+)?(?:\s+([a-z]+))?", re.I
+)
+_YEAR_SINCE = re.compile(r"(?i)\b(?:from|since|built in|installed in)\s+((?:19|20)\d\d)\b")
 _SMALL = re.compile(
     r"(?i)\b(small|tiny|little|undisclosed|start-?up|family[- ]run|handful of)\b[^.]{0,30}"
     r"\b(business|company|firm|team|shop|outfit|organi[sz]ation)\b"
@@ -155,16 +158,20 @@ def numbers_by_unit(text: str) -> dict[str, set[float]]:
     """Numbers and the word after each ("1,200 employees" → {"employees": {1200}})."""
     found: dict[str, set[float]] = {}
     for match in _NUMBER.finditer(text):
-        unit = _unit(match.group(3))
+        # The word after the number and the one after that ("300 CRM users": crm, users).
+        units = {_unit(match.group(3)), _unit(match.group(4))} - {None}
         if match.group(2) == "%":
-            unit = "percent"
-        if unit:
+            units = {"percent"}
+        for unit in units:
             found.setdefault(unit, set()).add(_amount(match.group(1), match.group(2)))
+    for match in _YEAR_SINCE.finditer(text):
+        found.setdefault("since-year", set()).add(float(match.group(1)))
     return found
 
 
 def _content_words(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
+    """Content words, cut to their first five letters ("signs" and "sign" meet)."""
+    return {w[:5] for w in _WORD.findall(text.lower()) if w not in _STOP}
 
 
 def contradicts_card(reply: str, persona: PersonaCard) -> bool:

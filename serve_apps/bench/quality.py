@@ -1,0 +1,612 @@
+"""``salesboost bench quality``: the agents against labelled sets, and the persona on the engine.
+
+The sets are JSONL files in one folder (``tests/evalsets/``, README there; any folder in the
+same format with ``--evalsets``):
+
+- ``persona_replies.jsonl``: persona replies labelled in or out of character (and the kind);
+  the reviewer's rules (and the embedder's off-question check) against the labels.
+- ``trainee_turns.jsonl``: trainee turns with the compliance rules they break; every rule
+  kind that decides without the judge (regular expressions, semantic, knowledge claims
+  against the tenant's seed knowledge base, indexed here in-process).
+- ``transcripts.jsonl``: short sessions with the rubric checks they pass; the evaluator.
+- ``probes.jsonl``: a fixed script of trainee lines per scenario, sent to the persona through
+  the real training turn (reviewer, retries) on the vLLM engine started here on the prepared
+  model (the same engine arguments as the NPC deployment); ``probe_labels.jsonl``, when
+  present, holds the team's reading of probe replies (matched by scenario, line and text).
+
+The personas, scenarios, rubrics, rules and knowledge documents are the tenant file's
+(``tenant.yaml`` in the folder, else the demo tenant). Sampling is the product's
+(temperature 0.7), seeded per reply, so a run is repeatable on one machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from serve_apps.knowledge.contracts import RetrievedChunk
+from serve_apps.orchestrator.chat_engine import ChatDelta
+from serve_apps.orchestrator.contracts import (
+    EvaluationRequest,
+    HistoryTurn,
+    NPCChunk,
+    PersonaCard,
+    ScenarioCard,
+    TranscriptTurn,
+    TurnRequest,
+)
+from serve_apps.orchestrator.specs import ComplianceRuleSpec, RubricSpec
+
+Progress = Callable[[str], None]
+EVALSETS = Path(__file__).resolve().parents[2] / "tests" / "evalsets"
+PRODUCT_TEMPERATURE = 0.7
+
+
+# --- arithmetic ---------------------------------------------------------------------------
+
+
+def precision_recall(tp: int, fp: int, fn: int) -> dict[str, float | int | None]:
+    """Precision and recall (None where undefined), with the counts behind them."""
+    return {
+        "precision": round(tp / (tp + fp), 3) if tp + fp else None,
+        "recall": round(tp / (tp + fn), 3) if tp + fn else None,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+    }
+
+
+def distribution(values: Sequence[float]) -> dict[str, float | int | None]:
+    if not values:
+        return {"n": 0, "p50": None, "p90": None, "max": None, "mean": None}
+    ordered = sorted(values)
+
+    def pct(q: float) -> float:
+        rank = (len(ordered) - 1) * q
+        low = int(rank)
+        high = min(low + 1, len(ordered) - 1)
+        return round(ordered[low] + (ordered[high] - ordered[low]) * (rank - low), 2)
+
+    return {
+        "n": len(ordered),
+        "p50": pct(0.5),
+        "p90": pct(0.9),
+        "max": round(ordered[-1], 2),
+        "mean": round(sum(ordered) / len(ordered), 2),
+    }
+
+
+def reviewer_scores(items: list[tuple[bool, bool, str | None]]) -> dict[str, Any]:
+    """(labelled out of character, flagged by the reviewer, labelled kind) per reply; the
+    positive class is "out of character"."""
+    tp = sum(1 for out, flagged, _ in items if out and flagged)
+    fp = sum(1 for out, flagged, _ in items if not out and flagged)
+    fn = sum(1 for out, flagged, _ in items if out and not flagged)
+    kinds: dict[str, dict[str, int]] = {}
+    for out, flagged, kind in items:
+        if out:
+            entry = kinds.setdefault(kind or "unlabelled", {"n": 0, "caught": 0})
+            entry["n"] += 1
+            entry["caught"] += int(flagged)
+    by_kind = {k: {**v, "recall": round(v["caught"] / v["n"], 3)} for k, v in sorted(kinds.items())}
+    return {**precision_recall(tp, fp, fn), "replies": len(items), "recall_by_kind": by_kind}
+
+
+def compliance_scores(
+    items: list[tuple[set[str], set[str]]], kinds: dict[str, str]
+) -> dict[str, Any]:
+    """(labelled broken rules, found rules) per turn; overall and per rule kind."""
+    counts: dict[str, list[int]] = {}
+    for labelled, found in items:
+        for rule in labelled | found:
+            entry = counts.setdefault(kinds.get(rule, "unknown"), [0, 0, 0])
+            entry[0] += int(rule in labelled and rule in found)
+            entry[1] += int(rule in found and rule not in labelled)
+            entry[2] += int(rule in labelled and rule not in found)
+    total = [sum(c[i] for c in counts.values()) for i in range(3)]
+    return {
+        **precision_recall(*total),
+        "turns": len(items),
+        "by_kind": {kind: precision_recall(*c) for kind, c in sorted(counts.items())},
+    }
+
+
+def agreement(items: list[tuple[str, bool, bool | None]]) -> dict[str, Any]:
+    """(check kind, label, evaluator's answer or None when it could not decide)."""
+    decided = [(k, label, answer) for k, label, answer in items if answer is not None]
+    agree = sum(1 for _, label, answer in decided if label == answer)
+    by_kind: dict[str, dict[str, Any]] = {}
+    for kind, label, answer in decided:
+        entry = by_kind.setdefault(kind, {"checks": 0, "agree": 0})
+        entry["checks"] += 1
+        entry["agree"] += int(label == answer)
+    for entry in by_kind.values():
+        entry["agreement"] = round(entry["agree"] / entry["checks"], 3)
+    return {
+        "agreement": round(agree / len(decided), 3) if decided else None,
+        "checks": len(decided),
+        "not_decided": len(items) - len(decided),
+        "by_kind": dict(sorted(by_kind.items())),
+    }
+
+
+# --- the sets -----------------------------------------------------------------------------
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path.name}:{number}: not JSON ({exc})") from None
+    return rows
+
+
+@dataclass
+class Tenant:
+    path: Path
+    personas: dict[str, PersonaCard]
+    scenarios: dict[str, dict[str, Any]]
+    rubrics: dict[str, RubricSpec]
+    rules: list[ComplianceRuleSpec]
+    knowledge: dict[str, list[Path]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, evalsets: Path) -> Tenant:
+        from db.seed import DEMO_TENANT_FILE
+
+        path = evalsets / "tenant.yaml"
+        path = path if path.exists() else DEMO_TENANT_FILE
+        data = yaml.safe_load(path.read_text())
+        return cls(
+            path=path,
+            personas={p["slug"]: PersonaCard.model_validate(p) for p in data["personas"]},
+            scenarios={s["slug"]: s for s in data["scenarios"]},
+            rubrics={r["slug"]: RubricSpec.model_validate(r) for r in data.get("rubrics", [])},
+            rules=[ComplianceRuleSpec.model_validate(r) for r in data.get("compliance_rules", [])],
+            knowledge={
+                b["slug"]: [path.parent / d for d in b["documents"]]
+                for b in data.get("knowledge_bases", [])
+            },
+        )
+
+    def scenario_card(self, slug: str) -> ScenarioCard:
+        return ScenarioCard.model_validate(self.scenarios[slug])
+
+    def committee(self, slug: str) -> list[PersonaCard]:
+        return [self.personas[p] for p in self.scenarios[slug]["personas"]]
+
+
+# --- the agents on the labelled sets --------------------------------------------------------
+
+
+async def score_reviewer(rows, tenant: Tenant, matcher) -> dict[str, Any]:
+    from serve_apps.orchestrator.agents.reviewer import Reviewer
+
+    reviewer = Reviewer(matcher=matcher)
+    items, misses = [], []
+    for row in rows:
+        issues = await reviewer.rule_issues(
+            row["reply"],
+            persona=tenant.personas[row["persona"]],
+            scenario=tenant.scenario_card(row["scenario"]),
+            question=row["trainee"],
+        )
+        out = not row["in_character"]
+        items.append((out, bool(issues), row.get("kind")))
+        if out != bool(issues):
+            misses.append({"id": row["id"], "labelled_out": out, "issues": issues})
+    return {**reviewer_scores(items), "disagreements": misses}
+
+
+def knowledge_retriever(tenant: Tenant, store_dir: Path, top_k: int):
+    """The tenant's seed knowledge bases indexed in-process as the service does."""
+    from retrieval.embedder import Embedder
+    from retrieval.knowledge_base import KnowledgeBase
+    from retrieval.store import KnowledgeStore
+
+    store = KnowledgeStore(path=str(store_dir))
+    embedder = Embedder()
+    bases = {}
+    for slug, documents in tenant.knowledge.items():
+        base = KnowledgeBase(slug=slug, store=store, embedder=embedder)
+        for document in documents:
+            base.ingest(tenant_id="bench", filename=document.name, data=document.read_bytes())
+        base.parser.close()
+        bases[slug] = base
+
+    def retrieve(slug: str | None, query: str) -> list[RetrievedChunk]:
+        if not slug or slug not in bases:
+            return []
+        hits = bases[slug].search(tenant_id="bench", query=query, top_k=top_k)
+        return [RetrievedChunk.from_hit(h.id, h.score, h.payload) for h in hits]
+
+    return retrieve, store
+
+
+async def score_compliance(rows, tenant: Tenant, matcher, retrieve) -> dict[str, Any]:
+    from serve_apps.orchestrator.agents.compliance import ComplianceChecker
+
+    checker = ComplianceChecker(tenant.rules, None, matcher)
+    slug = next(
+        (s.get("knowledge_base") for s in tenant.scenarios.values() if s.get("knowledge_base")),
+        None,
+    )
+    items, misses = [], []
+    for row in rows:
+        text = row["text"]
+        found = checker.check(text, party="trainee", speaker="trainee", reply_to=1)
+        found += await checker.semantic_check(
+            text,
+            party="trainee",
+            speaker="trainee",
+            reply_to=1,
+            knowledge=retrieve(row.get("knowledge_base", slug), text),
+        )
+        labelled, got = set(row["breaks"]), {f.rule for f in found}
+        items.append((labelled, got))
+        if labelled != got:
+            misses.append({"id": row["id"], "labelled": sorted(labelled), "found": sorted(got)})
+    kinds = {r.slug: r.kind for r in tenant.rules}
+    return {**compliance_scores(items, kinds), "disagreements": misses}
+
+
+async def score_evaluator(rows, tenant: Tenant, matcher) -> dict[str, Any]:
+    from serve_apps.orchestrator.agents.evaluator import Evaluator
+
+    evaluator = Evaluator(None, matcher)
+    items, misses = [], []
+    for row in rows:
+        scenario = tenant.scenarios[row["scenario"]]
+        rubric = tenant.rubrics[scenario["rubric"]]
+        kinds = {c.question: c.kind for crit in rubric.criteria for c in crit.checks}
+        request = EvaluationRequest(
+            session_id=row["id"],
+            scenario=tenant.scenario_card(row["scenario"]),
+            personas=tenant.committee(row["scenario"]),
+            transcript=[
+                TranscriptTurn(seq=i + 1, speaker=t["speaker"], text=t["text"])
+                for i, t in enumerate(row["turns"])
+            ],
+            rubric=rubric,
+        )
+        report, _ = await evaluator.evaluate(request)
+        answers = {
+            c.question: (None if c.decided_by == "not_checked" else c.passed)
+            for crit in report.criteria
+            for c in crit.checks
+        }
+        for question, label in row["checks"].items():
+            answer = answers.get(question)
+            items.append((kinds.get(question, "unknown"), bool(label), answer))
+            if answer is not None and answer != label:
+                misses.append({"id": row["id"], "check": question, "labelled": label})
+    return {**agreement(items), "disagreements": misses}
+
+
+# --- the persona on the engine ---------------------------------------------------------------
+
+
+class DirectChatEngine:
+    """The ``ChatEngine`` interface over vLLM's ``AsyncLLM`` in this process (the NPC
+    deployment's engine arguments): the product's agents run on it unchanged."""
+
+    def __init__(self, engine: Any, tokenizer: Any, model_id: str, seed: int = 0) -> None:
+        self._engine = engine
+        self._tokenizer = tokenizer
+        self.model_id = model_id
+        self._seed = seed
+        self.first_token_s: list[float] = []
+
+    async def stream_chat(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        max_tokens: int,
+        temperature: float,
+        stop: Sequence[str] = (),
+        repetition_penalty: float | None = None,
+        continue_final_message: bool = False,
+    ) -> AsyncIterator[ChatDelta]:
+        from vllm import SamplingParams
+
+        prompt = self._tokenizer.apply_chat_template(
+            messages,
+            add_generation_prompt=not continue_final_message,
+            continue_final_message=continue_final_message,
+            tokenize=False,
+        )
+        self._seed += 1
+        params = SamplingParams(
+            max_tokens=max_tokens,
+            temperature=temperature,
+            stop=list(stop) or None,
+            repetition_penalty=repetition_penalty or 1.0,
+            seed=self._seed,
+        )
+        started, sent, first = time.perf_counter(), "", True
+        final = None
+        async for output in self._engine.generate(prompt, params, request_id=uuid.uuid4().hex):
+            text = output.outputs[0].text
+            if text[len(sent) :]:
+                if first:
+                    self.first_token_s.append(time.perf_counter() - started)
+                    first = False
+                yield ChatDelta(text[len(sent) :])
+                sent = text
+            final = output
+        if final is not None:
+            completion = final.outputs[0]
+            yield ChatDelta(
+                "", output_tokens=len(completion.token_ids), finish_reason=completion.finish_reason
+            )
+
+    async def count_tokens(self, text: str) -> int:
+        return len(self._tokenizer.encode(text, add_special_tokens=False))
+
+
+class BeforePersona:
+    """The persona as it was before issue 22 (``persona_before.py``), same interface as
+    :class:`NPCConversation`: the seller's excerpts in its prompt, 160 tokens, no stops."""
+
+    def __init__(self, engine: DirectChatEngine, retrieve) -> None:
+        self.engine = engine
+        self._retrieve = retrieve
+
+    async def stream_reply(
+        self, request, documents=None, *, speaker=None, attempt=0, feedback=None
+    ):
+        from serve_apps.bench import persona_before
+
+        speaker = speaker or request.persona
+        grounding = self._retrieve(request.knowledge_base, request.trainee_text)
+        parts, tokens, finish = [], None, None
+        async for delta in self.engine.stream_chat(
+            persona_before.npc_messages(request, grounding, speaker=speaker, feedback=feedback),
+            max_tokens=persona_before.MAX_TOKENS,
+            temperature=request.temperature,
+        ):
+            tokens = delta.output_tokens or tokens
+            finish = delta.finish_reason or finish
+            if delta.text:
+                parts.append(delta.text)
+                yield NPCChunk(text=delta.text, speaker=speaker.slug, attempt=attempt)
+        yield NPCChunk(
+            done=True,
+            speaker=speaker.slug,
+            attempt=attempt,
+            final_text="".join(parts),
+            output_tokens=tokens,
+            finish_reason=finish,
+            citations=[c.citation() for c in grounding],
+        )
+
+
+class RecordingPersona:
+    """Keeps every attempt's last chunk (the training turn yields only the one that counts)."""
+
+    def __init__(self, persona: Any) -> None:
+        self._persona = persona
+        self.engine = persona.engine
+        self.done: list[NPCChunk] = []
+
+    async def stream_reply(self, request, documents=None, **kwargs):
+        async for chunk in self._persona.stream_reply(request, documents, **kwargs):
+            if chunk.done:
+                self.done.append(chunk)
+            yield chunk
+
+
+def probe_summary(replies: list[dict[str, Any]], labels: list[dict[str, Any]]) -> dict[str, Any]:
+    """The probe replies' figures: in-character rates, lengths, cuts."""
+    from serve_apps.orchestrator.npc_prompt import ends_a_sentence
+
+    n = len(replies)
+    label_of = {(r["scenario"], r["line"], r["reply"]): r["in_character"] for r in labels}
+    labelled = [
+        label_of[key]
+        for r in replies
+        if (key := (r["scenario"], r["line"], r["final"])) in label_of
+    ]
+    attempts = [a for r in replies for a in r["attempts"]]
+    return {
+        "replies": n,
+        "in_character_rate": {
+            # Final replies the reviewer accepted (at any attempt); a replaced reply is the
+            # reviewer's safe line, counted as not accepted.
+            "by_reviewer": round(sum(r["accepted"] for r in replies) / n, 3) if n else None,
+            "first_attempt_by_reviewer": (
+                round(sum(r["attempts"][0]["passed"] for r in replies) / n, 3) if n else None
+            ),
+            "by_labels": round(sum(labelled) / len(labelled), 3) if labelled else None,
+            "labelled": len(labelled),
+        },
+        "replaced_rate": round(sum(r["replaced"] for r in replies) / n, 3) if n else None,
+        "reply_words": distribution([len(r["final"].split()) for r in replies]),
+        "reply_tokens": distribution([a["output_tokens"] or 0 for a in attempts]),
+        "cut_at_limit_fraction": (
+            round(sum(a["finish_reason"] == "length" for a in attempts) / len(attempts), 3)
+            if attempts
+            else None
+        ),
+        "final_ends_mid_sentence": sum(not ends_a_sentence(r["final"]) for r in replies),
+        "issues": _count([i for a in attempts for i in a["issues"]]),
+    }
+
+
+def _count(items: list[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item] = counts.get(item, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+async def run_probes(
+    tenant: Tenant, probes, matcher, retrieve, settings, persona: str, progress: Progress
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    from models.llm import LLMDeploymentSettings
+    from serve_apps.app import resolve_model_config
+    from serve_apps.orchestrator.agents.npc import NPCConversation
+    from serve_apps.orchestrator.training_turn import AgentSettings, TrainingTurn
+
+    npc = LLMDeploymentSettings.from_file(resolve_model_config("npc_cpu"))
+    os.environ.update(npc.engine_env())
+    kwargs = {**npc.vllm_engine_kwargs(settings.models_dir), "distributed_executor_backend": "mp"}
+    progress(f"persona: starting vLLM AsyncLLM with {kwargs}")
+    engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs))
+    replies: list[dict[str, Any]] = []
+    try:
+        tokenizer = (
+            engine.tokenizer if hasattr(engine, "tokenizer") else await engine.get_tokenizer()
+        )
+        chat = DirectChatEngine(engine, tokenizer, npc.model_id)
+        speaker = RecordingPersona(
+            BeforePersona(chat, retrieve) if persona == "before" else NPCConversation(chat)
+        )
+        turn = TrainingTurn(speaker, None, AgentSettings(), matcher)  # type: ignore[arg-type]
+        for probe in probes:
+            scenario = tenant.scenarios[probe["scenario"]]
+            committee = tenant.committee(probe["scenario"])
+            history: list[HistoryTurn] = []
+            for line_no, line in enumerate(probe["lines"]):
+                request = TurnRequest(
+                    session_id="probe",
+                    tenant_id="bench",
+                    knowledge_base=scenario.get("knowledge_base"),
+                    reply_to_seq=2 * line_no + 1,
+                    persona=committee[0],
+                    committee=committee if len(committee) > 1 else [],
+                    scenario=tenant.scenario_card(probe["scenario"]),
+                    history=list(history),
+                    trainee_text=line,
+                    max_tokens=settings.npc_max_tokens if persona == "current" else 160,
+                    temperature=PRODUCT_TEMPERATURE,
+                    mode="assessment",
+                )
+                grounding = retrieve(request.knowledge_base, line)
+                speaker.done.clear()
+                final: NPCChunk | None = None
+                reviews = []
+                async for event in turn.run(request, grounding):
+                    if isinstance(event, NPCChunk) and event.done:
+                        final = event
+                    elif getattr(event, "type", None) == "review":
+                        reviews.append(event)
+                attempts = [
+                    {
+                        "text": chunk.final_text,
+                        "output_tokens": chunk.output_tokens,
+                        "finish_reason": chunk.finish_reason,
+                        "trimmed": chunk.trimmed,
+                        "passed": review.passed,
+                        "issues": review.issues,
+                    }
+                    for chunk, review in zip(speaker.done, reviews, strict=True)
+                ]
+                assert final is not None
+                text = final.final_text or ""
+                replies.append(
+                    {
+                        "scenario": probe["scenario"],
+                        "line": line_no,
+                        "trainee": line,
+                        "speaker": final.speaker,
+                        "final": text,
+                        "accepted": reviews[-1].action == "accepted",
+                        "replaced": reviews[-1].action == "replaced",
+                        "attempts": attempts,
+                    }
+                )
+                progress(f"  [{probe['scenario']} {line_no}] {final.speaker}: {text}")
+                history += [
+                    HistoryTurn(speaker="trainee", text=line),
+                    HistoryTurn(speaker="npc", text=text, persona=final.speaker),
+                ]
+        ttft = {"first_token_ms": distribution([s * 1000 for s in chat.first_token_s])}
+    finally:
+        engine.shutdown()
+    return replies, ttft
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+def run_quality_bench(
+    settings,
+    *,
+    evalsets: Path = EVALSETS,
+    persona: str = "current",
+    engine: bool = True,
+    progress: Progress = print,
+) -> dict[str, Any]:
+    from serve_apps.bench.turn import engine_meta
+    from serve_apps.orchestrator.agents.reviewer import OFF_QUESTION_THRESHOLD
+    from serve_apps.orchestrator.semantic import LocalSentenceEmbedder, SemanticMatcher
+
+    tenant = Tenant.load(evalsets)
+    matcher = SemanticMatcher(LocalSentenceEmbedder())
+    store_dir = Path(tempfile.mkdtemp(prefix="bench-quality-"))
+    retrieve, store = knowledge_retriever(tenant, store_dir, settings.grounding_top_k)
+    results: dict[str, Any] = {
+        "meta": {
+            "evalsets": str(evalsets),
+            "tenant": str(tenant.path),
+            "persona_prompt": persona,
+            "embedder": "all-MiniLM-L6-v2 (in-process, the Embedder deployment's model)",
+            "off_question_threshold": OFF_QUESTION_THRESHOLD,
+            "npc_max_tokens": settings.npc_max_tokens if persona == "current" else 160,
+            "temperature": PRODUCT_TEMPERATURE,
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **(engine_meta() if engine else {}),
+        }
+    }
+    try:
+
+        async def labelled() -> None:
+            progress("reviewer on persona_replies.jsonl")
+            results["reviewer"] = await score_reviewer(
+                read_jsonl(evalsets / "persona_replies.jsonl"), tenant, matcher
+            )
+            progress("compliance on trainee_turns.jsonl")
+            results["compliance"] = await score_compliance(
+                read_jsonl(evalsets / "trainee_turns.jsonl"), tenant, matcher, retrieve
+            )
+            progress("evaluator on transcripts.jsonl")
+            results["evaluator"] = await score_evaluator(
+                read_jsonl(evalsets / "transcripts.jsonl"), tenant, matcher
+            )
+
+        asyncio.run(labelled())
+        probes = read_jsonl(evalsets / "probes.jsonl")
+        if engine and probes:
+            progress(f"persona ({persona} prompt) on probes.jsonl through the engine")
+            replies, ttft = asyncio.run(
+                run_probes(tenant, probes, matcher, retrieve, settings, persona, progress)
+            )
+            results["persona"] = {
+                **probe_summary(replies, read_jsonl(evalsets / "probe_labels.jsonl")),
+                **ttft,
+                "probe_replies": replies,
+            }
+    finally:
+        store.close()
+        shutil.rmtree(store_dir, ignore_errors=True)
+    return results

@@ -1,0 +1,232 @@
+"""The new check kinds (semantic, knowledge claims), the reviewer's rules, the trimming of a
+reply cut at the token limit, and bench quality's arithmetic on a small fixed input.
+
+The semantic checks run on the real bundled embedder (all-MiniLM-L6-v2, in-process, as the
+bench does); the quality goals themselves live in ``salesboost bench quality``, not here.
+"""
+
+import pytest
+
+from serve_apps.bench.quality import (
+    agreement,
+    compliance_scores,
+    distribution,
+    precision_recall,
+    reviewer_scores,
+)
+from serve_apps.knowledge.contracts import RetrievedChunk
+from serve_apps.orchestrator.agents.claims import Figure, agrees, figures
+from serve_apps.orchestrator.agents.compliance import ComplianceChecker, whole_sentences
+from serve_apps.orchestrator.agents.evaluator import Evaluator
+from serve_apps.orchestrator.agents.reviewer import (
+    CONTRADICTS,
+    LEAKS,
+    RUNS_ON,
+    SELLER,
+    rule_issues,
+)
+from serve_apps.orchestrator.contracts import (
+    EvaluationRequest,
+    PersonaCard,
+    ScenarioCard,
+    TranscriptTurn,
+)
+from serve_apps.orchestrator.npc_prompt import npc_messages, persona_decoding, trim_reply
+from serve_apps.orchestrator.specs import ComplianceRuleSpec, RubricCheck, RubricSpec
+
+PRIYA = PersonaCard(
+    slug="it",
+    name="Priya Raman",
+    role="IT Director",
+    company="Northwind Logistics (1,200 employees)",
+    personality="Skeptical",
+    facts=["Northwind runs about 300 CRM users across sales and customer service"],
+    hidden=["The budget ceiling is 180,000 USD for the first year"],
+    objections=["Your price is higher than the competitor"],
+)
+SCENARIO = ScenarioCard(
+    title="t", product="CloudCRM Enterprise", stage="qualification", difficulty="m", description="d"
+)
+
+
+@pytest.fixture(scope="module")
+def matcher():
+    from serve_apps.orchestrator.semantic import LocalSentenceEmbedder, SemanticMatcher
+
+    return SemanticMatcher(LocalSentenceEmbedder())
+
+
+# --- trimming and the prompt ----------------------------------------------------------------
+
+
+def test_a_reply_cut_mid_sentence_ends_at_its_last_whole_sentence():
+    assert trim_reply("We run SAP. The budget is 1.5 million and") == ("We run SAP.", True)
+    assert trim_reply("Is it U.S. based? Yes.") == ("Is it U.S. based? Yes.", False)
+    assert trim_reply('He said "no." Then') == ('He said "no."', True)
+    assert trim_reply("no sentence end at all") == ("no sentence end at all", False)
+
+
+def test_the_persona_continues_its_own_named_line_and_stops_at_a_new_speaker():
+    from serve_apps.orchestrator.contracts import TurnRequest
+
+    request = TurnRequest(
+        session_id="s",
+        tenant_id="t",
+        reply_to_seq=1,
+        persona=PRIYA,
+        scenario=SCENARIO,
+        trainee_text="What do you use today?",
+    )
+    messages = npc_messages(request)
+    assert messages[0]["content"].startswith("I am Priya Raman, IT Director")
+    assert messages[-1] == {"role": "assistant", "content": "Priya:"}
+    assert any(m["content"].startswith("Priya: Everyone says that.") for m in messages)
+    assert "\nSalesperson:" in persona_decoding(PRIYA, []).stop
+
+
+# --- reviewer rules -------------------------------------------------------------------------
+
+
+def test_the_reviewer_catches_seller_speak_contradictions_leaks_and_running_on():
+    def issues(reply, question="What do you use today?"):
+        return rule_issues(reply, persona=PRIYA, question=question, product=SCENARIO.product)
+
+    assert SELLER in issues("We're providing a 30-day sandbox with sample data.")
+    assert SELLER in issues("CloudCRM offers flexible pricing.")
+    assert CONTRADICTS in issues("We have about 50 users on it.")
+    assert CONTRADICTS in issues("We're a small business, really.")
+    assert issues("About 1,200 employees, and roughly 300 CRM users.") == []
+    assert LEAKS in issues("Our ceiling is 180,000 USD.", "Tell me about your team.")
+    assert LEAKS not in issues("Our ceiling is 180,000 USD.", "What is your budget ceiling?")
+    assert RUNS_ON in issues("Yes. " * 6)
+
+
+# --- semantic kinds -------------------------------------------------------------------------
+
+
+def test_semantic_specs_need_examples():
+    with pytest.raises(ValueError, match="examples"):
+        RubricCheck(question="Asked who decides?", kind="semantic")
+    with pytest.raises(ValueError, match="examples"):
+        ComplianceRuleSpec(slug="x", description="no pressure", kind="semantic")
+
+
+async def test_a_semantic_rubric_check_counts_a_paraphrase_with_a_whole_sentence(matcher):
+    # The demo rubric's check, as its admin wrote it (db/seed/demo_tenant.yaml).
+    import yaml
+
+    from db.seed import DEMO_TENANT_FILE
+
+    (demo,) = yaml.safe_load(DEMO_TENANT_FILE.read_text())["rubrics"]
+    (decides,) = [
+        c for crit in demo["criteria"] for c in crit["checks"] if "who decides" in c["question"]
+    ]
+    rubric = RubricSpec.model_validate(
+        {
+            "slug": "r",
+            "name": "R",
+            "criteria": [{"skill": "qualification", "name": "Q", "checks": [decides]}],
+        }
+    )
+
+    async def check(text):
+        report, _ = await Evaluator(None, matcher).evaluate(
+            EvaluationRequest(
+                session_id="s",
+                scenario=SCENARIO,
+                personas=[PRIYA],
+                transcript=[TranscriptTurn(seq=1, speaker="trainee", text=text)],
+                rubric=rubric,
+            )
+        )
+        return report.criteria[0].checks[0]
+
+    # The issue's turn: the regular expression this check was did not count it.
+    said = "Thanks. Who else would be involved in choosing a CRM, and what's your budget range?"
+    yes = await check(said)
+    assert yes.passed and yes.decided_by == "semantic"
+    assert yes.evidence[0].quote == (
+        "Who else would be involved in choosing a CRM, and what's your budget range?"
+    )
+    assert not (await check("Our connectors sync with SAP every five minutes.")).passed
+
+
+async def test_semantic_and_knowledge_claim_rules_find_what_regexes_cannot(matcher):
+    rules = [
+        ComplianceRuleSpec(
+            slug="no-pressure",
+            description="No pressure tactics",
+            kind="semantic",
+            threshold=0.6,
+            examples=["This price is only valid if you sign today."],
+        ),
+        ComplianceRuleSpec(slug="claims", description="Match the docs", kind="knowledge_claims"),
+    ]
+    chunk = RetrievedChunk(
+        chunk_id="c1",
+        document_id="d1",
+        title="Pricing FAQ",
+        score=0.9,
+        text="The fixed-price migration package is 48,000 USD for up to 2,000 users.",
+    )
+    checker = ComplianceChecker(rules, None, matcher)
+
+    async def found(text):
+        return await checker.semantic_check(
+            text, party="trainee", speaker="trainee", reply_to=1, knowledge=[chunk]
+        )
+
+    pressure = await found("Great. The offer only stands if you sign by today.")
+    assert [f.rule for f in pressure] == ["no-pressure"]
+    assert pressure[0].excerpt == "The offer only stands if you sign by today."
+    claim = await found("The migration package is a fixed 30,000 USD.")
+    assert [(f.rule, f.decided_by) for f in claim] == [("claims", "knowledge")]
+    assert claim[0].source is not None and claim[0].source.chunk_id == "c1"
+    assert "48,000 USD" in claim[0].description
+    assert await found("The migration package is a fixed 48,000 USD.") == []
+
+
+def test_figures_agree_exactly_within_a_range_or_under_a_ceiling():
+    assert figures("takes 10 to 14 weeks") == [Figure(10, "weeks"), Figure(14, "weeks")]
+    assert figures("a 30-day sandbox") == [Figure(30, "days")]
+    assert agrees(Figure(12, "weeks"), figures("takes 10 to 14 weeks"))
+    assert agrees(Figure(5, "percent"), figures("up to 10 % off"))
+    assert not agrees(Figure(15, "percent"), figures("up to 10 % off"))
+    assert not agrees(Figure(30000, "usd"), figures("is 48,000 USD"))
+
+
+def test_an_excerpt_is_the_whole_sentence_a_match_is_in():
+    text = "Hello there. Who else is involved in choosing a CRM? Thanks."
+    start = text.index("lved")
+    assert whole_sentences(text, start, start + 4) == "Who else is involved in choosing a CRM?"
+
+
+# --- bench arithmetic -----------------------------------------------------------------------
+
+
+def test_bench_arithmetic_on_a_small_fixed_input():
+    assert precision_recall(3, 1, 2) == {
+        "precision": 0.75,
+        "recall": 0.6,
+        "tp": 3,
+        "fp": 1,
+        "fn": 2,
+    }
+    assert precision_recall(0, 0, 0)["precision"] is None
+    scores = reviewer_scores([(True, True, "seller"), (True, False, "ai"), (False, True, None)])
+    assert (scores["precision"], scores["recall"]) == (0.5, 0.5)
+    assert scores["recall_by_kind"]["ai"]["recall"] == 0.0
+    compliance = compliance_scores(
+        [({"a"}, {"a", "b"}), ({"b"}, set()), (set(), set())], {"a": "forbidden", "b": "semantic"}
+    )
+    assert (compliance["precision"], compliance["recall"]) == (0.5, 0.5)
+    assert compliance["by_kind"]["semantic"] == {
+        "precision": 0.0,
+        "recall": 0.0,
+        "tp": 0,
+        "fp": 1,
+        "fn": 1,
+    }
+    agreed = agreement([("pattern", True, True), ("semantic", True, False), ("judge", True, None)])
+    assert (agreed["agreement"], agreed["checks"], agreed["not_decided"]) == (0.5, 2, 1)
+    assert distribution([1, 2, 3, 4]) == {"n": 4, "p50": 2.5, "p90": 3.7, "max": 4, "mean": 2.5}
