@@ -55,16 +55,15 @@ async def test_a_practice_turn_brings_compliance_hints_and_a_review_all_stored(b
     assert "stage" in {h["kind"] for h in _of(before_reply, "hint")}
     reviews = _of(events, "review")
     assert reviews and reviews[-1]["action"] in {"accepted", "replaced"}
-    assert _of(events, "error") == []  # the judge's answer parsed: guided JSON
-    next_steps = [h for h in _of(events, "hint") if h["kind"] == "next_step"]
-    assert len(next_steps) == 1 and next_steps[0]["text"]
+    assert _of(events, "error") == []  # no agent noise for the trainee
+    # The judge's hint is off on the CPU default (AgentSettings.coach_uses_judge).
+    assert [h for h in _of(events, "hint") if h["kind"] == "next_step"] == []
 
     report = await _report(base_url, session_id, DEMO_TRAINEE)
     stored = {(e["agent"], e["kind"]) for e in report["events"]}
     assert {
         ("compliance", "finding"),
         ("coach", "stage"),
-        ("coach", "next_step"),
         ("reviewer", "review"),
     } <= stored
     assert all(e["reply_to"] == 1 for e in report["events"])
