@@ -90,8 +90,6 @@ class ServeLLMChatEngine:
         from ray.serve.llm.openai_api_models import ChatCompletionRequest
 
         extra: dict[str, Any] = {}
-        if stop:
-            extra["stop"] = list(stop)
         if repetition_penalty is not None:
             extra["repetition_penalty"] = repetition_penalty
         if continue_final_message:
@@ -105,6 +103,10 @@ class ServeLLMChatEngine:
             stream_options={"include_usage": True},
             **extra,
         )
+        # Set after validation: vLLM's request type caps stop strings at OpenAI's 4
+        # (VLLM_MAX_STOP_STRINGS, read once at import in every process that builds one), and the
+        # persona stops at each other speaker's name; the engine's own sampling takes any number.
+        request.stop = list(stop)
         async for batch in self._handle.chat.remote(request):
             # One delta per batch the server sent: whatever it grouped stays one object on
             # every hop after this one too.

@@ -3,7 +3,12 @@ import json
 import pytest
 
 from serve_apps.orchestrator.agents.npc import NPCConversation
-from serve_apps.orchestrator.chat_engine import ChatDelta, ModelUnavailableError, parse_sse_chunk
+from serve_apps.orchestrator.chat_engine import (
+    ChatDelta,
+    ModelUnavailableError,
+    ServeLLMChatEngine,
+    parse_sse_chunk,
+)
 from serve_apps.orchestrator.contracts import PersonaCard, ScenarioCard, TurnRequest
 
 
@@ -117,3 +122,42 @@ async def test_the_personas_own_papers_go_just_before_the_new_turn_and_come_back
     assert engine.messages[-2] == {"role": "user", "content": "Salesperson: What does it cost?"}
     cited = chunks[-1].citations
     assert [c.chunk_id for c in cited] == ["c1"] and len(cited[0].text) == 300
+
+
+class RecordingLLMHandle:
+    """A fake Serve handle to the LLM server: records the request, streams one SSE chunk."""
+
+    def __init__(self) -> None:
+        self.requests = []
+
+    def options(self, **_):
+        return self
+
+    @property
+    def chat(self):
+        return self
+
+    def remote(self, request):
+        self.requests.append(request)
+
+        async def stream():
+            yield [sse({"choices": [{"delta": {"content": "Fine."}}], "usage": None})]
+
+        return stream()
+
+
+async def test_every_stop_string_reaches_the_engine_past_openais_cap_of_four():
+    handle = RecordingLLMHandle()
+    engine = ServeLLMChatEngine(handle, "m")
+    stops = [f"\n{name}:" for name in ("Salesperson", "User", "Customer", "Priya", "Marcus")]
+    stops += ["Salesperson:", "\n\n"]
+    deltas = [
+        d
+        async for d in engine.stream_chat(
+            [{"role": "user", "content": "Hi"}], max_tokens=8, temperature=0, stop=stops
+        )
+    ]
+    assert "".join(d.text for d in deltas) == "Fine."
+    (request,) = handle.requests
+    params = request.to_sampling_params(max_tokens=8, default_sampling_params={})
+    assert params.stop == stops
