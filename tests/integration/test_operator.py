@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
+from serve_apps.cli.operator import create_tenant, support_access
 from serve_apps.gateway.auth import AccessTokens
-from serve_apps.operator_commands import create_tenant, support_access
 from serve_apps.stack import signing_secret
 
 pytestmark = pytest.mark.integration

@@ -12,9 +12,9 @@ from typing import Annotated
 
 import typer
 
-from serve_apps.cluster_commands import cluster_app
-from serve_apps.kb_commands import kb_app
-from serve_apps.operator_commands import operator_app
+from serve_apps.cli.cluster import cluster_app
+from serve_apps.cli.kb import kb_app
+from serve_apps.cli.operator import operator_app
 
 app = typer.Typer(
     help="SalesBoost: an AI sales-training simulator on Ray Serve.", no_args_is_help=True
@@ -104,7 +104,7 @@ def chat(
 ) -> None:
     """Talk to a customer persona in the terminal; the reply streams as it is generated, with
     the coach's hints and compliance findings beside it. /end scores the session."""
-    from serve_apps.chat_client import chat as run_chat
+    from serve_apps.cli.chat import chat as run_chat
 
     try:
         asyncio.run(run_chat(url, scenario, session, mode))

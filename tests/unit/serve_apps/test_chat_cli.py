@@ -1,4 +1,4 @@
-from serve_apps.chat_client import describe, describe_score
+from serve_apps.cli.chat import describe, describe_score
 
 
 def test_agent_events_are_one_line_each_and_accepted_reviews_stay_quiet():
@@ -39,7 +39,7 @@ def test_the_score_lists_each_check_with_its_evidence():
 def test_a_turn_is_sent_as_utf8_and_the_longest_message_in_any_script_fits_the_frame():
     import json
 
-    from serve_apps.chat_client import turn_frame
+    from serve_apps.cli.chat import turn_frame
     from serve_apps.conversation.protocol import parse_client_frame
     from serve_apps.settings import Settings
 
