@@ -30,6 +30,16 @@ from typing import Any
 
 import numpy as np
 
+# The release whose local-mode functions these replace; another one is not patched (its
+# functions may score differently), and search then runs on local mode's own loops.
+PATCHED_FOR = "1.20.0"
+# What install() replaces (tests/unit/test_third_party_internals.py checks they exist).
+PATCHED_FUNCTIONS = (
+    "calculate_payload_mask",
+    "calculate_distance",
+    "calculate_distance_sparse",
+    "calculate_multi_distance",
+)
 _EPSILON = 1.1920929e-07  # local mode's own guard against dividing by a zero norm
 _MAX_MASKS = 64
 
@@ -297,7 +307,20 @@ def install() -> None:
     global _installed
     if _installed:
         return
+    import importlib.metadata
+    import logging
+
     from threadpoolctl import threadpool_limits
+
+    version = importlib.metadata.version("qdrant-client")
+    if version != PATCHED_FOR:
+        logging.getLogger("salesboost.retrieval").warning(
+            "qdrant-client %s is not %s: local mode's own scoring is used (slower)",
+            version,
+            PATCHED_FOR,
+        )
+        _installed = True
+        return
 
     threadpool_limits(limits=1, user_api="blas")
     from qdrant_client.local import local_collection, qdrant_local

@@ -1,0 +1,49 @@
+"""The third-party internals the product leans on still exist in the pinned releases.
+
+Each is used on purpose and in one place: Ray Serve LLM's private stream batching and engine
+client (``models/llm_server.py``), its tokenize request type (``serve_apps/orchestrator/
+chat_engine.py``) and qdrant-client's local-mode scoring functions (``retrieval/
+local_mode.py``). An upgrade that renames one fails here, not in a conversation.
+"""
+
+import importlib.metadata
+import inspect
+
+from retrieval import local_mode
+
+
+def test_ray_serve_llm_private_methods_that_the_llm_server_overrides_exist():
+    from ray.serve.llm.deployment import LLMServer
+
+    for name in ("_batch_output_stream", "_get_batch_interval_ms", "start", "tokenize"):
+        assert callable(getattr(LLMServer, name, None)), name
+    parameters = inspect.signature(LLMServer._batch_output_stream).parameters
+    assert list(parameters) == ["self", "generator"]
+    assert "self._llm_config = llm_config" in inspect.getsource(LLMServer._init_shared)
+
+
+def test_the_vllm_engine_keeps_its_client_where_engine_info_reads_it():
+    from ray.llm._internal.serve.engines.vllm.vllm_engine import VLLMEngine
+
+    assert "self._engine_client = " in inspect.getsource(VLLMEngine)
+
+
+def test_the_tokenize_request_type_is_where_the_chat_engine_imports_it():
+    from ray.llm._internal.serve.core.configs.openai_api_models import (
+        TokenizeCompletionRequest,
+    )
+
+    request = TokenizeCompletionRequest(model="m", prompt="hi", add_special_tokens=False)
+    assert request.prompt == "hi"
+
+
+def test_the_local_mode_functions_that_are_replaced_exist_in_the_pinned_release():
+    from qdrant_client.local import local_collection, qdrant_local
+
+    assert importlib.metadata.version("qdrant-client") == local_mode.PATCHED_FOR
+    for name in local_mode.PATCHED_FUNCTIONS:
+        assert callable(getattr(local_collection, name, None)), name
+    for name in local_mode._WRITES:
+        assert callable(getattr(local_collection.LocalCollection, name, None)), name
+    for name in ("create_collection", "delete_collection", "close"):
+        assert callable(getattr(qdrant_local.QdrantLocal, name, None)), name
