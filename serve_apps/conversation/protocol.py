@@ -230,6 +230,8 @@ def for_the_trainee(event: BaseModel) -> bool:
     answer in time (``agent_failed``: the coach's or the evaluator's judge) is stored for the
     report, not shown: the conversation goes on without it."""
     return not (isinstance(event, ErrorEvent) and event.code == "agent_failed")
+
+
 ServerEvent = Annotated[
     Ack
     | Token

@@ -152,9 +152,7 @@ class ReviewRoutes:
         if training_session.user_id == who.user_id:
             raise APIError(403, "own_session", "a session is reviewed by someone else")
 
-    @api.get(
-        "/v1/sessions/{session_id}/review", response_model=SessionReviewOut, tags=["training"]
-    )
+    @api.get("/v1/sessions/{session_id}/review", response_model=SessionReviewOut, tags=["training"])
     async def session_review(self, session_id: uuid.UUID, request: Request) -> SessionReviewOut:
         """The manager's review beside the evaluator's score (the trainee sees theirs)."""
         who = await self._identity_from(request)
