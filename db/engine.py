@@ -6,7 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -31,6 +31,15 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def act_as_tenant(tenant_id: uuid.UUID) -> tuple[TextClause, dict[str, str]]:
+    """The statement and parameters that make row-level security see ``tenant_id`` until
+    the transaction ends, for an async or a sync session alike: ``session.execute(*...)``."""
+    return _SET_TENANT, {"key": TENANT_SETTING, "value": str(tenant_id)}
+
+
+_SET_TENANT = text("SELECT set_config(:key, :value, true)")
+
+
 @asynccontextmanager
 async def tenant_transaction(
     sessions: async_sessionmaker[AsyncSession], tenant_id: uuid.UUID
@@ -41,8 +50,5 @@ async def tenant_transaction(
     never carries one tenant into another's transaction.
     """
     async with sessions() as session, session.begin():
-        await session.execute(
-            text("SELECT set_config(:key, :value, true)"),
-            {"key": TENANT_SETTING, "value": str(tenant_id)},
-        )
+        await session.execute(*act_as_tenant(tenant_id))
         yield session

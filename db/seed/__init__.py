@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db.engine import TENANT_SETTING
+from db.engine import act_as_tenant
 from db.models import (
     ComplianceRule,
     Persona,
@@ -34,10 +34,7 @@ def seed_tenant(session: Session, data: dict[str, Any]) -> Tenant:
         session.add(tenant)
         session.flush()
     # Row-level security is forced for the owner too: act inside the tenant.
-    session.execute(
-        text("SELECT set_config(:key, :value, true)"),
-        {"key": TENANT_SETTING, "value": str(tenant.id)},
-    )
+    session.execute(*act_as_tenant(tenant.id))
     for user in data.get("users", []):
         if session.scalar(select(User.id).where(User.email == user["email"])) is None:
             session.add(

@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from db.engine import TENANT_SETTING
+from db.engine import act_as_tenant
 from db.models import AuditEvent, Invitation, Tenant, User, UserRole
 
 if TYPE_CHECKING:
@@ -66,10 +66,7 @@ def owner_session() -> Iterator[Session]:
 
 
 def _act_as(session: Session, tenant_id: uuid.UUID) -> None:
-    session.execute(
-        text("SELECT set_config(:key, :value, true)"),
-        {"key": TENANT_SETTING, "value": str(tenant_id)},
-    )
+    session.execute(*act_as_tenant(tenant_id))
 
 
 def create_tenant(
