@@ -26,6 +26,7 @@ import numpy as np
 from retrieval.chunking import ChunkingConfig
 from retrieval.embedder import Embedder
 from retrieval.indexing import DocumentInput, IndexingPipeline
+from retrieval.names import KB_SLUG_PATTERN
 from retrieval.parsing import DocumentParser
 from retrieval.search import (
     HybridSearcher,
@@ -37,7 +38,7 @@ from retrieval.search import (
 from retrieval.sparse import BM25Encoder
 from retrieval.store import KnowledgeStore, ScoredChunk
 
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")  # never a "."
+_SLUG = re.compile(KB_SLUG_PATTERN)
 _VERSION_SUFFIX = re.compile(r"(?:\.|_)v([0-9]+)$")
 
 

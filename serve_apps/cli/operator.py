@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from db.engine import act_as_tenant
 from db.models import AuditEvent, Invitation, Tenant, User, UserRole
+from serve_apps.orchestrator.specs import SLUG_PATTERN
 
 if TYPE_CHECKING:
     from serve_apps.gateway.auth import AccessTokens
@@ -30,7 +31,7 @@ operator_app = typer.Typer(
 )
 
 SUPPORT_EMAIL = "platform-support@salesboost.invalid"
-SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+SLUG = re.compile(SLUG_PATTERN)
 
 
 @contextlib.contextmanager

@@ -28,8 +28,9 @@ from serve_apps.gateway.schemas import (
     MyCourseOut,
     ScenarioProgress,
 )
+from serve_apps.orchestrator.specs import SLUG_PATTERN
 
-Slug = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$", description="Course slug.")]
+Slug = Annotated[str, Path(pattern=SLUG_PATTERN, description="Course slug.")]
 EDITORS = ("admin", "manager")
 
 

@@ -20,6 +20,7 @@ from db.engine import tenant_transaction
 from db.models import KnowledgeDocument
 from db.repositories import NotFoundError
 from retrieval.chunking import ChunkingConfig
+from retrieval.names import KB_SLUG_PATTERN
 from serve_apps.gateway.api import api
 from serve_apps.gateway.errors import APIError
 from serve_apps.gateway.identity import Identity
@@ -33,8 +34,9 @@ from serve_apps.knowledge.contracts import Refusal
 
 log = logging.getLogger("salesboost.gateway")
 
-KB_SLUG = r"^[a-z0-9][a-z0-9_-]{0,29}$"
-KnowledgeBaseSlug = Annotated[str, Path(pattern=KB_SLUG, description="Knowledge base name.")]
+KnowledgeBaseSlug = Annotated[
+    str, Path(pattern=KB_SLUG_PATTERN, description="Knowledge base name.")
+]
 EDITORS = ("admin", "manager")
 UPLOAD_CHUNK = 1 << 20
 

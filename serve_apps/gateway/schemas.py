@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from retrieval.chunking import ChunkingConfig
 from serve_apps.knowledge.contracts import ExplainedChunk, RetrievedChunk
 from serve_apps.orchestrator.contracts import EvaluationReport
-from serve_apps.orchestrator.specs import StorableText
+from serve_apps.orchestrator.specs import SLUG_PATTERN, StorableText
 
 
 class CreateSessionRequest(StorableText):
@@ -31,7 +31,7 @@ class CreateSessionRequest(StorableText):
     )
     course: str | None = Field(
         None,
-        pattern=r"^[a-z0-9][a-z0-9-]{0,63}$",
+        pattern=SLUG_PATTERN,
         description="Start the session as part of this course (published, assigned to you).",
     )
 
@@ -299,7 +299,7 @@ class HeatmapOut(BaseModel):
 
 # --- courses ---------------------------------------------------------------------------------
 
-CourseSlug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
+CourseSlug = Annotated[str, Field(pattern=SLUG_PATTERN)]
 
 
 class CourseSpec(StorableText):

@@ -16,6 +16,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from retrieval.names import KB_SLUG_PATTERN
+
+# The one definition of a slug (personas, scenarios, rubrics, rules, courses, companies).
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
 Severity = Literal["info", "warning", "critical"]
 
@@ -228,7 +231,7 @@ class ScenarioSpec(_Spec):
     ] = "qualification"
     difficulty: Literal["easy", "medium", "hard"] = "medium"
     description: str = _Text
-    knowledge_base: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9_-]{0,29}$")
+    knowledge_base: str | None = Field(None, pattern=KB_SLUG_PATTERN)
     rubric: str | None = Field(None, pattern=SLUG_PATTERN, description="A rubric's slug.")
     personas: list[str] = Field(
         ..., min_length=1, max_length=5, description="Persona slugs; the first leads."
