@@ -20,7 +20,6 @@ from db import training_repository as training
 from db.engine import create_engine, session_factory, tenant_transaction
 from db.models import Scenario, SessionMode
 from serve_apps.conversation.protocol import (
-    EndSession,
     ErrorEvent,
     FrameError,
     Ping,
@@ -29,6 +28,8 @@ from serve_apps.conversation.protocol import (
     Score,
     TraineeTurn,
     parse_client_frame,
+    parse_last_seq,
+    server_events,
 )
 from serve_apps.conversation.turns import Conversation
 from serve_apps.gateway.admin_routes import AdminRoutes
@@ -69,6 +70,38 @@ log = logging.getLogger("salesboost.gateway")
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL = 1011
+# Turns sent while one is being answered wait their turn, in order; with this many waiting
+# (beside the one being answered), a turn is refused (``too_many_turns``: not stored, not
+# acknowledged; send it again later).
+MAX_WAITING_TURNS = 4
+
+
+def session_channel(session_id: uuid.UUID) -> str:
+    """The Redis pub/sub channel on which a session's live sockets hear of replies stored after
+    the socket that asked for them closed (any gateway replica may hold the new socket)."""
+    return f"salesboost:session:{session_id}:replies"
+
+
+class _TurnQueue(asyncio.Queue):
+    """The turns (and ``end``) of one socket, in order; ``in_hand`` counts those waiting and
+    the one being answered."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_hand = 0
+
+
+# Defined before the deployment class: Serve pickles the class when it is decorated, with
+# the module's names that exist by then.
+def _serialized(send: Callable[[str], Awaitable[None]]) -> Callable[[str], Awaitable[None]]:
+    """One frame at a time on a socket that a turn, the frame reader and pushed replies share."""
+    lock = asyncio.Lock()
+
+    async def locked(frame: str) -> None:
+        async with lock:
+            await send(frame)
+
+    return locked
 
 
 def _scenario_out(scenario: Scenario) -> ScenarioOut:
@@ -292,7 +325,7 @@ class Gateway(
         self,
         websocket: WebSocket,
         session_id: uuid.UUID,
-        last_seq: Annotated[int | None, Query(ge=0)] = None,
+        last_seq: Annotated[str | None, Query(description="Replay the turns after it.")] = None,
         ticket: Annotated[str | None, Query(max_length=128)] = None,
         dev_tenant: Annotated[str | None, Query(max_length=64)] = None,
         dev_user: Annotated[str | None, Query(max_length=320)] = None,
@@ -306,15 +339,27 @@ class Gateway(
             return
         await websocket.accept()
         try:
+            replay_after = parse_last_seq(last_seq)
+        except ValueError as exc:
+            log.info("ws %s refused: %s", session_id, exc)
+            await websocket.close(code=CLOSE_POLICY, reason=str(exc)[:120])
+            return
+        try:
             conversation = await self._open_conversation(websocket, who, session_id)
         except (APIError, repo.NotFoundError) as exc:
             reason = exc.message if isinstance(exc, APIError) else "no such training session"
             log.info("ws %s refused: %s", session_id, reason)
             await websocket.close(code=CLOSE_POLICY, reason=reason[:120])
             return
-        if last_seq is not None:
-            await conversation.replay(last_seq)
+        # Listening before the replay: a reply stored in between is replayed or pushed (or
+        # both; a client keeps one per ``seq``), never missed.
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        pushed: asyncio.Task | None = None
         try:
+            await pubsub.subscribe(session_channel(session_id))
+            pushed = asyncio.create_task(self._push_published(pubsub, conversation))
+            if replay_after is not None:
+                await conversation.replay(replay_after)
             await self._converse(websocket, conversation, who)
         except WebSocketDisconnect:
             return
@@ -322,6 +367,22 @@ class Gateway(
             log.exception("ws %s: unexpected failure", session_id)
             if websocket.application_state != WebSocketState.DISCONNECTED:
                 await websocket.close(code=CLOSE_INTERNAL, reason="internal error")
+        finally:
+            if pushed is not None:
+                pushed.cancel()
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+
+    async def _push_published(self, pubsub: Any, conversation: Conversation) -> None:
+        """Send this socket the replies that other sockets' turns stored after they closed."""
+        try:
+            async for message in pubsub.listen():
+                if message.get("type") == "message":
+                    await conversation.report(server_events.validate_json(message["data"]))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # replies are stored; the client can still resume
+            log.warning("ws %s: published replies stop: %r", conversation.session_id, exc)
 
     async def _open_conversation(
         self, websocket: WebSocket, who: Identity, session_id: uuid.UUID
@@ -370,7 +431,8 @@ class Gateway(
                 session_id=session_id,
                 persona_ids={p.slug: p.id for p in ctx.personas},
             ),
-            locks=RedisGenerationLocks(self.redis),
+            locks=RedisGenerationLocks(self.redis, ttl_s=self.settings.generation_lock_ttl_s),
+            publish=lambda event: self.redis.publish(session_channel(session_id), event),
             reply_source=lambda request: orchestrator.stream_turn.remote(request),
             # Straight to the knowledge service: one hop less before the first token.
             grounder=lambda text: ground(
@@ -381,7 +443,7 @@ class Gateway(
                 top_k=self.settings.grounding_top_k,
                 timeout_s=self.settings.grounding_timeout_s,
             ),
-            send=websocket.send_text,
+            send=_serialized(websocket.send_text),
             max_tokens=self.settings.npc_max_tokens,
             temperature=self.settings.npc_temperature,
         )
@@ -410,6 +472,29 @@ class Gateway(
     async def _converse(
         self, websocket: WebSocket, conversation: Conversation, who: Identity
     ) -> None:
+        """Read frames while turns are answered: pings and resumes are answered at once, and
+        turns (and ``end``) are taken one at a time, in the order they came."""
+        # Counted from arrival until done, so that a refusal does not depend on whether the
+        # worker has taken the first turn off the queue yet.
+        waiting: _TurnQueue = _TurnQueue()
+        worker = asyncio.create_task(self._take_turns(websocket, conversation, who, waiting))
+        try:
+            await self._read_frames(websocket, conversation, waiting)
+        finally:
+            conversation.client_left()
+            while not waiting.empty():  # not started: neither stored nor acknowledged
+                waiting.get_nowait()
+            waiting.put_nowait(None)
+            # The turn being answered goes on to be stored (and published), even if this
+            # handler is cancelled.
+            await asyncio.shield(worker)
+
+    async def _read_frames(
+        self,
+        websocket: WebSocket,
+        conversation: Conversation,
+        waiting: _TurnQueue,
+    ) -> None:
         limit = self.settings.max_frame_bytes
         while True:
             message = await websocket.receive()
@@ -430,29 +515,64 @@ class Gateway(
                 log.info("ws %s: rejected frame: %s", conversation.session_id, exc.event.message)
                 await conversation.report(exc.event)
                 continue
-            if isinstance(frame, TraineeTurn):
-                try:
-                    await self.limits.check_caller(conversation.tenant_id, conversation.user_id)
-                    await self.limits.check_token_budget(conversation.tenant_id)
-                except RateLimited as exc:
-                    await conversation.report(
-                        ErrorEvent(
-                            code="rate_limited",
-                            message=exc.message,
-                            client_turn_id=frame.client_turn_id,
-                            retry_after_s=exc.retry_after_s,
-                        )
-                    )
-                    continue
-                try:
-                    await conversation.handle_turn(frame)
-                except repo.NotFoundError:
-                    await conversation.report(
-                        ErrorEvent(code="session_ended", message="this training session has ended")
-                    )
+            if isinstance(frame, Ping):
+                await conversation.report(Pong())
             elif isinstance(frame, Resume):
                 await conversation.replay(frame.last_seq)
-            elif isinstance(frame, EndSession):
-                await self._end_over_websocket(conversation, who)
-            elif isinstance(frame, Ping):
-                await websocket.send_text(Pong().model_dump_json())
+            elif waiting.in_hand > MAX_WAITING_TURNS:
+                await conversation.report(
+                    ErrorEvent(
+                        code="too_many_turns",
+                        message=f"{MAX_WAITING_TURNS} turns are already waiting for the reply "
+                        "being generated; send this one again after a reply_done",
+                        client_turn_id=frame.client_turn_id
+                        if isinstance(frame, TraineeTurn)
+                        else None,
+                    )
+                )
+            else:
+                waiting.in_hand += 1
+                waiting.put_nowait(frame)
+
+    async def _take_turns(
+        self,
+        websocket: WebSocket,
+        conversation: Conversation,
+        who: Identity,
+        waiting: _TurnQueue,
+    ) -> None:
+        try:
+            while (frame := await waiting.get()) is not None:
+                try:
+                    if isinstance(frame, TraineeTurn):
+                        await self._take_turn(conversation, frame)
+                    else:
+                        await self._end_over_websocket(conversation, who)
+                finally:
+                    waiting.in_hand -= 1
+        except Exception:
+            log.exception("ws %s: unexpected failure", conversation.session_id)
+            if websocket.application_state != WebSocketState.DISCONNECTED:
+                with contextlib.suppress(Exception):
+                    await websocket.close(code=CLOSE_INTERNAL, reason="internal error")
+
+    async def _take_turn(self, conversation: Conversation, frame: TraineeTurn) -> None:
+        try:
+            await self.limits.check_caller(conversation.tenant_id, conversation.user_id)
+            await self.limits.check_token_budget(conversation.tenant_id)
+        except RateLimited as exc:
+            await conversation.report(
+                ErrorEvent(
+                    code="rate_limited",
+                    message=exc.message,
+                    client_turn_id=frame.client_turn_id,
+                    retry_after_s=exc.retry_after_s,
+                )
+            )
+            return
+        try:
+            await conversation.handle_turn(frame)
+        except repo.NotFoundError:
+            await conversation.report(
+                ErrorEvent(code="session_ended", message="this training session has ended")
+            )

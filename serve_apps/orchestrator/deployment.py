@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,6 +23,10 @@ from serve_apps.orchestrator.training_turn import (
     TurnEvent,
     agent_error,
 )
+
+# A child of Serve's logger: its records go to the replica's log file under Ray's session
+# directory (logs/serve/replica_<app>_TrainingOrchestrator_*.log).
+_serve_log = logging.getLogger("ray.serve.salesboost.orchestrator")
 
 
 @serve.deployment(
@@ -79,6 +84,9 @@ class TrainingOrchestrator:
         )
 
     async def stream_turn(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
+        # One line per reply asked of the model, in the replica's Serve log with the request
+        # id: a retried turn must not show up twice.
+        _serve_log.info("model asked: session %s turn %s", request.session_id, request.reply_to_seq)
         grounding = request.grounding
         if grounding is None:
             grounding = await self.ground(

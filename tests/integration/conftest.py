@@ -42,6 +42,9 @@ def stack(tmp_path_factory):
         max_message_chars=1984,  # 4 bytes a character and 256 of JSON: the frame limit
         max_frame_bytes=8192,
         max_upload_bytes=2 * 1024 * 1024,
+        # Short, so that a turn can be made to wait longer than its generation lock lives
+        # (test_hardening.py); renewed every 0.5 s.
+        generation_lock_ttl_s=1.5,
         # The fuzzing run sends hundreds of requests a minute as one user; the limits have
         # their own tests (unit, on Redis) and the sign-in limit is checked here as set.
         rate_limit_ip_per_min=100_000,
