@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from serve_apps.secrets import SecretsUnavailableError, resolve_secrets
+from serve_apps.secret_source import SecretsUnavailableError, resolve_secrets
 from serve_apps.settings import Settings
 
 TOKEN = "s.test-token"
