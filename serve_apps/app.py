@@ -3,8 +3,10 @@
     Gateway ─┬─► TrainingOrchestrator ─┬─► NPC LLM (ray.serve.llm on vLLM)
              │                         ├─► judge LLM (the NPC's own deployment when the
              │                         │   judge config names the same model)
-             │                         └─► KnowledgeService ─► Embedder
-             └─► KnowledgeService (uploads, search testing, versions)
+             │                         └─► Embedder (the semantic checks' sentences)
+             └─► KnowledgeService (each turn's grounding, uploads, search testing,
+                   │               versions)
+                   ├─► Embedder
                    └─► Reranker (a cross-encoder, only when one is configured)
 
 The same builder serves ``salesboost up``, a Serve config YAML (``cluster/``), a RayService
@@ -202,7 +204,6 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
     orchestrator = TrainingOrchestrator.bind(
         npc_llm=npc_llm,
         npc_model_id=npc.model_id,
-        knowledge=knowledge,
         judge_llm=judge_llm,
         judge_model_id=judge_model_id,
         agents=parsed.agents,

@@ -244,12 +244,12 @@ class Conversation:
         grounding: asyncio.Future[list[RetrievedChunk]] | None,
         clock: TurnClock,
     ) -> None:
-        chunks: list[RetrievedChunk] | None = None
+        chunks: list[RetrievedChunk] = []
         if grounding is not None:
             try:
                 chunks = await grounding
-            except Exception as exc:  # the orchestrator retrieves again; the reply goes on
-                log.info("session %s: early retrieval failed: %r", self.session_id, exc)
+            except Exception as exc:  # the reply goes on, ungrounded
+                log.warning("session %s: retrieval failed: %r", self.session_id, exc)
         request = TurnRequest(
             session_id=str(self.session_id),
             tenant_id=str(self.tenant_id),

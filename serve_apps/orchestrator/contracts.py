@@ -71,11 +71,11 @@ class TurnRequest(BaseModel):
         default_factory=list, description="Earlier turns, oldest first, without the new one."
     )
     trainee_text: str
-    grounding: list[RetrievedChunk] | None = Field(
-        None,
-        description="The seller's knowledge chunks already retrieved for this turn (the "
-        "gateway asks for them while it stores the turn); None: the orchestrator retrieves "
-        "them itself.",
+    grounding: list[RetrievedChunk] = Field(
+        default_factory=list,
+        description="The seller's knowledge chunks for this turn, retrieved by the gateway "
+        "while it stores the turn (its one owner); empty without a knowledge base or when "
+        "retrieval failed.",
     )
     max_tokens: int = Field(64, ge=1, le=2048)
     temperature: float = Field(0.7, ge=0, le=2)

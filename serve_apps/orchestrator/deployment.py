@@ -9,8 +9,6 @@ from typing import Any
 from ray import serve
 
 from serve_apps.conversation.protocol import ErrorEvent
-from serve_apps.knowledge.contracts import RetrievedChunk
-from serve_apps.knowledge.grounding import ground
 from serve_apps.orchestrator.agents.evaluator import Evaluator
 from serve_apps.orchestrator.agents.judge import Judge
 from serve_apps.orchestrator.agents.npc import NPCConversation
@@ -40,13 +38,11 @@ class TrainingOrchestrator:
         self,
         npc_llm: Any,
         npc_model_id: str,
-        knowledge: Any,
         judge_llm: Any | None = None,
         judge_model_id: str | None = None,
         agents: dict[str, Any] | None = None,
         embedder: Any | None = None,
     ) -> None:
-        from serve_apps.settings import get_settings
 
         self._npc_engine = ServeLLMChatEngine(npc_llm, npc_model_id)
         self._judge_engine = (
@@ -65,36 +61,14 @@ class TrainingOrchestrator:
         matcher = SemanticMatcher(ServeSentenceEmbedder(embedder)) if embedder is not None else None
         self._turn = TrainingTurn(NPCConversation(self._npc_engine), judge, settings, matcher)
         self._evaluator = Evaluator(judge if settings.evaluator_uses_judge else None, matcher)
-        self._knowledge = knowledge
-        app_settings = get_settings()
-        self._grounding_top_k = app_settings.grounding_top_k
-        self._grounding_timeout_s = app_settings.grounding_timeout_s
-
-    async def ground(
-        self, *, tenant_id: str, knowledge_base: str | None, text: str
-    ) -> list[RetrievedChunk]:
-        """The knowledge chunks for a trainee turn (none when retrieval fails)."""
-        return await ground(
-            self._knowledge,
-            tenant_id=tenant_id,
-            knowledge_base=knowledge_base,
-            text=text,
-            top_k=self._grounding_top_k,
-            timeout_s=self._grounding_timeout_s,
-        )
 
     async def stream_turn(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
         # One line per reply asked of the model, in the replica's Serve log with the request
         # id: a retried turn must not show up twice.
         _serve_log.info("model asked: session %s turn %s", request.session_id, request.reply_to_seq)
-        grounding = request.grounding
-        if grounding is None:
-            grounding = await self.ground(
-                tenant_id=request.tenant_id,
-                knowledge_base=request.knowledge_base,
-                text=request.trainee_text,
-            )
-        async for event in self._turn.run(request, grounding):
+        # The gateway retrieved the turn's knowledge while it stored the turn: the one owner
+        # of a turn's grounding.
+        async for event in self._turn.run(request, request.grounding):
             yield event
 
     async def evaluate(
