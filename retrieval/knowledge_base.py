@@ -26,7 +26,6 @@ import numpy as np
 from retrieval.chunking import ChunkingConfig
 from retrieval.embedder import Embedder
 from retrieval.indexing import DocumentInput, IndexingPipeline
-from retrieval.names import KB_SLUG_PATTERN
 from retrieval.parsing import DocumentParser
 from retrieval.search import (
     HybridSearcher,
@@ -38,7 +37,9 @@ from retrieval.search import (
 from retrieval.sparse import BM25Encoder
 from retrieval.store import KnowledgeStore, ScoredChunk
 
-_SLUG = re.compile(KB_SLUG_PATTERN)
+# The store's name of a company's knowledge base, "<company id>_<name>" (retrieval.names
+# bounds the name itself): never a ".", which separates the parts of collection names.
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _VERSION_SUFFIX = re.compile(r"(?:\.|_)v([0-9]+)$")
 
 
