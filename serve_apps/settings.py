@@ -93,6 +93,12 @@ class Settings(BaseSettings):
         "2 cores, all but a quarter, at least one), 'off', or a list such as '0-2'; the rest "
         "run the rest.",
     )
+    cpu_dtype: Literal["auto", "bfloat16", "float32"] = Field(
+        "auto",
+        description="What a CPU model engine computes in: 'auto' is bfloat16 on a CPU with bf16 "
+        "instructions and float32 elsewhere (models/cpu_dtype.py); a model config's own dtype "
+        "wins.",
+    )
     serve_config: Path = Field(
         Path("cluster/serve_local.yaml"), description="Serve config that `salesboost up` deploys."
     )

@@ -107,8 +107,6 @@ class Stack:
         layout = self._cpu_layout(config)
         if layout is not None:
             self.progress(f"CPU layout: {layout.describe()}")
-        for line in engine_dtype_lines(config):
-            self.progress(line)
         serving_cores = layout.serving_cores if layout is not None else contextlib.nullcontext
         with serving_cores():
             database_url, migration_url, redis_url = self._data_services()
@@ -221,6 +219,8 @@ class Stack:
         # values while the stack runs, so that builders that run here see them too.
         self._saved_environ = {key: os.environ.get(key) for key in self.env}
         os.environ.update(self.env)
+        for line in engine_dtype_lines(config):  # SALESBOOST_CPU_DTYPE is in the environment now
+            self.progress(line)
         from serve_apps.settings import get_settings
 
         get_settings.cache_clear()
