@@ -310,7 +310,7 @@ async def test_the_longest_message_of_4_byte_characters_fits_a_frame(base_url, o
         too_long = await recv(ws)
         assert too_long["code"] == "message_too_long", too_long
         await ws.send(turn_frame(text, client_turn_id="long-2"))
-        assert (await recv(ws))["type"] == "ack"
-        while (await recv(ws, wait_s=300))["type"] != "reply_done":
-            pass
+        assert (await recv(ws))["type"] == "ack"  # the frame fit, the turn is stored
+        # Not waited for: 1,984 emoji are more tokens than the bundled model's 2,048-token
+        # context, and that reply is `model_unavailable` (the prompt, not the frame).
     assert stored_turns(owner_db_url, session_id)[0][2] == text
