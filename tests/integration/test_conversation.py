@@ -54,7 +54,10 @@ async def test_multi_turn_conversation_streams_and_persists(base_url, owner_db_u
             assert done["type"] == "reply_done"
             assert done["seq"] == ack["seq"] + 1 and done["reply_to"] == ack["seq"]
             assert done["speaker"] == "skeptical-it-director"
-            assert done["text"] == "".join(t["text"] for t in tokens)
+            # The stored reply is what streamed, cut back to its last whole sentence when the
+            # token budget stopped it mid-sentence (npc_prompt.trim_reply).
+            streamed = "".join(t["text"] for t in tokens).strip()
+            assert done["text"].strip() and streamed.startswith(done["text"].strip())
             assert 0 < done["output_tokens"] <= 24
             timing = done["timing"]  # the server's clock: stored, model asked, first token
             assert 0 < timing["stored_ms"] <= timing["model_called_ms"]
