@@ -50,6 +50,23 @@ def check_nodes(nodes: int, num_cpus: int) -> None:
         )
 
 
+def use_cluster_token(token: Path) -> dict[str, str]:
+    """Make this process (and the processes it starts) present ``token`` to Ray; returns
+    the environment that says so.
+
+    Ray reads its config (the auth mode among it) and the token once per process and caches
+    both: a process that imported Ray before would otherwise knock on the cluster with no
+    token. Ray refreshes them the same way when it turns token auth on itself
+    (``ray._private.authentication``)."""
+    from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
+
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+    os.environ.update(auth)
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
+    return auth
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -115,9 +132,7 @@ class LocalRayCluster:
         fd = os.open(token, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_hex(32))
-        auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
-        self.env = {**self.env, **auth}
-        os.environ.update(auth)
+        self.env = {**self.env, **use_cluster_token(token)}
 
     def _spawn(self, name: str, args: list[str], num_cpus: int) -> None:
         log: int | IO[bytes] = subprocess.DEVNULL

@@ -557,6 +557,7 @@ def run_quality_bench(
     engine: bool = True,
     progress: Progress = print,
 ) -> dict[str, Any]:
+    from models.cpu_dtype import detect_cpu
     from serve_apps.bench.turn import engine_meta
     from serve_apps.orchestrator.agents.reviewer import OFF_QUESTION_THRESHOLD
     from serve_apps.orchestrator.semantic import LocalSentenceEmbedder, SemanticMatcher
@@ -575,7 +576,9 @@ def run_quality_bench(
             "npc_max_tokens": settings.npc_max_tokens if persona == "current" else 160,
             "temperature": PRODUCT_TEMPERATURE,
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            **(engine_meta() if engine else {}),
+            # The CPU always (the embedder's checks run on it too); the engine's dtype
+            # only when the persona ran on the engine.
+            **(engine_meta() if engine else {"cpu": detect_cpu().as_meta()}),
         }
     }
     try:

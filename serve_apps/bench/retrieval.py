@@ -31,6 +31,7 @@ def _index_fingerprint(dataset_dir: Path, embedder: str, chunking: dict[str, Any
 def run_retrieval_bench(
     dataset_dir: Path, settings: Settings, progress: Progress = print, *, reuse_index: bool = False
 ) -> dict[str, Any]:
+    from models.cpu_dtype import detect_cpu
     from retrieval.chunking import ChunkingConfig
     from retrieval.embedder import Embedder
     from retrieval.evaluation import BeirDataset, evaluate, index_dataset
@@ -87,6 +88,9 @@ def run_retrieval_bench(
             "chunks": chunks,
             "indexing_s": round(indexing_s, 1),
             "embedder": embedder.spec.name,
+            # The encoders run in float32 on every CPU (FlagEmbedding casts to it there).
+            "cpu": detect_cpu().as_meta(),
+            "encoder_dtype": "float32",
             "reranker": (
                 "top-50 fused candidates rescored by dense, BM25 and late interaction "
                 "(best sentence, MAX_SIM), fused by DBSF"

@@ -230,34 +230,38 @@ async def gateway_conversation(
                 await start.wait()
             if index > 0:
                 await asyncio.sleep(think_time_s(script, index, think_ms))
-            frame = {
-                "type": "turn",
-                "client_turn_id": uuid.uuid4().hex,
-                "text": trainee_line(script, index),
-            }
-            started = time.perf_counter()
-            await ws.send(json.dumps(frame))
-            first: float | None = None
-            while True:
-                event = json.loads(await ws.recv())
-                if event["type"] == "token" and first is None:
-                    first = time.perf_counter() - started
-                elif event["type"] == "reply_done":
-                    elapsed = time.perf_counter() - started
-                    break
-                elif event["type"] == "error" and event["code"] != "agent_failed":
-                    raise RuntimeError(f"gateway error event: {event}")
+            sample, event = await timed_turn(ws, trainee_line(script, index))
+            if sample is None:
+                raise RuntimeError(f"gateway error event: {event}")
             if index > 0:
-                samples.append(
-                    TurnSample(
-                        started,
-                        first or elapsed,
-                        elapsed,
-                        event.get("output_tokens") or 0,
-                        event.get("timing"),
-                    )
-                )
+                samples.append(sample)
     return samples
+
+
+async def timed_turn(ws: Any, text: str) -> tuple[TurnSample | None, dict[str, Any]]:
+    """Send one trainee turn on an open session socket and wait for its end: the sample and
+    the ``reply_done``, or no sample and the ``error`` event that ended the turn instead (an
+    optional agent's ``agent_failed`` does not end it)."""
+    frame = {"type": "turn", "client_turn_id": uuid.uuid4().hex, "text": text}
+    started = time.perf_counter()
+    await ws.send(json.dumps(frame))
+    first: float | None = None
+    while True:
+        event = json.loads(await ws.recv())
+        if event["type"] == "token" and first is None:
+            first = time.perf_counter() - started
+        elif event["type"] == "reply_done":
+            elapsed = time.perf_counter() - started
+            sample = TurnSample(
+                started,
+                first or elapsed,
+                elapsed,
+                event.get("output_tokens") or 0,
+                event.get("timing"),
+            )
+            return sample, event
+        elif event["type"] == "error" and event["code"] != "agent_failed":
+            return None, event
 
 
 # --- the direct side -------------------------------------------------------------------

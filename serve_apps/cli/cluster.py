@@ -65,14 +65,13 @@ def status(
 
     import ray
 
+    from cluster.local import cluster_report, use_cluster_token
     from serve_apps.settings import get_settings
 
     # A multi-node `salesboost up` keeps its cluster's auth token under the data directory.
     token = get_settings().data_dir / "ray-nodes" / "auth_token"
     if token.is_file() and "RAY_AUTH_TOKEN_PATH" not in os.environ:
-        os.environ.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token))
-
-    from cluster.local import cluster_report
+        use_cluster_token(token)
 
     try:
         ray.init(address=address, log_to_driver=False, configure_logging=False)

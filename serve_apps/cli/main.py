@@ -205,6 +205,53 @@ def bench_quality(
     typer.echo(json.dumps(summary, indent=2))
 
 
+@bench_app.command("scaling")
+def bench_scaling(
+    json_path: Annotated[Path, typer.Option("--json", help="Where to write the results.")],
+    nodes: Annotated[
+        str, typer.Option(help="Comma-separated cluster sizes, each run in turn.")
+    ] = "1,2",
+    conversations: Annotated[
+        int, typer.Option(min=1, max=32, help="Conversations opened at once (the step).")
+    ] = 6,
+    turns: Annotated[int, typer.Option(min=1, max=50, help="Turns per conversation.")] = 20,
+    think_ms: Annotated[
+        int,
+        typer.Option(min=0, max=60_000, help="Mean reading time before each turn (0 to 2x)."),
+    ] = 1000,
+    plot: Annotated[Path | None, typer.Option(help="PNG plot; default beside the JSON.")] = None,
+) -> None:
+    """A step load of conversations on a 1-node and a 2-node local Ray cluster: replicas over
+    time, TTFT, turns/s, scale_up_s and failed_turns while Serve adds replicas."""
+    from cluster.local import ClusterSizeError, check_nodes
+    from serve_apps.bench.scaling import ScalingBenchConfig, run_scaling_bench
+    from serve_apps.bench.scaling import plot as draw
+
+    settings = _settings()
+    try:
+        sizes = tuple(int(x) for x in nodes.split(",") if x.strip())
+        if not sizes:
+            raise ClusterSizeError("--nodes: name at least one cluster size")
+        for size in sizes:
+            check_nodes(size, settings.ray_num_cpus)
+    except (ValueError, ClusterSizeError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    config = ScalingBenchConfig(
+        nodes=sizes, conversations=conversations, turns=turns, think_ms=think_ms
+    )
+    result = run_scaling_bench(config, settings, progress=typer.echo)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(result, indent=2))
+    plot_path = plot or json_path.with_suffix(".png")
+    draw(result, plot_path)
+    summary = {k: v for k, v in result.items() if not k.startswith("nodes_")}
+    for key in (k for k in result if k.startswith("nodes_")):
+        summary[key] = {k: v for k, v in result[key].items() if k != "replicas"}
+    typer.echo(json.dumps(summary, indent=2))
+    typer.echo(f"plot: {plot_path}")
+
+
 @bench_app.command("retrieval")
 def bench_retrieval(
     dataset: Annotated[Path, typer.Option(help="A BEIR folder (corpus, queries, qrels/test.tsv).")],

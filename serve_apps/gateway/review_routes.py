@@ -21,6 +21,7 @@ from db import repositories as repo
 from db import review_repository as reviews
 from db import training_repository as training
 from db.engine import tenant_transaction
+from serve_apps.conversation.protocol import MAX_SEQ
 from serve_apps.gateway.api import api
 from serve_apps.gateway.errors import APIError
 from serve_apps.gateway.identity import Identity
@@ -46,7 +47,7 @@ class SessionSummaryOut(BaseModel):
 class ReviewCommentIn(StorableText):
     model_config = ConfigDict(extra="forbid")
 
-    seq: int = Field(..., ge=1, description="The turn the comment is about.")
+    seq: int = Field(..., ge=1, le=MAX_SEQ, description="The turn the comment is about.")
     text: str = Field(..., min_length=1, max_length=4000)
 
 

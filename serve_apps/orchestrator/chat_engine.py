@@ -155,7 +155,7 @@ class ServeLLMChatEngine:
         request = TokenizeCompletionRequest(
             model=self.model_id, prompt=text, add_special_tokens=False
         )
-        async for answer in self._health.tokenize.remote(request):
+        async for answer in self._handle.tokenize.remote(request):  # an async generator
             count = getattr(answer, "count", None)
             if count is None:  # an ErrorResponse
                 raise ModelUnavailableError(str(getattr(answer, "error", answer)))

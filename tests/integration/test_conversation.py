@@ -6,6 +6,8 @@ import httpx
 import psycopg
 import pytest
 
+from serve_apps.orchestrator.contracts import PersonaCard
+from serve_apps.orchestrator.npc_prompt import clean_reply, trim_reply
 from tests.integration.wsclient import connect, new_session, recv, send_turn
 
 pytestmark = pytest.mark.integration
@@ -31,7 +33,12 @@ def _tenant_of(conn, session_id: str) -> str:
     raise AssertionError(f"session {session_id} not found in any tenant")
 
 
-async def test_multi_turn_conversation_streams_and_persists(base_url, owner_db_url):
+async def test_multi_turn_conversation_streams_and_persists(base_url, owner_db_url, demo_admin):
+    async with httpx.AsyncClient(base_url=base_url, headers=demo_admin) as client:
+        persona = (await client.get("/v1/personas/skeptical-it-director")).json()
+    speaker = PersonaCard(
+        **{k: persona[k] for k in ("slug", "name", "role", "company")}, personality=""
+    )
     session_id = await new_session(base_url)
     lines = [
         "Hi Priya, thanks for making time. What prompted you to look at new CRMs?",
@@ -54,10 +61,11 @@ async def test_multi_turn_conversation_streams_and_persists(base_url, owner_db_u
             assert done["type"] == "reply_done"
             assert done["seq"] == ack["seq"] + 1 and done["reply_to"] == ack["seq"]
             assert done["speaker"] == "skeptical-it-director"
-            # The stored reply is what streamed, cut back to its last whole sentence when the
-            # token budget stopped it mid-sentence (npc_prompt.trim_reply).
-            streamed = "".join(t["text"] for t in tokens).strip()
-            assert done["text"].strip() and streamed.startswith(done["text"].strip())
+            # The stored reply is exactly what streamed (no chunk lost at its end), cut back
+            # to its last whole sentence when the token budget stopped it mid-sentence.
+            streamed = "".join(t["text"] for t in tokens)
+            assert done["text"].strip()
+            assert done["text"] == trim_reply(clean_reply(streamed, speaker))[0]
             assert 0 < done["output_tokens"] <= 24
             timing = done["timing"]  # the server's clock: stored, model asked, first token
             assert 0 < timing["stored_ms"] <= timing["model_called_ms"]

@@ -117,6 +117,18 @@ def _requests(things: dict[str, str]) -> dict[tuple[str, str], tuple[str, dict |
             f"/v1/sessions/{things['session']}/report",
             None,
         ),
+        ("get", "/v1/sessions/{session_id}/review"): (
+            f"/v1/sessions/{things['session']}/review",
+            None,
+        ),
+        ("post", "/v1/sessions/{session_id}/review/comments"): (
+            f"/v1/sessions/{things['session']}/review/comments",
+            {"seq": 1, "text": "hijacked"},
+        ),
+        ("put", "/v1/sessions/{session_id}/review/score"): (
+            f"/v1/sessions/{things['session']}/review/score",
+            {"score": 1, "reason": "hijacked"},
+        ),
         ("get", "/v1/personas/{slug}"): (f"/v1/personas/{things['persona']}", None),
         ("put", "/v1/personas/{slug}"): (f"/v1/personas/{things['persona']}", persona_body),
         ("delete", "/v1/personas/{slug}"): (f"/v1/personas/{things['persona']}", None),

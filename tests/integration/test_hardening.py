@@ -33,7 +33,13 @@ LOCK_TTL_S = 1.5  # generation_lock_ttl_s in conftest.py
 MAX_MESSAGE_CHARS = 1984  # max_message_chars in conftest.py
 BUSY_LINE = (
     "Let me walk you through our whole situation before you answer, because it matters. " * 22
-)[:1900]
+)[:1850]
+
+
+def busy_line(index: int) -> str:
+    """A long turn whose prompt shares no prefix with another's past the persona's card: the
+    engine's prefix cache would otherwise make the same long line nearly free to prefill."""
+    return f"Busy line {index} ({uuid.uuid4().hex}). {BUSY_LINE}"
 
 
 def model_calls(session_id: str) -> list[str]:
@@ -50,9 +56,9 @@ def model_calls(session_id: str) -> list[str]:
     ]
 
 
-async def _busy_turn(base_url: str, session_id: str, acked: asyncio.Event) -> None:
+async def _busy_turn(base_url: str, session_id: str, line: str, acked: asyncio.Event) -> None:
     async with connect(base_url, session_id) as ws:
-        await ws.send(turn_frame(BUSY_LINE))
+        await ws.send(turn_frame(line))
         first = await recv(ws)
         assert first["type"] == "ack", first
         acked.set()
@@ -63,17 +69,17 @@ async def _busy_turn(base_url: str, session_id: str, acked: asyncio.Event) -> No
 async def test_a_retry_while_the_reply_waits_for_the_engine_calls_the_model_once(
     base_url, owner_db_url
 ):
-    """Seven long turns keep the engine's queue full; the target turn's socket drops after
-    its ``ack``, and the same ``client_turn_id`` comes again on a new socket after the lock's
-    time-to-live. The lock was renewed while the turn waited: the retry is told the reply is
-    in progress, the reply is pushed to the new socket when stored, and the orchestrator
-    asked the model once."""
-    busy_sessions = [await new_session(base_url) for _ in range(7)]
+    """Nine long turns, each its own text, keep the engine's queue full; the target turn's
+    socket drops after its ``ack``, and the same ``client_turn_id`` comes again on a new
+    socket after the lock's time-to-live. The lock was renewed while the turn waited: the
+    retry is told the reply is in progress, the reply is pushed to the new socket when
+    stored, and the orchestrator asked the model once."""
+    busy_sessions = [await new_session(base_url) for _ in range(9)]
     target = await new_session(base_url)
     acks = [asyncio.Event() for _ in busy_sessions]
     busy = [
-        asyncio.create_task(_busy_turn(base_url, s, a))
-        for s, a in zip(busy_sessions, acks, strict=True)
+        asyncio.create_task(_busy_turn(base_url, s, busy_line(i), a))
+        for i, (s, a) in enumerate(zip(busy_sessions, acks, strict=True))
     ]
     try:
         await asyncio.wait_for(asyncio.gather(*(a.wait() for a in acks)), 120)
@@ -83,7 +89,7 @@ async def test_a_retry_while_the_reply_waits_for_the_engine_calls_the_model_once
             ack = await recv(ws)
             acked_at = time.monotonic()
         assert ack["type"] == "ack" and ack["duplicate"] is False
-        await asyncio.sleep(LOCK_TTL_S * 1.5)  # the lock would have expired unrenewed
+        await asyncio.sleep(LOCK_TTL_S * 1.2)  # the lock would have expired unrenewed
         async with connect(base_url, target) as ws:
             await ws.send(turn_frame("What does your team need most?", client_turn_id="x-1"))
             retry_sent_after = time.monotonic() - acked_at
@@ -191,6 +197,11 @@ async def test_last_seq_out_of_range_on_connect_closes_1008(base_url, raw):
         ("put", "/v1/knowledge-bases/ranges", {"chunking": {"overlap_words": 2**31}}),
         (
             "post",
+            "/v1/sessions/00000000-0000-0000-0000-000000000000/review/comments",
+            {"seq": 2**31, "text": "a turn past PostgreSQL's integer"},
+        ),
+        (
+            "post",
             "/v1/courses/no-such-course/assignments",
             {"team": "x", "due_at": "9999-12-31T23:00:00-14:00"},
         ),
@@ -205,6 +216,56 @@ async def test_integers_out_of_range_from_a_client_are_422s(
     error = response.json()["error"]
     assert error["code"] == "invalid_request" and error["request_id"]
     assert response.headers["x-request-id"] == error["request_id"]
+
+
+def _integer_inputs(spec: dict) -> tuple[list[str], list[str]]:
+    """Every integer a client can send (path and query parameters, body fields at any
+    depth), named by route and place: those with a maximum, and those without."""
+    schemas = spec.get("components", {}).get("schemas", {})
+    bounded: list[str] = []
+    unbounded: list[str] = []
+
+    def walk(node: object, where: str, seen: frozenset[str]) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item, where, seen)
+            return
+        if not isinstance(node, dict):
+            return
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            name = ref.rsplit("/", 1)[-1]
+            if name not in seen:
+                walk(schemas.get(name, {}), f"{where} ({name})", seen | {name})
+            return
+        if node.get("type") == "integer":
+            has_maximum = "maximum" in node or "exclusiveMaximum" in node
+            (bounded if has_maximum else unbounded).append(where)
+        for key, value in node.get("properties", {}).items():
+            walk(value, f"{where}.{key}", seen)
+        for key in ("items", "anyOf", "oneOf", "allOf", "additionalProperties"):
+            if key in node:
+                walk(node[key], where, seen)
+
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            route = f"{method.upper()} {path}"
+            for parameter in operation.get("parameters", []):
+                walk(parameter.get("schema", {}), f"{route} {parameter['name']}", frozenset())
+            for content in operation.get("requestBody", {}).get("content", {}).values():
+                walk(content.get("schema", {}), f"{route} body", frozenset())
+    return bounded, unbounded
+
+
+def test_every_integer_a_client_sends_has_a_maximum(base_url):
+    """The sweep behind the cases above: an integer without an upper bound could reach
+    PostgreSQL out of its range (a 500) on a route nobody probed by hand."""
+    spec = httpx.get(f"{base_url}/openapi.json", timeout=60).json()
+    bounded, unbounded = _integer_inputs(spec)
+    assert unbounded == []
+    # The walk reaches parameters and nested body fields alike.
+    assert any("last_seq" not in b and " body" in b for b in bounded), bounded
+    assert any("limit" in b for b in bounded), bounded
 
 
 async def test_rubric_and_persona_numbers_out_of_range_are_422s(base_url, demo_admin):
@@ -275,6 +336,26 @@ def test_a_cors_refusal_has_the_error_body_and_a_request_id(base_url):
     assert error["code"] == "cors_refused" and "origin" in error["message"]
     assert denied.headers.get_list("x-request-id") == [error["request_id"]]
     assert "access-control-allow-origin" not in denied.headers
+
+
+def test_a_long_request_target_and_large_headers_get_the_error_body_behind_serve(
+    base_url, demo_admin
+):
+    """Serve's proxy answers these before the gateway sees them: its middleware gives them
+    the one body (8 KiB of path and query: 414; 32 KiB of headers: 431)."""
+    with httpx.Client(base_url=base_url, timeout=30, headers=demo_admin) as http:
+        long_target = http.get("/v1/scenarios", params={"q": "x" * 9000})
+        large_headers = http.get("/v1/scenarios", headers={"X-Padding": "y" * 33_000})
+        within = http.get("/v1/scenarios", params={"q": "x" * 7000})
+    for response, status, code in (
+        (long_target, 414, "uri_too_long"),
+        (large_headers, 431, "headers_too_large"),
+    ):
+        assert response.status_code == status, response.text
+        error = response.json()["error"]
+        assert error["code"] == code and error["request_id"]
+        assert response.headers["x-request-id"] == error["request_id"]
+    assert within.status_code == 200, within.text
 
 
 @pytest.mark.parametrize(

@@ -16,35 +16,14 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
+from serve_apps.bench.scaling import SCALED, write_scaling_serve_config
 from tests.integration.conftest import REPO, _free_port
 from tests.integration.wsclient import connect, new_session, send_turn
 
 pytestmark = pytest.mark.integration
 
 SALESBOOST = str(Path(sys.executable).parent / "salesboost")
-SCALED = ("TrainingOrchestrator", "Gateway")
-
-
-def _scaling_config(tmp_path: Path) -> Path:
-    """serve_local.yaml with targets a few conversations reach (each open WebSocket is one
-    ongoing request at the gateway, each streaming turn one at the orchestrator)."""
-    config = yaml.safe_load((REPO / "cluster" / "serve_local.yaml").read_text())
-    for deployment in config["applications"][0]["deployments"]:
-        if deployment["name"] in SCALED:
-            deployment["autoscaling_config"] = {
-                "min_replicas": 1,
-                "max_replicas": 2,
-                "target_ongoing_requests": 1.5,
-                "upscale_delay_s": 2,
-                "downscale_delay_s": 10,
-                "metrics_interval_s": 1,
-                "look_back_period_s": 3,
-            }
-    path = tmp_path / "serve_scaling.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +35,11 @@ def two_nodes(tmp_path_factory):
         "SALESBOOST_DATA_DIR": str(tmp / "data"),
         "SALESBOOST_MODELS_DIR": str(REPO / ".data" / "models"),
         "SALESBOOST_HTTP_PORT": str(port),
-        "SALESBOOST_SERVE_CONFIG": str(_scaling_config(tmp)),
+        "SALESBOOST_SERVE_CONFIG": str(
+            write_scaling_serve_config(
+                REPO / "cluster" / "serve_local.yaml", tmp / "serve_scaling.yaml"
+            )
+        ),
         "SALESBOOST_NPC_MAX_TOKENS": "16",
         "SALESBOOST_RATE_LIMIT_USER_PER_MIN": "100000",
         "SALESBOOST_RATE_LIMIT_IP_PER_MIN": "100000",
@@ -73,9 +56,10 @@ def two_nodes(tmp_path_factory):
             text = (tmp / "up.log").read_text()
             match = re.search(r"Ray head at (\S+)", text)
             address = match.group(1) if match else address
-            if "SalesBoost is up at" in text:
-                break
             assert process.poll() is None, f"salesboost up exited:\n{text[-4000:]}"
+            # At a line's start: a traceback quotes the source line that prints it.
+            if re.search(r"^SalesBoost is up at http", text, re.MULTILINE):
+                break
             time.sleep(2)
         else:
             pytest.fail(f"not up within 900 s:\n{(tmp / 'up.log').read_text()[-4000:]}")
@@ -107,18 +91,25 @@ def running(report: dict, deployment: str) -> int:
     return sum(1 for r in entry["replicas"] if "RUNNING" in r["state"])
 
 
-async def _conversation(base_url: str, turns: int) -> int:
+async def _conversation(
+    base_url: str, turns: int, enough: asyncio.Event | None = None
+) -> tuple[int, int]:
+    """(turns sent, turns answered with a ``reply_done``): up to ``turns``, fewer once
+    ``enough`` is set (the step load holds until the cluster has scaled)."""
     session_id = await new_session(base_url)
     async with connect(base_url, session_id) as ws:
-        done = 0
+        sent = done = 0
         for i in range(turns):
+            if enough is not None and enough.is_set():
+                break
             events = await send_turn(ws, f"Question {i}: what matters most to you in a CRM?")
+            sent += 1
             done += events[-1]["type"] == "reply_done"
-        return done
+        return sent, done
 
 
 async def test_a_conversation_is_served_with_replicas_on_both_nodes(two_nodes):
-    assert await _conversation(two_nodes["base_url"], 2) == 2
+    assert await _conversation(two_nodes["base_url"], 2) == (2, 2)
     report = status(two_nodes)
     alive = [n for n in report["nodes"] if n["alive"]]
     assert len(alive) == 2
@@ -134,7 +125,9 @@ async def test_a_step_load_scales_up_then_down(two_nodes):
     base_url = two_nodes["base_url"]
     assert all(running(status(two_nodes), d) == 1 for d in SCALED)
     step = time.monotonic()
-    load = [asyncio.create_task(_conversation(base_url, 12)) for _ in range(6)]
+    scaled = asyncio.Event()
+    # Conversations go on until both deployments have scaled (at most 200 turns each).
+    load = [asyncio.create_task(_conversation(base_url, 200, scaled)) for _ in range(6)]
     scaled_up_s = None
     while time.monotonic() - step < 240 and not all(t.done() for t in load):
         report = await asyncio.to_thread(status, two_nodes)
@@ -142,11 +135,13 @@ async def test_a_step_load_scales_up_then_down(two_nodes):
             scaled_up_s = time.monotonic() - step
             break
         await asyncio.sleep(2)
+    scaled.set()
     results = await asyncio.gather(*load, return_exceptions=True)
     failed = [r for r in results if isinstance(r, BaseException)]
     assert not failed, failed
-    assert sum(results) == 6 * 12  # no turn failed while replicas were added
-    assert scaled_up_s is not None and scaled_up_s < 240, "did not scale up"
+    sent = sum(r[0] for r in results)
+    assert sent >= 6 and sum(r[1] for r in results) == sent  # no turn failed while scaling
+    assert scaled_up_s is not None, f"did not scale up within 240 s: {report['deployments']}"
     quiet = time.monotonic()
     while time.monotonic() - quiet < 180:
         report = await asyncio.to_thread(status, two_nodes)

@@ -1,7 +1,8 @@
 """The third-party internals the product leans on still exist in the pinned releases.
 
-Each is used on purpose and in one place: Ray Serve LLM's private stream batching and engine
-client (``models/llm_server.py``), its tokenize request type (``serve_apps/orchestrator/
+Each is used on purpose and in one place: Ray's cached auth config and token
+(``cluster/local.py``), Ray Serve LLM's private stream batching and engine client
+(``models/llm_server.py``), its tokenize request type (``serve_apps/orchestrator/
 chat_engine.py``) and qdrant-client's local-mode scoring functions (``retrieval/
 local_mode.py``). An upgrade that renames one fails here, not in a conversation.
 """
@@ -47,3 +48,14 @@ def test_the_local_mode_functions_that_are_replaced_exist_in_the_pinned_release(
         assert callable(getattr(local_collection.LocalCollection, name, None)), name
     for name in ("create_collection", "delete_collection", "close"):
         assert callable(getattr(qdrant_local.QdrantLocal, name, None)), name
+
+
+def test_the_auth_refresh_that_the_local_cluster_calls_exists():
+    """cluster/local.py refreshes Ray's cached config and token after naming a new
+    cluster's token, as Ray's own _enable_token_auth does."""
+    from ray._private.authentication import authentication_token_setup
+    from ray._raylet import AuthenticationTokenLoader, Config
+
+    assert callable(Config.initialize)
+    assert callable(AuthenticationTokenLoader.instance().reset_cache)
+    assert 'Config.initialize("")' in inspect.getsource(authentication_token_setup)

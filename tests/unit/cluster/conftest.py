@@ -65,16 +65,21 @@ def built_deployments(serve_config_file: str) -> dict[str, Any]:
 
     config = yaml.safe_load((REPO / serve_config_file).read_text())
     spec = config["applications"][0]
+    # The test session's stack may already have Ray up in this process; building must not
+    # start one where there was none.
+    ray_was_up = ray.is_initialized()
     with mock.patch.object(ray, "get_runtime_context", return_value=_NoRayContext()):
         built = ray_build_app(
             build_app(spec.get("args") or {}), name=spec["name"], default_runtime_env={}
         )
-    assert not ray.is_initialized()
+    assert ray.is_initialized() == ray_was_up
     return {d.name: d for d in built.deployments}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def no_ray_context():
+    # Per test: Ray's own log filter asks the runtime context for the job id, so a patch
+    # left in place would break every log line after it in the session.
     import ray
 
     with mock.patch.object(ray, "get_runtime_context", return_value=_NoRayContext()):

@@ -1,0 +1,329 @@
+"""``salesboost bench scaling``: the same step load of WebSocket conversations on a one-node
+and on a two-node local Ray cluster (``salesboost up --nodes N``), with Serve autoscaling
+the orchestrator and the gateway.
+
+For each cluster size the bench starts the stack on a data directory of its own, lets it
+settle at one replica per deployment, then opens every conversation at once (the step) and
+holds them for their turns with reading time between turns. While they run and after, it
+reads Serve's own view of the cluster every ``sample_s`` (the replicas of each deployment,
+their state and their node, as ``salesboost cluster status`` shows them) until the scaled
+deployments are back at one replica. It writes:
+
+- per cluster size: TTFT p50/p95 and turn p50/p95 over every turn, turns per second,
+  ``failed_turns`` (a turn that ended in an ``error`` event or a dropped socket),
+  ``scale_up_s`` (from the step until every scaled deployment has a second replica
+  RUNNING, which is when Serve routes to it), ``scale_down_s`` (from the end of the load
+  until they are back at one), and the replicas over time;
+- at the top: ``scale_up_s`` and ``failed_turns`` of the multi-node run (the goal: 0 failed
+  turns while scaling), beside each run's own.
+
+On one machine the second node adds no cores: the point is the mechanism and what it costs
+(how long a scale-up takes, whether a turn fails while replicas are added), not a speed-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from serve_apps.bench.turn import (
+    TurnSample,
+    _percentile,
+    engine_meta,
+    think_time_s,
+    timed_turn,
+    trainee_line,
+)
+from serve_apps.settings import Settings
+
+Progress = Callable[[str], None]
+
+# The deployments a trainee's conversations load: one open WebSocket is one ongoing request
+# at the gateway, one streaming turn one at the orchestrator.
+SCALED = ("TrainingOrchestrator", "Gateway")
+
+
+def scaling_autoscaling_config(max_replicas: int = 2) -> dict[str, Any]:
+    """Targets a handful of conversations reach, with short delays, so that a step load on
+    one machine scales within a minute or two and comes back down when quiet."""
+    return {
+        "min_replicas": 1,
+        "max_replicas": max_replicas,
+        "target_ongoing_requests": 1.5,
+        "upscale_delay_s": 2,
+        "downscale_delay_s": 10,
+        "metrics_interval_s": 1,
+        "look_back_period_s": 3,
+    }
+
+
+def write_scaling_serve_config(base: Path, out: Path) -> Path:
+    """``base`` (the Serve config ``salesboost up`` deploys) with the scaled deployments'
+    autoscaling from :func:`scaling_autoscaling_config`; everything else as it is."""
+    config = yaml.safe_load(base.read_text())
+    for deployment in config["applications"][0]["deployments"]:
+        if deployment["name"] in SCALED:
+            deployment["autoscaling_config"] = scaling_autoscaling_config()
+    out.write_text(yaml.safe_dump(config))
+    return out
+
+
+@dataclass(frozen=True)
+class ScalingBenchConfig:
+    nodes: tuple[int, ...] = (1, 2)
+    conversations: int = 6
+    turns: int = 20
+    think_ms: int = 1000
+    max_tokens: int = 24
+    scenario: str = "crm-discovery-call"
+    sample_s: float = 2.0
+    settle_timeout_s: float = 180
+    scale_down_timeout_s: float = 180
+
+
+@dataclass
+class ConversationOutcome:
+    samples: list[TurnSample]
+    failed: list[str]  # the error code (or exception) of each turn that did not complete
+
+
+async def step_conversation(
+    base_url: str, scenario: str, turns: int, script: int, think_ms: int
+) -> ConversationOutcome:
+    """One trainee's conversation of the step: every turn counted, none allowed to stop the
+    others (a failure is recorded, and the conversation goes on with its next turn)."""
+    import httpx
+    import websockets
+
+    from serve_apps.cli.chat import ws_url
+
+    outcome = ConversationOutcome([], [])
+    try:
+        async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+            response = await client.post(
+                "/v1/sessions", json={"scenario": scenario, "mode": "conversation"}
+            )
+            response.raise_for_status()
+            session_id = response.json()["id"]
+        url = ws_url(base_url, f"/v1/sessions/{session_id}/stream")
+        async with websockets.connect(url) as ws:
+            for index in range(turns):
+                await asyncio.sleep(think_time_s(script, index + 1, think_ms))
+                sample, event = await timed_turn(ws, trainee_line(script, index))
+                if sample is None:
+                    outcome.failed.append(str(event.get("code")))
+                else:
+                    outcome.samples.append(sample)
+    except Exception as exc:  # a refused session or a dropped socket: its turns failed
+        lost = turns - len(outcome.samples) - len(outcome.failed)
+        outcome.failed += [type(exc).__name__] * lost
+    return outcome
+
+
+def replica_counts(report: dict[str, Any]) -> dict[str, Any]:
+    """One sample of Serve's view: RUNNING replicas per scaled deployment, and the nodes
+    they run on."""
+    sample: dict[str, Any] = {}
+    for deployment in SCALED:
+        replicas = [
+            r
+            for name, d in report["deployments"].items()
+            if name.endswith(f"/{deployment}")
+            for r in d["replicas"]
+        ]
+        running = [r for r in replicas if "RUNNING" in r["state"]]
+        sample[deployment] = len(running)
+        sample[f"{deployment}_nodes"] = sorted({str(r["node"]) for r in running})
+    return sample
+
+
+def scaled_up(sample: dict[str, Any]) -> bool:
+    return all(sample[d] >= 2 for d in SCALED)
+
+
+def settled(sample: dict[str, Any]) -> bool:
+    return all(sample[d] == 1 for d in SCALED)
+
+
+def summarize_run(
+    outcomes: list[ConversationOutcome], timeline: list[dict[str, Any]], load_s: float
+) -> dict[str, Any]:
+    """One cluster size's figures from its conversations and its replica samples (``t_s``
+    from the step; the load ended ``load_s`` after it)."""
+    samples = [s for o in outcomes for s in o.samples]
+    failed = [code for o in outcomes for code in o.failed]
+    ttft = [s.ttft_s * 1000 for s in samples]
+    turn = [s.turn_s * 1000 for s in samples]
+    up = next((s["t_s"] for s in timeline if scaled_up(s)), None)
+    down = next(
+        (s["t_s"] - load_s for s in timeline if s["t_s"] >= load_s and settled(s)),
+        None,
+    )
+    failures: dict[str, int] = {}
+    for code in failed:
+        failures[code] = failures.get(code, 0) + 1
+    return {
+        "turns": len(samples),
+        "failed_turns": len(failed),
+        "failures_by_code": failures,
+        "ttft_ms_p50": round(_percentile(ttft, 50), 1) if ttft else None,
+        "ttft_ms_p95": round(_percentile(ttft, 95), 1) if ttft else None,
+        "turn_ms_p50": round(_percentile(turn, 50), 1) if turn else None,
+        "turn_ms_p95": round(_percentile(turn, 95), 1) if turn else None,
+        "turns_per_s": round(len(samples) / load_s, 3) if load_s > 0 else None,
+        "load_s": round(load_s, 1),
+        "scale_up_s": round(up, 1) if up is not None else None,
+        "scale_down_s": round(down, 1) if down is not None else None,
+        "max_replicas": {d: max((s[d] for s in timeline), default=0) for d in SCALED},
+        "nodes_hosting_scaled": sorted(
+            {n for s in timeline for d in SCALED for n in s[f"{d}_nodes"]}
+        ),
+        "replicas": timeline,
+    }
+
+
+async def _step_load(
+    base_url: str, config: ScalingBenchConfig, sample: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    timeline: list[dict[str, Any]] = []
+    step = time.monotonic()
+    loads = [
+        asyncio.create_task(
+            step_conversation(base_url, config.scenario, config.turns, script, config.think_ms)
+        )
+        for script in range(config.conversations)
+    ]
+
+    async def record() -> dict[str, Any]:
+        entry = {"t_s": round(time.monotonic() - step, 1), **await asyncio.to_thread(sample)}
+        timeline.append(entry)
+        return entry
+
+    while not all(task.done() for task in loads):
+        await record()
+        await asyncio.sleep(config.sample_s)
+    outcomes = [task.result() for task in loads]
+    load_s = time.monotonic() - step
+    quiet_until = time.monotonic() + config.scale_down_timeout_s
+    while time.monotonic() < quiet_until:  # until back at one replica each
+        if settled(await record()):
+            break
+        await asyncio.sleep(config.sample_s)
+    return summarize_run(outcomes, timeline, load_s)
+
+
+def _wait_settled(sample: Callable[[], dict[str, Any]], timeout_s: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    current = sample()
+    while not settled(current) and time.monotonic() < deadline:
+        time.sleep(2)
+        current = sample()
+    return current
+
+
+def run_one_cluster(
+    nodes: int, config: ScalingBenchConfig, settings: Settings, progress: Progress
+) -> dict[str, Any]:
+    from cluster.local import cluster_report
+    from serve_apps.stack import Stack
+
+    data_dir = Path(tempfile.mkdtemp(prefix=f"bench-scaling-{nodes}-"))
+    try:
+        serve_config = write_scaling_serve_config(
+            settings.serve_config, data_dir / "serve_scaling.yaml"
+        )
+        bench_settings = settings.model_copy(
+            update={
+                "data_dir": data_dir / "data",
+                "models_dir_override": settings.models_dir,
+                "serve_config": serve_config,
+                "npc_max_tokens": config.max_tokens,
+                # The step is many conversations from one address and one user.
+                "rate_limit_ip_per_min": 100_000,
+                "rate_limit_user_per_min": 100_000,
+                "rate_limit_tenant_per_min": 100_000,
+            }
+        )
+        with Stack(bench_settings, progress=progress, nodes=nodes) as stack:
+            stack.start()
+
+            def sample() -> dict[str, Any]:
+                return replica_counts(cluster_report())
+
+            before = _wait_settled(sample, config.settle_timeout_s)
+            progress(f"{nodes} node(s): step of {config.conversations} conversations ({before})")
+            result = asyncio.run(_step_load(stack.base_url, config, sample))
+            result["nodes"] = [n["name"] for n in cluster_report()["nodes"] if n["alive"]]
+            return result
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def run_scaling_bench(
+    config: ScalingBenchConfig, settings: Settings, progress: Progress = print
+) -> dict[str, Any]:
+    results: dict[str, Any] = {
+        "meta": {
+            "conversations": config.conversations,
+            "turns_per_conversation": config.turns,
+            "think_ms": config.think_ms,
+            "max_tokens": config.max_tokens,
+            "scaled_deployments": list(SCALED),
+            "autoscaling_config": scaling_autoscaling_config(),
+            "ray_num_cpus": settings.ray_num_cpus,
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **engine_meta(),
+        }
+    }
+    for nodes in config.nodes:
+        progress(f"--- {nodes} node(s)")
+        run = run_one_cluster(nodes, config, settings, progress)
+        results[f"nodes_{nodes}"] = run
+        progress(
+            f"  scale_up_s {run['scale_up_s']}, failed_turns {run['failed_turns']}, "
+            f"TTFT p50/p95 {run['ttft_ms_p50']}/{run['ttft_ms_p95']} ms, "
+            f"{run['turns_per_s']} turns/s"
+        )
+    multi = max(config.nodes)
+    results["scale_up_s"] = results[f"nodes_{multi}"]["scale_up_s"]
+    results["failed_turns"] = sum(results[f"nodes_{n}"]["failed_turns"] for n in config.nodes)
+    return results
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    """Replicas of each scaled deployment over time, one panel per cluster size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [k for k in results if k.startswith("nodes_")]
+    figure, axes = plt.subplots(1, len(runs), figsize=(6 * len(runs), 3.5), squeeze=False)
+    for axis, key in zip(axes[0], runs, strict=True):
+        timeline = results[key]["replicas"]
+        for deployment in SCALED:
+            axis.step(
+                [s["t_s"] for s in timeline],
+                [s[deployment] for s in timeline],
+                where="post",
+                label=deployment,
+            )
+        axis.axvline(results[key]["load_s"], color="grey", linestyle=":", label="load ends")
+        axis.set_title(
+            f"{key.removeprefix('nodes_')} node(s): up in {results[key]['scale_up_s']} s, "
+            f"{results[key]['failed_turns']} failed turns"
+        )
+        axis.set_xlabel("seconds from the step")
+        axis.set_ylabel("RUNNING replicas")
+        axis.legend(loc="upper right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

@@ -1,0 +1,105 @@
+"""The scaling bench's arithmetic on fixed samples (unit: no cluster; the bench itself runs
+on real local Ray clusters)."""
+
+from pathlib import Path
+
+import yaml
+
+from serve_apps.bench.scaling import (
+    SCALED,
+    ConversationOutcome,
+    replica_counts,
+    summarize_run,
+    write_scaling_serve_config,
+)
+from serve_apps.bench.turn import TurnSample
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _report(gateway: list[tuple[str, str]], orchestrator: list[tuple[str, str]]) -> dict:
+    """A ``cluster_report()``-shaped dict: (state, node) per replica."""
+
+    def replicas(pairs):
+        return [{"replica_id": str(i), "state": s, "node": n} for i, (s, n) in enumerate(pairs)]
+
+    return {
+        "nodes": [],
+        "deployments": {
+            "salesboost/Gateway": {"replicas": replicas(gateway)},
+            "salesboost/TrainingOrchestrator": {"replicas": replicas(orchestrator)},
+            "salesboost/Embedder": {"replicas": replicas([("RUNNING", "head")] * 3)},
+        },
+    }
+
+
+def test_only_running_replicas_of_the_scaled_deployments_count():
+    sample = replica_counts(
+        _report(
+            [("ReplicaState.RUNNING", "head"), ("ReplicaState.STARTING", "worker-1")],
+            [("ReplicaState.RUNNING", "head"), ("ReplicaState.RUNNING", "worker-1")],
+        )
+    )
+    assert sample["Gateway"] == 1 and sample["Gateway_nodes"] == ["head"]
+    assert sample["TrainingOrchestrator"] == 2
+    assert sample["TrainingOrchestrator_nodes"] == ["head", "worker-1"]
+    assert "Embedder" not in sample
+
+
+def _sample(t: float, gateway: int, orchestrator: int) -> dict:
+    return {
+        "t_s": t,
+        "Gateway": gateway,
+        "Gateway_nodes": ["head"],
+        "TrainingOrchestrator": orchestrator,
+        "TrainingOrchestrator_nodes": ["head", "worker-1"][:orchestrator],
+    }
+
+
+def test_scale_up_is_when_every_scaled_deployment_has_two_and_down_counts_from_the_load_end():
+    timeline = [
+        _sample(0, 1, 1),
+        _sample(2, 1, 2),  # the orchestrator alone: not yet scaled up
+        _sample(4, 2, 2),
+        _sample(30, 2, 2),  # the load ends at 30 s
+        _sample(36, 1, 2),
+        _sample(42, 1, 1),
+    ]
+    outcomes = [
+        ConversationOutcome(
+            [TurnSample(0, 0.5, 1.0, 10), TurnSample(5, 1.5, 2.0, 10)], failed=["overloaded"]
+        ),
+        ConversationOutcome([TurnSample(1, 1.0, 1.5, 10)], failed=[]),
+    ]
+    run = summarize_run(outcomes, timeline, load_s=30)
+    assert run["scale_up_s"] == 4
+    assert run["scale_down_s"] == 12
+    assert run["turns"] == 3 and run["failed_turns"] == 1
+    assert run["failures_by_code"] == {"overloaded": 1}
+    assert run["ttft_ms_p50"] == 1000
+    assert run["turns_per_s"] == 0.1
+    assert run["max_replicas"] == {"TrainingOrchestrator": 2, "Gateway": 2}
+    assert run["nodes_hosting_scaled"] == ["head", "worker-1"]
+
+
+def test_a_run_that_never_scales_says_so():
+    run = summarize_run([ConversationOutcome([], ["ConnectionClosed"])], [_sample(0, 1, 1)], 10)
+    assert run["scale_up_s"] is None and run["ttft_ms_p50"] is None
+    assert run["failed_turns"] == 1
+
+
+def test_the_scaling_config_changes_only_the_scaled_deployments(tmp_path):
+    base = REPO / "cluster" / "serve_local.yaml"
+    written = yaml.safe_load(
+        write_scaling_serve_config(base, tmp_path / "scaling.yaml").read_text()
+    )
+    original = yaml.safe_load(base.read_text())
+    for before, after in zip(
+        original["applications"][0]["deployments"],
+        written["applications"][0]["deployments"],
+        strict=True,
+    ):
+        if before["name"] in SCALED:
+            assert after["autoscaling_config"]["max_replicas"] == 2
+        else:
+            assert after == before
