@@ -137,5 +137,14 @@ class FirstTokenAtOnceLLMServer(LLMServer):
             "cpu": detect_cpu().describe(),
         }
 
+    async def count_tokens(self, text: str) -> int:
+        """How many tokens ``text`` is in the running engine's own tokenizer. (Ray Serve
+        LLM's ``tokenize`` answers only for a model served for the tokenization task; a chat
+        model is not.)"""
+        client = getattr(self.engine, "_engine_client", None)
+        if client is None:
+            raise RuntimeError("the engine has not started")
+        return len(client.get_tokenizer().encode(text, add_special_tokens=False))
+
     def _batch_output_stream(self, generator: AsyncIterator[T]) -> AsyncGenerator[list[T], None]:
         return first_at_once_then_batched(generator, self._get_batch_interval_ms() / 1000)

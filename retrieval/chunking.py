@@ -15,7 +15,9 @@ class ChunkingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     chunk_words: int = Field(160, ge=16, le=2000, description="Words per chunk.")
-    overlap_words: int = Field(32, ge=0, description="Words repeated from the previous chunk.")
+    overlap_words: int = Field(
+        32, ge=0, le=1999, description="Words repeated from the previous chunk (below chunk_words)."
+    )
     split_on_headings: bool = Field(True, description="Never let a chunk cross a heading.")
 
     @model_validator(mode="after")

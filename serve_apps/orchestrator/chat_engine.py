@@ -146,21 +146,8 @@ class ServeLLMChatEngine:
         raise ModelUnavailableError("the model returned no answer")
 
     async def count_tokens(self, text: str) -> int:
-        # The request type is not re-exported by ``ray.serve.llm``; it is the one the server's
-        # own ``tokenize`` method takes (the engine's tokenizer, not a second copy of it).
-        from ray.llm._internal.serve.core.configs.openai_api_models import (
-            TokenizeCompletionRequest,
-        )
-
-        request = TokenizeCompletionRequest(
-            model=self.model_id, prompt=text, add_special_tokens=False
-        )
-        async for answer in self._handle.tokenize.remote(request):  # an async generator
-            count = getattr(answer, "count", None)
-            if count is None:  # an ErrorResponse
-                raise ModelUnavailableError(str(getattr(answer, "error", answer)))
-            return int(count)
-        raise ModelUnavailableError("the model did not tokenize the text")
+        # The engine's own tokenizer (FirstTokenAtOnceLLMServer.count_tokens), not a copy.
+        return int(await self._health.count_tokens.remote(text))
 
     async def check_health(self) -> None:
         await self._health.check_health.remote()

@@ -3,6 +3,7 @@ the gateway, the orchestrator and vLLM on the bundled model."""
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -10,6 +11,10 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+# The environment before the session's stack wrote its settings into it (the stack carries
+# them in os.environ while it runs): a second stack a test starts as a subprocess takes this
+# one, or it would reach the session's database with the app's role.
+ENVIRONMENT_BEFORE_THE_STACK = dict(os.environ)
 
 
 def _free_port() -> int:

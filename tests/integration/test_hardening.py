@@ -69,12 +69,13 @@ async def _busy_turn(base_url: str, session_id: str, line: str, acked: asyncio.E
 async def test_a_retry_while_the_reply_waits_for_the_engine_calls_the_model_once(
     base_url, owner_db_url
 ):
-    """Nine long turns, each its own text, keep the engine's queue full; the target turn's
+    """Eighteen long turns, each its own text, keep the engine's queue full (on a CPU with
+    bf16 matrix units nine were prefilled in under the lock's 1.5 s); the target turn's
     socket drops after its ``ack``, and the same ``client_turn_id`` comes again on a new
     socket after the lock's time-to-live. The lock was renewed while the turn waited: the
     retry is told the reply is in progress, the reply is pushed to the new socket when
     stored, and the orchestrator asked the model once."""
-    busy_sessions = [await new_session(base_url) for _ in range(9)]
+    busy_sessions = [await new_session(base_url) for _ in range(18)]
     target = await new_session(base_url)
     acks = [asyncio.Event() for _ in busy_sessions]
     busy = [

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import signal
 import subprocess
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from serve_apps.bench.scaling import SCALED, write_scaling_serve_config
-from tests.integration.conftest import REPO, _free_port
+from tests.integration.conftest import ENVIRONMENT_BEFORE_THE_STACK, REPO, _free_port
 from tests.integration.wsclient import connect, new_session, send_turn
 
 pytestmark = pytest.mark.integration
@@ -31,7 +30,7 @@ def two_nodes(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("multinode")
     port = _free_port()
     env = {
-        **os.environ,
+        **ENVIRONMENT_BEFORE_THE_STACK,
         "SALESBOOST_DATA_DIR": str(tmp / "data"),
         "SALESBOOST_MODELS_DIR": str(REPO / ".data" / "models"),
         "SALESBOOST_HTTP_PORT": str(port),

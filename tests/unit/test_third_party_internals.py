@@ -1,10 +1,10 @@
 """The third-party internals the product leans on still exist in the pinned releases.
 
 Each is used on purpose and in one place: Ray's cached auth config and token
-(``cluster/local.py``), Ray Serve LLM's private stream batching and engine client
-(``models/llm_server.py``), its tokenize request type (``serve_apps/orchestrator/
-chat_engine.py``) and qdrant-client's local-mode scoring functions (``retrieval/
-local_mode.py``). An upgrade that renames one fails here, not in a conversation.
+(``cluster/local.py``), Ray Serve LLM's private stream batching and engine client, and that
+client's tokenizer (``models/llm_server.py``), and qdrant-client's local-mode scoring
+functions (``retrieval/local_mode.py``). An upgrade that renames one fails here, not in a
+conversation.
 """
 
 import importlib.metadata
@@ -29,13 +29,10 @@ def test_the_vllm_engine_keeps_its_client_where_engine_info_reads_it():
     assert "self._engine_client = " in inspect.getsource(VLLMEngine)
 
 
-def test_the_tokenize_request_type_is_where_the_chat_engine_imports_it():
-    from ray.llm._internal.serve.core.configs.openai_api_models import (
-        TokenizeCompletionRequest,
-    )
+def test_the_vllm_engine_client_hands_out_its_tokenizer():
+    from vllm.v1.engine.async_llm import AsyncLLM
 
-    request = TokenizeCompletionRequest(model="m", prompt="hi", add_special_tokens=False)
-    assert request.prompt == "hi"
+    assert callable(AsyncLLM.get_tokenizer)
 
 
 def test_the_local_mode_functions_that_are_replaced_exist_in_the_pinned_release():
