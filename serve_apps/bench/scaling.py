@@ -10,7 +10,9 @@ their state and their node, as ``salesboost cluster status`` shows them) until t
 deployments are back at one replica. It writes:
 
 - per cluster size: TTFT p50/p95 and turn p50/p95 over every turn, turns per second,
-  ``failed_turns`` (a turn that ended in an ``error`` event or a dropped socket),
+  ``failed_turns`` (a turn that ended in an ``error`` event or a dropped socket; one told
+  ``unavailable`` is sent again with its id, as the web app does, and counted in
+  ``resent_turns``),
   ``scale_up_s`` (from the step until every scaled deployment has a second replica
   RUNNING, which is when Serve routes to it), ``scale_down_s`` (from the end of the load
   until they are back at one), and the replicas over time;
@@ -27,6 +29,7 @@ import asyncio
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,10 +92,17 @@ class ScalingBenchConfig:
     scale_down_timeout_s: float = 180
 
 
+# Errors a client answers by sending the turn again (same client_turn_id) after the wait the
+# event names, as the web app does; a turn is failed only when it still fails after these.
+RETRIED_CODES = ("unavailable", "reply_in_progress")
+MAX_SENDS = 4
+
+
 @dataclass
 class ConversationOutcome:
     samples: list[TurnSample]
     failed: list[str]  # the error code (or exception) of each turn that did not complete
+    resent: int = 0  # turns sent again after an ``unavailable`` or ``reply_in_progress``
 
 
 async def step_conversation(
@@ -117,14 +127,22 @@ async def step_conversation(
         async with websockets.connect(url) as ws:
             for index in range(turns):
                 await asyncio.sleep(think_time_s(script, index + 1, think_ms))
-                sample, event = await timed_turn(ws, trainee_line(script, index))
+                text, turn_id, first_sent = trainee_line(script, index), uuid.uuid4().hex, None
+                for send in range(MAX_SENDS):
+                    first_sent = first_sent or time.perf_counter()
+                    sample, event = await timed_turn(ws, text, turn_id, first_sent)
+                    if sample is not None or event.get("code") not in RETRIED_CODES:
+                        break
+                    if send < MAX_SENDS - 1:
+                        outcome.resent += 1
+                        await asyncio.sleep(event.get("retry_after_s") or 1)
                 if sample is None:
                     outcome.failed.append(str(event.get("code")))
                 else:
                     outcome.samples.append(sample)
     except Exception as exc:  # a refused session or a dropped socket: its turns failed
         lost = turns - len(outcome.samples) - len(outcome.failed)
-        outcome.failed += [type(exc).__name__] * lost
+        outcome.failed += [f"{type(exc).__name__}: {exc}"[:160]] * lost
     return outcome
 
 
@@ -174,6 +192,7 @@ def summarize_run(
         "turns": len(samples),
         "failed_turns": len(failed),
         "failures_by_code": failures,
+        "resent_turns": sum(o.resent for o in outcomes),
         "ttft_ms_p50": round(_percentile(ttft, 50), 1) if ttft else None,
         "ttft_ms_p95": round(_percentile(ttft, 95), 1) if ttft else None,
         "turn_ms_p50": round(_percentile(turn, 50), 1) if turn else None,

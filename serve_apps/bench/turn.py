@@ -238,12 +238,15 @@ async def gateway_conversation(
     return samples
 
 
-async def timed_turn(ws: Any, text: str) -> tuple[TurnSample | None, dict[str, Any]]:
+async def timed_turn(
+    ws: Any, text: str, client_turn_id: str | None = None, started: float | None = None
+) -> tuple[TurnSample | None, dict[str, Any]]:
     """Send one trainee turn on an open session socket and wait for its end: the sample and
     the ``reply_done``, or no sample and the ``error`` event that ended the turn instead (an
-    optional agent's ``agent_failed`` does not end it)."""
-    frame = {"type": "turn", "client_turn_id": uuid.uuid4().hex, "text": text}
-    started = time.perf_counter()
+    optional agent's ``agent_failed`` does not end it). A turn sent again passes its id and
+    when it was first sent, so that its times count from then."""
+    frame = {"type": "turn", "client_turn_id": client_turn_id or uuid.uuid4().hex, "text": text}
+    started = time.perf_counter() if started is None else started
     await ws.send(json.dumps(frame))
     first: float | None = None
     while True:

@@ -12,6 +12,8 @@ from typing import Annotated, Any
 from fastapi import Query, Request, WebSocket
 from fastapi.responses import JSONResponse
 from ray import serve
+from redis.exceptions import RedisError
+from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from db import people_repository as people
@@ -74,6 +76,8 @@ CLOSE_INTERNAL = 1011
 # (beside the one being answered), a turn is refused (``too_many_turns``: not stored, not
 # acknowledged; send it again later).
 MAX_WAITING_TURNS = 4
+# When Redis or PostgreSQL did not answer a turn in time (``unavailable``).
+UNAVAILABLE_RETRY_AFTER_S = 3
 
 
 def session_channel(session_id: uuid.UUID) -> str:
@@ -557,6 +561,24 @@ class Gateway(
                     await websocket.close(code=CLOSE_INTERNAL, reason="internal error")
 
     async def _take_turn(self, conversation: Conversation, frame: TraineeTurn) -> None:
+        try:
+            await self._answer_turn(conversation, frame)
+        except (RedisError, SQLAlchemyOperationalError, TimeoutError) as exc:
+            # A store that did not answer in time (a saturated machine, a failover): this
+            # turn is told to come again, and the socket stays open. Its trainee turn, if it
+            # was acknowledged, is stored; sent again with the same client_turn_id it is
+            # answered then, once.
+            log.warning("ws %s: a store did not answer: %r", conversation.session_id, exc)
+            await conversation.report(
+                ErrorEvent(
+                    code="unavailable",
+                    message="the service is busy; send the turn again in a few seconds",
+                    client_turn_id=frame.client_turn_id,
+                    retry_after_s=UNAVAILABLE_RETRY_AFTER_S,
+                )
+            )
+
+    async def _answer_turn(self, conversation: Conversation, frame: TraineeTurn) -> None:
         try:
             await self.limits.check_caller(conversation.tenant_id, conversation.user_id)
             await self.limits.check_token_budget(conversation.tenant_id)

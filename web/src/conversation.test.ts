@@ -85,6 +85,15 @@ describe("the conversation reducer", () => {
     expect(unanswered(s).map((m) => m.clientTurnId)).toEqual(["c-1"]);
   });
 
+  it("keeps a turn the server was too busy for waiting, not failed (the connection sends it again)", () => {
+    const s = play([
+      turn("c-5", "What is your timeline?"),
+      { type: "error", code: "unavailable", message: "busy", client_turn_id: "c-5", retry_after_s: 3 },
+    ]);
+    expect(s.messages[0].status).not.toBe("failed");
+    expect(s.messages[0].error).toBeUndefined();
+  });
+
   it("queues a turn sent while offline", () => {
     const s = reduce(initialState, { type: "local_turn", clientTurnId: "c-9", text: "hi", online: false });
     expect(s.messages[0].status).toBe("queued");

@@ -290,7 +290,8 @@ export function reduce(state: ConversationState, action: Action): ConversationSt
       if (action.code === "agent_failed") {
         return { ...state, agentNotes: [...state.agentNotes, action.message] };
       }
-      if (action.code === "reply_in_progress") return state; // the connection asks again
+      // The connection asks again by itself (same client turn id: answered once).
+      if (action.code === "reply_in_progress" || action.code === "unavailable") return state;
       const i = action.client_turn_id ? msgs.findIndex((m) => m.clientTurnId === action.client_turn_id) : -1;
       if (i >= 0) {
         return { ...state, answering: null, messages: update(msgs, i, { status: "failed", error: action.message }) };
@@ -418,9 +419,14 @@ export class ConversationConnection {
         return;
       }
       this.dispatch(frame);
-      if (frame.type === "error" && frame.code === "reply_in_progress" && frame.client_turn_id) {
+      if (
+        frame.type === "error" &&
+        (frame.code === "reply_in_progress" || frame.code === "unavailable") &&
+        frame.client_turn_id
+      ) {
         const id = frame.client_turn_id;
-        setTimeout(() => this.isOpen && this.retryTurn(id), RETRY_IN_PROGRESS_MS);
+        const wait = frame.retry_after_s ? frame.retry_after_s * 1000 : RETRY_IN_PROGRESS_MS;
+        setTimeout(() => this.isOpen && this.retryTurn(id), wait);
       }
     };
     ws.onclose = (event) => {

@@ -1,0 +1,90 @@
+"""How the gateway takes a turn when a store does not answer in time (unit: the gateway's
+own method with a fake rate limiter and a fake conversation; the real stores are in the
+integration tests)."""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from types import SimpleNamespace
+
+import pytest
+from redis.exceptions import TimeoutError as RedisTimeout
+from sqlalchemy.exc import OperationalError
+
+from serve_apps.conversation.protocol import ErrorEvent, TraineeTurn
+from serve_apps.gateway.deployment import UNAVAILABLE_RETRY_AFTER_S, Gateway
+
+
+class FakeLimits:
+    """A rate limiter whose store fails (or answers) as the test says."""
+
+    def __init__(self, failure: Exception | None) -> None:
+        self.failure = failure
+
+    async def check_caller(self, tenant_id, user_id) -> None:
+        if self.failure is not None:
+            raise self.failure
+
+    async def check_token_budget(self, tenant_id) -> None:
+        return None
+
+
+class FakeConversation:
+    def __init__(self, failure: Exception | None = None) -> None:
+        self.session_id = uuid.uuid4()
+        self.tenant_id = uuid.uuid4()
+        self.user_id = uuid.uuid4()
+        self.reported: list[ErrorEvent] = []
+        self.handled: list[TraineeTurn] = []
+        self.failure = failure
+
+    async def report(self, event: ErrorEvent) -> None:
+        self.reported.append(event)
+
+    async def handle_turn(self, frame: TraineeTurn) -> None:
+        if self.failure is not None:
+            raise self.failure
+        self.handled.append(frame)
+
+
+def _gateway(limits: FakeLimits) -> SimpleNamespace:
+    """The gateway's turn methods on an object with only a rate limiter (no replica)."""
+    methods = Gateway.func_or_class
+    gateway = SimpleNamespace(limits=limits)
+    gateway._answer_turn = functools.partial(methods._answer_turn, gateway)
+    gateway._take_turn = functools.partial(methods._take_turn, gateway)
+    return gateway
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        RedisTimeout("Timeout reading from socket"),
+        OperationalError("SELECT 1", {}, Exception("server closed the connection")),
+        TimeoutError(),
+    ],
+    ids=["redis", "postgres", "timeout"],
+)
+async def test_a_store_that_does_not_answer_is_a_typed_error_the_client_can_retry(failure):
+    conversation = FakeConversation()
+    turn = TraineeTurn(client_turn_id="c-1", text="What matters most to you?")
+    await _gateway(FakeLimits(failure))._take_turn(conversation, turn)
+    (event,) = conversation.reported
+    assert event.code == "unavailable" and event.client_turn_id == "c-1"
+    assert event.retry_after_s == UNAVAILABLE_RETRY_AFTER_S
+    assert conversation.handled == []
+
+
+async def test_a_store_failing_while_the_turn_is_answered_is_the_same_typed_error():
+    conversation = FakeConversation(failure=RedisTimeout("lock"))
+    turn = TraineeTurn(client_turn_id="c-2", text="And your timeline?")
+    await _gateway(FakeLimits(None))._take_turn(conversation, turn)
+    assert [(e.code, e.client_turn_id) for e in conversation.reported] == [("unavailable", "c-2")]
+
+
+async def test_other_failures_are_not_taken_for_a_busy_store():
+    conversation = FakeConversation(failure=ValueError("a bug"))
+    turn = TraineeTurn(client_turn_id="c-3", text="Hello")
+    with pytest.raises(ValueError):
+        await _gateway(FakeLimits(None))._take_turn(conversation, turn)
