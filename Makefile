@@ -8,7 +8,7 @@ run: install
 	.venv/bin/salesboost up
 
 test: install
-	.venv/bin/python -m pytest -ra
+	.venv/bin/python -m pytest -ra --durations=15
 
 unit: install
 	.venv/bin/python -m pytest -ra tests/unit
