@@ -50,6 +50,9 @@ def check_nodes(nodes: int, num_cpus: int) -> None:
         )
 
 
+AUTH_ENVIRONMENT = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH")
+
+
 def use_cluster_token(token: Path) -> dict[str, str]:
     """Make this process (and the processes it starts) present ``token`` to Ray; returns
     the environment that says so.
@@ -58,13 +61,28 @@ def use_cluster_token(token: Path) -> dict[str, str]:
     both: a process that imported Ray before would otherwise knock on the cluster with no
     token. Ray refreshes them the same way when it turns token auth on itself
     (``ray._private.authentication``)."""
-    from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
-
     auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
     os.environ.update(auth)
+    _refresh_ray_auth()
+    return auth
+
+
+def restore_auth_environment(before: dict[str, str | None]) -> None:
+    """Undo :func:`use_cluster_token` once its cluster is gone: a later cluster of this
+    process (a one-node stack after a two-node one) must not look for a deleted token."""
+    for key, value in before.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    _refresh_ray_auth()
+
+
+def _refresh_ray_auth() -> None:
+    from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
+
     Config.initialize("")
     AuthenticationTokenLoader.instance().reset_cache()
-    return auth
 
 
 def _free_port() -> int:
@@ -87,6 +105,8 @@ class LocalRayCluster:
     log_dir: Path | None = None
     address: str = ""
     _processes: list[subprocess.Popen] = field(default_factory=list)
+    _auth_before: dict[str, str | None] | None = None
+    _token: Path | None = None
 
     def start(self, *, timeout_s: float = 120) -> LocalRayCluster:
         check_nodes(self.nodes, self.num_cpus)
@@ -132,6 +152,8 @@ class LocalRayCluster:
         fd = os.open(token, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_hex(32))
+        self._auth_before = {key: os.environ.get(key) for key in AUTH_ENVIRONMENT}
+        self._token = token
         self.env = {**self.env, **use_cluster_token(token)}
 
     def _spawn(self, name: str, args: list[str], num_cpus: int) -> None:
@@ -191,6 +213,12 @@ class LocalRayCluster:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(10)
         self._processes.clear()
+        if self._auth_before is not None:
+            restore_auth_environment(self._auth_before)
+            self._auth_before = None
+        if self._token is not None:  # `cluster status` must not offer it to a later cluster
+            self._token.unlink(missing_ok=True)
+            self._token = None
 
 
 def cluster_report() -> dict:

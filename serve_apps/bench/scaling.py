@@ -9,15 +9,15 @@ reads Serve's own view of the cluster every ``sample_s`` (the replicas of each d
 their state and their node, as ``salesboost cluster status`` shows them) until the scaled
 deployments are back at one replica. It writes:
 
-- per cluster size: TTFT p50/p95 and turn p50/p95 over every turn, turns per second,
-  ``failed_turns`` (a turn that ended in an ``error`` event or a dropped socket; one told
-  ``unavailable`` is sent again with its id, as the web app does, and counted in
-  ``resent_turns``),
-  ``scale_up_s`` (from the step until every scaled deployment has a second replica
-  RUNNING, which is when Serve routes to it), ``scale_down_s`` (from the end of the load
-  until they are back at one), and the replicas over time;
-- at the top: ``scale_up_s`` and ``failed_turns`` of the multi-node run (the goal: 0 failed
-  turns while scaling), beside each run's own.
+- per cluster size: TTFT p50/p95 and turn p50/p95 over every turn (a turn sent again is
+  timed from its first send), turns per second, ``failed_turns`` (a turn that ended in an
+  ``error`` event or a dropped socket; one told ``unavailable`` is sent again with its id,
+  as the web app does, and counted in ``resent_turns``), ``scale_decided_s`` (from the step
+  until Serve's target for every scaled deployment is two), ``scale_up_s`` (until each has a
+  second replica RUNNING, which is when Serve routes to it), ``scale_down_s`` (from the end
+  of the load until they are back at one), and the replicas over time;
+- at the top: ``scale_up_s`` of the largest cluster, and ``failed_turns`` of all the runs
+  (the goal: 0 while scaling).
 
 On one machine the second node adds no cores: the point is the mechanism and what it costs
 (how long a scale-up takes, whether a turn fails while replicas are added), not a speed-up.
@@ -102,20 +102,27 @@ MAX_SENDS = 4
 class ConversationOutcome:
     samples: list[TurnSample]
     failed: list[str]  # the error code (or exception) of each turn that did not complete
-    resent: int = 0  # turns sent again after an ``unavailable`` or ``reply_in_progress``
+    resent: int = 0  # turns sent again (once or more) after ``unavailable``/``reply_in_progress``
 
 
 async def step_conversation(
-    base_url: str, scenario: str, turns: int, script: int, think_ms: int
+    base_url: str,
+    scenario: str,
+    turns: int,
+    script: int,
+    think_ms: int,
+    stop: asyncio.Event | None = None,
 ) -> ConversationOutcome:
     """One trainee's conversation of the step: every turn counted, none allowed to stop the
-    others (a failure is recorded, and the conversation goes on with its next turn)."""
+    others (a failure is recorded, and the conversation goes on with its next turn). With
+    ``stop``, it sends no more turns once that is set."""
     import httpx
     import websockets
 
     from serve_apps.cli.chat import ws_url
 
     outcome = ConversationOutcome([], [])
+    index = 0
     try:
         async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
             response = await client.post(
@@ -126,6 +133,8 @@ async def step_conversation(
         url = ws_url(base_url, f"/v1/sessions/{session_id}/stream")
         async with websockets.connect(url) as ws:
             for index in range(turns):
+                if stop is not None and stop.is_set():
+                    break
                 await asyncio.sleep(think_time_s(script, index + 1, think_ms))
                 text, turn_id, first_sent = trainee_line(script, index), uuid.uuid4().hex, None
                 for send in range(MAX_SENDS):
@@ -134,103 +143,115 @@ async def step_conversation(
                     if sample is not None or event.get("code") not in RETRIED_CODES:
                         break
                     if send < MAX_SENDS - 1:
-                        outcome.resent += 1
+                        outcome.resent += send == 0
                         await asyncio.sleep(event.get("retry_after_s") or 1)
                 if sample is None:
                     outcome.failed.append(str(event.get("code")))
                 else:
                     outcome.samples.append(sample)
+            index = turns
     except Exception as exc:  # a refused session or a dropped socket: its turns failed
-        lost = turns - len(outcome.samples) - len(outcome.failed)
+        # The turn in flight, and those it would still have sent.
+        lost = 1 if stop is not None else turns - index
         outcome.failed += [f"{type(exc).__name__}: {exc}"[:160]] * lost
     return outcome
 
 
 def replica_counts(report: dict[str, Any]) -> dict[str, Any]:
-    """One sample of Serve's view: RUNNING replicas per scaled deployment, and the nodes
-    they run on."""
-    sample: dict[str, Any] = {}
+    """Serve's view at one moment: per scaled deployment, the replicas RUNNING (the ones
+    Serve routes to), the nodes they run on, and the replicas Serve has decided on."""
+    counts: dict[str, Any] = {}
     for deployment in SCALED:
-        replicas = [
-            r
-            for name, d in report["deployments"].items()
-            if name.endswith(f"/{deployment}")
-            for r in d["replicas"]
+        entries = [
+            d for name, d in report["deployments"].items() if name.endswith(f"/{deployment}")
         ]
-        running = [r for r in replicas if "RUNNING" in r["state"]]
-        sample[deployment] = len(running)
-        sample[f"{deployment}_nodes"] = sorted({str(r["node"]) for r in running})
-    return sample
+        running = [r for d in entries for r in d["replicas"] if "RUNNING" in r["state"]]
+        counts[deployment] = len(running)
+        counts[f"{deployment}_nodes"] = sorted({str(r["node"]) for r in running})
+        counts[f"{deployment}_target"] = sum(d.get("target_replicas") or 0 for d in entries)
+    return counts
 
 
-def scaled_up(sample: dict[str, Any]) -> bool:
-    return all(sample[d] >= 2 for d in SCALED)
+def settled(counts: dict[str, Any]) -> bool:
+    return all(counts[d] == 1 for d in SCALED)
 
 
-def settled(sample: dict[str, Any]) -> bool:
-    return all(sample[d] == 1 for d in SCALED)
+def _first_time_all(timeline: list[dict[str, Any]], reached: Callable[[dict, str], bool]):
+    """When every scaled deployment had reached something, each at its own first sample
+    (the later of those times), or None if one never did."""
+    firsts = [next((s["t_s"] for s in timeline if reached(s, d)), None) for d in SCALED]
+    return None if None in firsts else max(firsts)
 
 
 def summarize_run(
     outcomes: list[ConversationOutcome], timeline: list[dict[str, Any]], load_s: float
 ) -> dict[str, Any]:
-    """One cluster size's figures from its conversations and its replica samples (``t_s``
-    from the step; the load ended ``load_s`` after it)."""
+    """One cluster size's figures from its conversations and its replica counts over time
+    (``t_s`` from the step, when each count was read; the load ended ``load_s`` after it)."""
     samples = [s for o in outcomes for s in o.samples]
     failed = [code for o in outcomes for code in o.failed]
     ttft = [s.ttft_s * 1000 for s in samples]
     turn = [s.turn_s * 1000 for s in samples]
-    up = next((s["t_s"] for s in timeline if scaled_up(s)), None)
-    down = next(
-        (s["t_s"] - load_s for s in timeline if s["t_s"] >= load_s and settled(s)),
-        None,
-    )
+    up = _first_time_all(timeline, lambda s, d: s[d] >= 2)
+    decided = _first_time_all(timeline, lambda s, d: s.get(f"{d}_target", 0) >= 2)
+    down = None
+    if up is not None:
+        down = next(
+            (s["t_s"] - load_s for s in timeline if s["t_s"] >= load_s and settled(s)), None
+        )
     failures: dict[str, int] = {}
     for code in failed:
         failures[code] = failures.get(code, 0) + 1
+
+    def rounded(value: float | None, digits: int = 1) -> float | None:
+        return None if value is None else round(value, digits)
+
     return {
         "turns": len(samples),
         "failed_turns": len(failed),
         "failures_by_code": failures,
         "resent_turns": sum(o.resent for o in outcomes),
-        "ttft_ms_p50": round(_percentile(ttft, 50), 1) if ttft else None,
-        "ttft_ms_p95": round(_percentile(ttft, 95), 1) if ttft else None,
-        "turn_ms_p50": round(_percentile(turn, 50), 1) if turn else None,
-        "turn_ms_p95": round(_percentile(turn, 95), 1) if turn else None,
+        "ttft_ms_p50": rounded(_percentile(ttft, 50) if ttft else None),
+        "ttft_ms_p95": rounded(_percentile(ttft, 95) if ttft else None),
+        "turn_ms_p50": rounded(_percentile(turn, 50) if turn else None),
+        "turn_ms_p95": rounded(_percentile(turn, 95) if turn else None),
         "turns_per_s": round(len(samples) / load_s, 3) if load_s > 0 else None,
         "load_s": round(load_s, 1),
-        "scale_up_s": round(up, 1) if up is not None else None,
-        "scale_down_s": round(down, 1) if down is not None else None,
+        "scale_decided_s": rounded(decided),
+        "scale_up_s": rounded(up),
+        "scale_down_s": rounded(down),
         "max_replicas": {d: max((s[d] for s in timeline), default=0) for d in SCALED},
         "nodes_hosting_scaled": sorted(
             {n for s in timeline for d in SCALED for n in s[f"{d}_nodes"]}
         ),
-        "replicas": timeline,
+        "replicas": [{**s, "t_s": round(s["t_s"], 2)} for s in timeline],
     }
 
 
 async def _step_load(
-    base_url: str, config: ScalingBenchConfig, sample: Callable[[], dict[str, Any]]
+    base_url: str, config: ScalingBenchConfig, read_counts: Callable[[], dict[str, Any]]
 ) -> dict[str, Any]:
     timeline: list[dict[str, Any]] = []
     step = time.monotonic()
-    loads = [
+    pending = {
         asyncio.create_task(
             step_conversation(base_url, config.scenario, config.turns, script, config.think_ms)
         )
         for script in range(config.conversations)
-    ]
+    }
+    loads = list(pending)
 
     async def record() -> dict[str, Any]:
-        entry = {"t_s": round(time.monotonic() - step, 1), **await asyncio.to_thread(sample)}
+        counts = await asyncio.to_thread(read_counts)
+        entry = {"t_s": time.monotonic() - step, **counts}  # when it was read
         timeline.append(entry)
         return entry
 
-    while not all(task.done() for task in loads):
+    while pending:
         await record()
-        await asyncio.sleep(config.sample_s)
-    outcomes = [task.result() for task in loads]
+        _, pending = await asyncio.wait(pending, timeout=config.sample_s)
     load_s = time.monotonic() - step
+    outcomes = [task.result() for task in loads]
     quiet_until = time.monotonic() + config.scale_down_timeout_s
     while time.monotonic() < quiet_until:  # until back at one replica each
         if settled(await record()):
@@ -239,13 +260,15 @@ async def _step_load(
     return summarize_run(outcomes, timeline, load_s)
 
 
-def _wait_settled(sample: Callable[[], dict[str, Any]], timeout_s: float) -> dict[str, Any]:
+def _wait_settled(read_counts: Callable[[], dict[str, Any]], timeout_s: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
-    current = sample()
-    while not settled(current) and time.monotonic() < deadline:
+    counts = read_counts()
+    while not settled(counts):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not at one replica each {timeout_s:.0f} s after start: {counts}")
         time.sleep(2)
-        current = sample()
-    return current
+        counts = read_counts()
+    return counts
 
 
 def run_one_cluster(
@@ -274,12 +297,12 @@ def run_one_cluster(
         with Stack(bench_settings, progress=progress, nodes=nodes) as stack:
             stack.start()
 
-            def sample() -> dict[str, Any]:
+            def read_counts() -> dict[str, Any]:
                 return replica_counts(cluster_report())
 
-            before = _wait_settled(sample, config.settle_timeout_s)
+            before = _wait_settled(read_counts, config.settle_timeout_s)
             progress(f"{nodes} node(s): step of {config.conversations} conversations ({before})")
-            result = asyncio.run(_step_load(stack.base_url, config, sample))
+            result = asyncio.run(_step_load(stack.base_url, config, read_counts))
             result["nodes"] = [n["name"] for n in cluster_report()["nodes"] if n["alive"]]
             return result
     finally:
@@ -295,6 +318,7 @@ def run_scaling_bench(
             "turns_per_conversation": config.turns,
             "think_ms": config.think_ms,
             "max_tokens": config.max_tokens,
+            "sample_s": config.sample_s,
             "scaled_deployments": list(SCALED),
             "autoscaling_config": scaling_autoscaling_config(),
             "ray_num_cpus": settings.ray_num_cpus,

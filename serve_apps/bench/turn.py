@@ -245,13 +245,19 @@ async def timed_turn(
     the ``reply_done``, or no sample and the ``error`` event that ended the turn instead (an
     optional agent's ``agent_failed`` does not end it). A turn sent again passes its id and
     when it was first sent, so that its times count from then."""
-    frame = {"type": "turn", "client_turn_id": client_turn_id or uuid.uuid4().hex, "text": text}
+    turn_id = client_turn_id or uuid.uuid4().hex
+    frame = {"type": "turn", "client_turn_id": turn_id, "text": text}
     started = time.perf_counter() if started is None else started
     await ws.send(json.dumps(frame))
     first: float | None = None
+    seq: int | None = None  # this turn's, from its ack: events about earlier turns are not its
     while True:
         event = json.loads(await ws.recv())
-        if event["type"] == "token" and first is None:
+        if event["type"] == "ack" and event.get("client_turn_id") == turn_id:
+            seq = event["seq"]
+        elif event.get("reply_to") is not None and seq is not None and event["reply_to"] != seq:
+            continue
+        elif event["type"] == "token" and first is None:
             first = time.perf_counter() - started
         elif event["type"] == "reply_done":
             elapsed = time.perf_counter() - started
@@ -263,7 +269,11 @@ async def timed_turn(
                 event.get("timing"),
             )
             return sample, event
-        elif event["type"] == "error" and event["code"] != "agent_failed":
+        elif (
+            event["type"] == "error"
+            and event["code"] != "agent_failed"
+            and event.get("client_turn_id") in (None, turn_id)
+        ):
             return None, event
 
 

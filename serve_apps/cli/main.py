@@ -229,12 +229,15 @@ def bench_scaling(
 
     settings = _settings()
     try:
-        sizes = tuple(int(x) for x in nodes.split(",") if x.strip())
+        sizes = tuple(sorted({int(x) for x in nodes.split(",") if x.strip()}))
         if not sizes:
             raise ClusterSizeError("--nodes: name at least one cluster size")
         for size in sizes:
             check_nodes(size, settings.ray_num_cpus)
-    except (ValueError, ClusterSizeError) as exc:
+        # Before a run of ten minutes, not after it.
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.touch()
+    except (ValueError, ClusterSizeError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     config = ScalingBenchConfig(

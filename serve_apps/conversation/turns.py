@@ -222,7 +222,15 @@ class Conversation:
             await self._generate(record.seq, turn, grounding, clock)
         finally:
             renewal.cancel()
-            await self.locks.release(lock_key)
+            try:
+                await self.locks.release(lock_key)
+            except Exception as exc:  # the reply is out; the lock lapses on its own
+                log.warning(
+                    "session %s: generation lock %s not released: %r",
+                    self.session_id,
+                    lock_key,
+                    exc,
+                )
 
     async def _keep_lock(self, key: str) -> None:
         """Renew the generation lock for as long as the reply lasts, whether or not the model

@@ -12,8 +12,10 @@ from typing import Annotated, Any
 from fastapi import Query, Request, WebSocket
 from fastapi.responses import JSONResponse
 from ray import serve
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from db import people_repository as people
@@ -76,8 +78,18 @@ CLOSE_INTERNAL = 1011
 # (beside the one being answered), a turn is refused (``too_many_turns``: not stored, not
 # acknowledged; send it again later).
 MAX_WAITING_TURNS = 4
-# When Redis or PostgreSQL did not answer a turn in time (``unavailable``).
+# Redis or PostgreSQL did not answer a turn in time, or was briefly unreachable (a
+# saturated machine, a failover, a full connection pool): the turn is ``unavailable`` and
+# may be sent again after this long. Other store errors (a bad command, a constraint) are
+# faults and are not retried.
 UNAVAILABLE_RETRY_AFTER_S = 3
+STORE_DID_NOT_ANSWER = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    SQLAlchemyOperationalError,
+    PoolTimeoutError,
+    TimeoutError,
+)
 
 
 def session_channel(session_id: uuid.UUID) -> str:
@@ -563,7 +575,7 @@ class Gateway(
     async def _take_turn(self, conversation: Conversation, frame: TraineeTurn) -> None:
         try:
             await self._answer_turn(conversation, frame)
-        except (RedisError, SQLAlchemyOperationalError, TimeoutError) as exc:
+        except STORE_DID_NOT_ANSWER as exc:
             # A store that did not answer in time (a saturated machine, a failover): this
             # turn is told to come again, and the socket stays open. Its trainee turn, if it
             # was acknowledged, is stored; sent again with the same client_turn_id it is

@@ -16,7 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from serve_apps.bench.scaling import SCALED, write_scaling_serve_config
+from serve_apps.bench.scaling import (
+    SCALED,
+    replica_counts,
+    settled,
+    step_conversation,
+    write_scaling_serve_config,
+)
 from tests.integration.conftest import ENVIRONMENT_BEFORE_THE_STACK, REPO, _free_port
 from tests.integration.wsclient import connect, new_session, send_turn
 
@@ -85,22 +91,12 @@ def status(cluster: dict) -> dict:
     return json.loads(result.stdout[result.stdout.index("{") :])
 
 
-def running(report: dict, deployment: str) -> int:
-    (entry,) = [d for n, d in report["deployments"].items() if n.endswith(f"/{deployment}")]
-    return sum(1 for r in entry["replicas"] if "RUNNING" in r["state"])
-
-
-async def _conversation(
-    base_url: str, turns: int, enough: asyncio.Event | None = None
-) -> tuple[int, int]:
-    """(turns sent, turns answered with a ``reply_done``): up to ``turns``, fewer once
-    ``enough`` is set (the step load holds until the cluster has scaled)."""
+async def _conversation(base_url: str, turns: int) -> tuple[int, int]:
+    """(turns sent, turns answered with a ``reply_done``)."""
     session_id = await new_session(base_url)
     async with connect(base_url, session_id) as ws:
         sent = done = 0
         for i in range(turns):
-            if enough is not None and enough.is_set():
-                break
             events = await send_turn(ws, f"Question {i}: what matters most to you in a CRM?")
             sent += 1
             done += events[-1]["type"] == "reply_done"
@@ -122,29 +118,33 @@ async def test_a_conversation_is_served_with_replicas_on_both_nodes(two_nodes):
 
 async def test_a_step_load_scales_up_then_down(two_nodes):
     base_url = two_nodes["base_url"]
-    assert all(running(status(two_nodes), d) == 1 for d in SCALED)
+    assert settled(replica_counts(status(two_nodes)))
     step = time.monotonic()
     scaled = asyncio.Event()
-    # Conversations go on until both deployments have scaled (at most 200 turns each).
-    load = [asyncio.create_task(_conversation(base_url, 200, scaled)) for _ in range(6)]
+    # Trainees' conversations (as the scaling bench holds them: a turn told `unavailable` is
+    # sent again with its id) go on until both deployments have scaled, 200 turns at most.
+    load = [
+        asyncio.create_task(
+            step_conversation(base_url, "crm-discovery-call", 200, script, 0, stop=scaled)
+        )
+        for script in range(6)
+    ]
     scaled_up_s = None
     while time.monotonic() - step < 240 and not all(t.done() for t in load):
-        report = await asyncio.to_thread(status, two_nodes)
-        if all(running(report, d) >= 2 for d in SCALED):
+        counts = replica_counts(await asyncio.to_thread(status, two_nodes))
+        if all(counts[d] >= 2 for d in SCALED):
             scaled_up_s = time.monotonic() - step
             break
         await asyncio.sleep(2)
     scaled.set()
-    results = await asyncio.gather(*load, return_exceptions=True)
-    failed = [r for r in results if isinstance(r, BaseException)]
-    assert not failed, failed
-    sent = sum(r[0] for r in results)
-    assert sent >= 6 and sum(r[1] for r in results) == sent  # no turn failed while scaling
-    assert scaled_up_s is not None, f"did not scale up within 240 s: {report['deployments']}"
+    outcomes = await asyncio.gather(*load)
+    assert [o.failed for o in outcomes] == [[]] * 6  # no turn failed while scaling
+    assert all(o.samples for o in outcomes)  # every conversation was answered
+    assert scaled_up_s is not None, f"did not scale up within 240 s: {counts}"
     quiet = time.monotonic()
     while time.monotonic() - quiet < 180:
         report = await asyncio.to_thread(status, two_nodes)
-        if all(running(report, d) == 1 for d in SCALED):
+        if settled(replica_counts(report)):
             break
         await asyncio.sleep(3)
     else:

@@ -33,6 +33,7 @@ def test_the_vllm_engine_client_hands_out_its_tokenizer():
     from vllm.v1.engine.async_llm import AsyncLLM
 
     assert callable(AsyncLLM.get_tokenizer)
+    assert not inspect.iscoroutinefunction(AsyncLLM.get_tokenizer)  # called without await
 
 
 def test_the_local_mode_functions_that_are_replaced_exist_in_the_pinned_release():

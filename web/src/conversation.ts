@@ -325,6 +325,9 @@ export function newClientTurnId(): string {
 const PING_EVERY_MS = 15_000;
 const SILENT_FOR_MS = 40_000;
 const RETRY_IN_PROGRESS_MS = 1_200;
+// A turn the server keeps answering "unavailable" is sent this many times more, then shown as
+// failed so the trainee can decide.
+const MAX_RESENDS = 5;
 
 /** One conversation's WebSocket, kept open across drops. */
 export class ConversationConnection {
@@ -335,6 +338,7 @@ export class ConversationConnection {
   private lastHeard = Date.now();
   private timer: ReturnType<typeof setInterval> | null = null;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private resends = new Map<string, number>();
   private readonly onOnline = () => {
     if (!this.isOpen) this.reconnectSoon(0);
   };
@@ -425,6 +429,15 @@ export class ConversationConnection {
         frame.client_turn_id
       ) {
         const id = frame.client_turn_id;
+        // A reply in progress is pushed here when stored: asking again is only a nudge. A
+        // busy server is asked a few times, then the trainee decides.
+        const resent = (this.resends.get(id) ?? 0) + (frame.code === "unavailable" ? 1 : 0);
+        if (resent > MAX_RESENDS) {
+          this.resends.delete(id);
+          this.dispatch({ ...frame, code: "gave_up", message: "The server stayed busy. Send it again in a moment." });
+          return;
+        }
+        this.resends.set(id, resent);
         const wait = frame.retry_after_s ? frame.retry_after_s * 1000 : RETRY_IN_PROGRESS_MS;
         setTimeout(() => this.isOpen && this.retryTurn(id), wait);
       }

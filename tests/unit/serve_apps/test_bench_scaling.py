@@ -46,24 +46,27 @@ def test_only_running_replicas_of_the_scaled_deployments_count():
     assert "Embedder" not in sample
 
 
-def _sample(t: float, gateway: int, orchestrator: int) -> dict:
+def _sample(t: float, gateway: int, orchestrator: int, target: int | None = None) -> dict:
     return {
         "t_s": t,
         "Gateway": gateway,
         "Gateway_nodes": ["head"],
+        "Gateway_target": target if target is not None else gateway,
         "TrainingOrchestrator": orchestrator,
         "TrainingOrchestrator_nodes": ["head", "worker-1"][:orchestrator],
+        "TrainingOrchestrator_target": target if target is not None else orchestrator,
     }
 
 
 def test_scale_up_is_when_every_scaled_deployment_has_two_and_down_counts_from_the_load_end():
     timeline = [
         _sample(0, 1, 1),
+        _sample(1, 1, 1, target=2),  # Serve has decided; nothing new runs yet
         _sample(2, 1, 2),  # the orchestrator alone: not yet scaled up
         _sample(4, 2, 2),
         _sample(30, 2, 2),  # the load ends at 30 s
         _sample(36, 1, 2),
-        _sample(42, 1, 1),
+        _sample(42.04, 1, 1),
     ]
     outcomes = [
         ConversationOutcome(
@@ -72,6 +75,7 @@ def test_scale_up_is_when_every_scaled_deployment_has_two_and_down_counts_from_t
         ConversationOutcome([TurnSample(1, 1.0, 1.5, 10)], failed=[]),
     ]
     run = summarize_run(outcomes, timeline, load_s=30)
+    assert run["scale_decided_s"] == 1
     assert run["scale_up_s"] == 4
     assert run["scale_down_s"] == 12
     assert run["turns"] == 3 and run["failed_turns"] == 1
@@ -83,9 +87,29 @@ def test_scale_up_is_when_every_scaled_deployment_has_two_and_down_counts_from_t
 
 
 def test_a_run_that_never_scales_says_so():
-    run = summarize_run([ConversationOutcome([], ["ConnectionClosed"])], [_sample(0, 1, 1)], 10)
+    run = summarize_run(
+        [ConversationOutcome([], ["ConnectionClosed"])], [_sample(0, 1, 1), _sample(12, 1, 1)], 10
+    )
     assert run["scale_up_s"] is None and run["ttft_ms_p50"] is None
+    assert run["scale_down_s"] is None  # nothing came down: nothing went up
     assert run["failed_turns"] == 1
+
+
+def test_deployments_that_scale_at_different_times_count_from_the_later():
+    # The gateway is back at one before the orchestrator gets its second: both did scale.
+    timeline = [_sample(0, 1, 1), _sample(3, 2, 1), _sample(6, 1, 1), _sample(9, 1, 2)]
+    assert summarize_run([], timeline, load_s=20)["scale_up_s"] == 9
+
+
+def test_resent_and_lost_turns_are_counted_per_turn():
+    outcomes = [
+        ConversationOutcome([TurnSample(0, 1.0, 2.0, 10)], [], resent=1),
+        ConversationOutcome([], ["ConnectionClosedError: 1011"] * 3, resent=2),
+    ]
+    run = summarize_run(outcomes, [_sample(0, 1, 1)], load_s=10)
+    assert run["resent_turns"] == 3
+    assert run["failed_turns"] == 3
+    assert run["failures_by_code"] == {"ConnectionClosedError: 1011": 3}
 
 
 def test_the_scaling_config_changes_only_the_scaled_deployments(tmp_path):

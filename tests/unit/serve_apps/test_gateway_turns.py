@@ -9,11 +9,15 @@ import uuid
 from types import SimpleNamespace
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeout
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from serve_apps.conversation.protocol import ErrorEvent, TraineeTurn
 from serve_apps.gateway.deployment import UNAVAILABLE_RETRY_AFTER_S, Gateway
+from serve_apps.gateway.rate_limits import RateLimited
 
 
 class FakeLimits:
@@ -61,10 +65,12 @@ def _gateway(limits: FakeLimits) -> SimpleNamespace:
     "failure",
     [
         RedisTimeout("Timeout reading from socket"),
+        RedisConnectionError("Connection refused"),
         OperationalError("SELECT 1", {}, Exception("server closed the connection")),
+        PoolTimeout("QueuePool limit of size 8 overflow 4 reached"),
         TimeoutError(),
     ],
-    ids=["redis", "postgres", "timeout"],
+    ids=["redis-timeout", "redis-down", "postgres", "pool-full", "timeout"],
 )
 async def test_a_store_that_does_not_answer_is_a_typed_error_the_client_can_retry(failure):
     conversation = FakeConversation()
@@ -83,8 +89,24 @@ async def test_a_store_failing_while_the_turn_is_answered_is_the_same_typed_erro
     assert [(e.code, e.client_turn_id) for e in conversation.reported] == [("unavailable", "c-2")]
 
 
-async def test_other_failures_are_not_taken_for_a_busy_store():
-    conversation = FakeConversation(failure=ValueError("a bug"))
+@pytest.mark.parametrize(
+    "failure",
+    [ValueError("a bug"), ResponseError("WRONGTYPE"), IntegrityError("INSERT", {}, Exception())],
+    ids=["bug", "redis-command", "constraint"],
+)
+async def test_faults_are_not_taken_for_a_busy_store(failure):
+    """A retry would fail the same way: these are not ``unavailable`` (the socket's own
+    handler closes it with 1011 and logs the fault)."""
+    conversation = FakeConversation(failure=failure)
     turn = TraineeTurn(client_turn_id="c-3", text="Hello")
-    with pytest.raises(ValueError):
+    with pytest.raises(type(failure)):
         await _gateway(FakeLimits(None))._take_turn(conversation, turn)
+    assert conversation.reported == []
+
+
+async def test_a_rate_limited_turn_stays_rate_limited():
+    conversation = FakeConversation()
+    turn = TraineeTurn(client_turn_id="c-4", text="Hello")
+    await _gateway(FakeLimits(RateLimited("turns", 7)))._take_turn(conversation, turn)
+    (event,) = conversation.reported
+    assert (event.code, event.retry_after_s) == ("rate_limited", 7)
