@@ -250,13 +250,19 @@ async def timed_turn(
     started = time.perf_counter() if started is None else started
     await ws.send(json.dumps(frame))
     first: float | None = None
-    seq: int | None = None  # this turn's, from its ack: events about earlier turns are not its
+    seq: int | None = None  # this turn's, from its ack: events about other turns are not its
     while True:
         event = json.loads(await ws.recv())
         if event["type"] == "ack" and event.get("client_turn_id") == turn_id:
             seq = event["seq"]
-        elif event.get("reply_to") is not None and seq is not None and event["reply_to"] != seq:
-            continue
+        elif event["type"] == "error" and event["code"] != "agent_failed":
+            ours = event.get("client_turn_id") == turn_id or (
+                event.get("client_turn_id") is None and event.get("reply_to") in (None, seq)
+            )
+            if ours:
+                return None, event
+        elif seq is None or event.get("reply_to") != seq:
+            continue  # before this turn's ack, or about another turn
         elif event["type"] == "token" and first is None:
             first = time.perf_counter() - started
         elif event["type"] == "reply_done":
@@ -269,12 +275,6 @@ async def timed_turn(
                 event.get("timing"),
             )
             return sample, event
-        elif (
-            event["type"] == "error"
-            and event["code"] != "agent_failed"
-            and event.get("client_turn_id") in (None, turn_id)
-        ):
-            return None, event
 
 
 # --- the direct side -------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The scaling bench's arithmetic on fixed samples (unit: no cluster; the bench itself runs
 on real local Ray clusters)."""
 
+import json
 from pathlib import Path
 
 import yaml
@@ -12,7 +13,7 @@ from serve_apps.bench.scaling import (
     summarize_run,
     write_scaling_serve_config,
 )
-from serve_apps.bench.turn import TurnSample
+from serve_apps.bench.turn import TurnSample, timed_turn
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -127,3 +128,41 @@ def test_the_scaling_config_changes_only_the_scaled_deployments(tmp_path):
             assert after["autoscaling_config"]["max_replicas"] == 2
         else:
             assert after == before
+
+
+class FakeSocket:
+    """A socket that answers a sent turn with given events (unit: no gateway)."""
+
+    def __init__(self, events: list[dict]) -> None:
+        self.events = list(events)
+        self.sent: list[dict] = []
+
+    async def send(self, frame: str) -> None:
+        self.sent.append(json.loads(frame))
+
+    async def recv(self) -> str:
+        return json.dumps(self.events.pop(0))
+
+
+async def test_a_timed_turn_takes_only_its_own_events():
+    ws = FakeSocket(
+        [
+            {"type": "reply_done", "reply_to": 1, "text": "pushed, for the turn before"},
+            {"type": "ack", "client_turn_id": "mine", "seq": 3, "duplicate": False},
+            {"type": "error", "code": "unavailable", "client_turn_id": "other"},
+            {"type": "token", "reply_to": 1, "text": "old"},
+            {"type": "token", "reply_to": 3, "text": "new"},
+            {"type": "reply_done", "reply_to": 3, "output_tokens": 5, "timing": None},
+        ]
+    )
+    sample, event = await timed_turn(ws, "Hello", "mine")
+    assert event["reply_to"] == 3 and sample is not None and sample.output_tokens == 5
+    assert ws.sent[0]["client_turn_id"] == "mine" and not ws.events
+
+
+async def test_a_timed_turn_ends_on_its_own_error():
+    ws = FakeSocket([{"type": "error", "code": "unavailable", "client_turn_id": "mine"}])
+    assert await timed_turn(ws, "Hello", "mine") == (
+        None,
+        {"type": "error", "code": "unavailable", "client_turn_id": "mine"},
+    )
