@@ -73,8 +73,8 @@ class ServeLLMChatEngine:
     """Streams chat completions from a ``ray.serve.llm`` LLMServer deployment handle."""
 
     def __init__(self, handle: Any, model_id: str) -> None:
-        self._handle = handle.options(stream=True)
-        self._health = handle
+        self._handle = handle.options(stream=True)  # the reply streams
+        self._calls = handle  # one answer each: tokens, health, engine info
         self.model_id = model_id
 
     async def stream_chat(
@@ -147,11 +147,11 @@ class ServeLLMChatEngine:
 
     async def count_tokens(self, text: str) -> int:
         # The engine's own tokenizer (FirstTokenAtOnceLLMServer.count_tokens), not a copy.
-        return int(await self._health.count_tokens.remote(text))
+        return int(await self._calls.count_tokens.remote(text))
 
     async def check_health(self) -> None:
-        await self._health.check_health.remote()
+        await self._calls.check_health.remote()
 
     async def engine_info(self) -> dict[str, Any]:
         """The running engine's dtype and why it was chosen (``FirstTokenAtOnceLLMServer``)."""
-        return await self._health.engine_info.remote()
+        return await self._calls.engine_info.remote()
