@@ -1,13 +1,20 @@
 """Rate limits in Redis: requests per IP, per user and per tenant, and model tokens per tenant.
 
-Fixed one-minute windows (one ``INCR`` and ``EXPIRE`` per key and request), shared by every
-gateway replica. Over a limit the caller gets 429 with ``Retry-After`` (seconds to the next
-window); the token budget is per tenant and per UTC day, counted after each reply and
-checked before the next one starts.
+Request limits are sliding-window counters (Cloudflare's estimate): a counter per one-minute
+window, and a request counts the current window plus the previous one weighted by how much
+of it still lies within the last minute. A fixed window alone lets a caller send twice the
+limit across a window's edge (ten password guesses at :59 and ten more at :00); the
+estimate does not. Every replica shares the counters; a refused request counts too, so
+hammering keeps the door shut. Over a limit the caller gets 429 with ``Retry-After``: the
+seconds until a request would pass again if none came meanwhile.
+
+The token budget is per tenant and per UTC day (a fixed window on purpose: it is a daily
+allowance), counted after each reply and checked before the next one starts.
 """
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 
@@ -17,6 +24,25 @@ from serve_apps.gateway.errors import APIError
 
 PREFIX = "salesboost:rl:"
 DAY_S = 86_400
+MINUTE_S = 60
+
+
+def seconds_until_allowed(
+    *, previous: int, current: int, elapsed_s: float, window_s: int, limit: int
+) -> int:
+    """When the next request passes the sliding-window estimate, if no request comes meanwhile.
+
+    ``current`` already includes the refused request; ``elapsed_s`` is the time since the
+    current window began. Whole seconds, at least 1 (what ``Retry-After`` carries).
+    """
+    room = limit - current - 1  # what the previous window's weight must fall to, this window
+    if room >= 0 and previous > 0:
+        passes_at = (1 - room / previous) * window_s
+        wait = passes_at - elapsed_s
+    else:  # only in the next window, once this window's weight has fallen far enough
+        weight_left = max(0.0, 1 - (limit - 1) / current) if current else 0.0
+        wait = window_s - elapsed_s + weight_left * window_s
+    return max(1, math.ceil(wait))
 
 
 class RateLimited(APIError):
@@ -58,9 +84,28 @@ class RateLimiter:
         return int(total), window + window_s - now
 
     async def _hit(self, what: str, key: str, limit: int) -> None:
-        total, left = await self._count(key, 60)
-        if total > limit:
-            raise RateLimited(what, max(1, left))
+        now = time.time()
+        window = int(now - now % MINUTE_S)
+        current_key = f"{PREFIX}{key}:{window}"
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.incr(current_key)
+            pipe.expire(current_key, 2 * MINUTE_S + 5)  # read again as the previous window
+            pipe.get(f"{PREFIX}{key}:{window - MINUTE_S}")
+            current, _, previous = await pipe.execute()
+        elapsed_s = now - window
+        previous = int(previous or 0)
+        estimate = current + previous * (1 - elapsed_s / MINUTE_S)
+        if estimate > limit:
+            raise RateLimited(
+                what,
+                seconds_until_allowed(
+                    previous=previous,
+                    current=int(current),
+                    elapsed_s=elapsed_s,
+                    window_s=MINUTE_S,
+                    limit=limit,
+                ),
+            )
 
     async def check_ip(self, ip: str | None) -> None:
         await self._hit("requests from this address", f"ip:{ip or 'unknown'}", self.per_ip)

