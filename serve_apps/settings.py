@@ -139,7 +139,13 @@ class Settings(BaseSettings):
         description="Longest NPC reply in tokens: one to three spoken sentences (a reply the "
         "budget cuts is trimmed to its last whole sentence).",
     )
-    npc_temperature: float = Field(0.7, ge=0, le=2, description="NPC sampling temperature.")
+    npc_temperature: float = Field(
+        0.3,
+        ge=0,
+        le=2,
+        description="NPC sampling temperature. 0.3: on the bundled 135M model 0.7 drifted off "
+        "the question within a sentence (docs/quality.md); a larger model may take more.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("engine_cpus")

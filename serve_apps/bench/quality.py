@@ -16,7 +16,8 @@ same format with ``--evalsets``):
 
 The personas, scenarios, rubrics, rules and knowledge documents are the tenant file's
 (``tenant.yaml`` in the folder, else the demo tenant). Sampling is the product's
-(temperature 0.7), seeded per reply, so a run is repeatable on one machine.
+(``SALESBOOST_NPC_TEMPERATURE``, 0.3; 0.7 for ``--persona before``), seeded per reply, so a
+run is repeatable on one machine.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from serve_apps.orchestrator.specs import ComplianceRuleSpec, RubricSpec
 
 Progress = Callable[[str], None]
 EVALSETS = Path(__file__).resolve().parents[2] / "tests" / "evalsets"
-PRODUCT_TEMPERATURE = 0.7
+BEFORE_TEMPERATURE = 0.7  # the product's persona temperature before issue 22
 
 
 # --- arithmetic ---------------------------------------------------------------------------
@@ -498,7 +499,9 @@ async def run_probes(
                     history=list(history),
                     trainee_text=line,
                     max_tokens=settings.npc_max_tokens if persona == "current" else 160,
-                    temperature=PRODUCT_TEMPERATURE,
+                    temperature=settings.npc_temperature
+                    if persona == "current"
+                    else BEFORE_TEMPERATURE,
                     mode="assessment",
                 )
                 grounding = retrieve(request.knowledge_base, line)
@@ -574,7 +577,7 @@ def run_quality_bench(
             "embedder": "all-MiniLM-L6-v2 (in-process, the Embedder deployment's model)",
             "off_question_threshold": OFF_QUESTION_THRESHOLD,
             "npc_max_tokens": settings.npc_max_tokens if persona == "current" else 160,
-            "temperature": PRODUCT_TEMPERATURE,
+            "temperature": settings.npc_temperature if persona == "current" else BEFORE_TEMPERATURE,
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             # The CPU always (the embedder's checks run on it too); the engine's dtype
             # only when the persona ran on the engine.

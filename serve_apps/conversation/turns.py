@@ -155,7 +155,7 @@ class Conversation:
     # Told each stored reply's output tokens (the tenant's model-token budget).
     on_reply: Callable[[int], Awaitable[None]] | None = None
     max_tokens: int = 160
-    temperature: float = 0.7
+    temperature: float = 0.3
     committee: list[PersonaCard] = field(default_factory=list)
     mode: SessionModeName = "conversation"
     compliance_rules: list[ComplianceRuleSpec] = field(default_factory=list)

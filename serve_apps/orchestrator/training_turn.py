@@ -75,6 +75,13 @@ class AgentSettings(BaseModel):
         False, description="The judge answers `judge` rubric checks (off: they count neither way)."
     )
     max_review_retries: int = Field(2, ge=0, le=5, description="Regenerations per reply.")
+    review_feedback: bool = Field(
+        False,
+        description="A rejected reply's issues are told to the persona before its next attempt. "
+        "Off by default: the bundled 135M model repeats the correction to the salesperson "
+        '("One to three short spoken sentences that answer…") instead of following it, so a '
+        "retry is a fresh sample. Worth turning on with a larger persona model.",
+    )
     knowledge_hint_threshold: float = Field(
         0.5,
         ge=0,
@@ -261,7 +268,8 @@ class TrainingTurn:
             if last_attempt:
                 final = done.model_copy(update={"final_text": fallback_reply(choice.speaker)})
                 break
-            feedback = [feedback_message(choice.speaker, issues)]
+            if self._settings.review_feedback:
+                feedback = [feedback_message(choice.speaker, issues)]
         assert final is not None
         yield final.model_copy(update={"output_tokens": output_tokens or None})
 

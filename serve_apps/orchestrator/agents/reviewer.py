@@ -74,7 +74,11 @@ RULES: tuple[tuple[re.Pattern[str], str], ...] = (
         re.compile(
             r"(?i)(system prompt|my instructions|stay in character|keep to yourself unless|"
             r"objections you raise|facts you know|you are playing|true about us:|"
-            r"what worries me:|i say this only when)"
+            r"what worries me:|i say this only when|"
+            # the reviewer's own correction, repeated to the salesperson (the 135M model does)
+            r"one to three (short )?(spoken )?sentences|(last|previous) (answer|response) was "
+            r"(wrong|incorrect)|i answer again|corrected (answer|version|response)|"
+            r"(speaks?|speaking) as the seller|(salesperson|customer)'s question|\bruns on:)"
         ),
         INSTRUCTIONS,
     ),
