@@ -249,18 +249,23 @@ async def test_director_asks_the_judge_when_open_and_falls_back_when_it_fails():
 # --- the turn ----------------------------------------------------------------------------
 
 
-async def test_a_rejected_attempt_is_retried_with_feedback_and_bounded():
+@pytest.mark.parametrize("review_feedback", [False, True])
+async def test_a_rejected_attempt_is_retried_and_bounded(review_feedback):
     persona = ScriptedPersonaEngine(
         ["As an AI I cannot.", "As an AI model, no.", "I am an AI, sorry."]
     )
-    turn = TrainingTurn(NPCConversation(persona), None, AgentSettings(max_review_retries=2))
+    settings = AgentSettings(max_review_retries=2, review_feedback=review_feedback)
+    turn = TrainingTurn(NPCConversation(persona), None, settings)
     events = await run_turn(turn, turn_request("Hi", mode="assessment"))
     reviews = [e for e in events if getattr(e, "type", None) == "review"]
     assert [(r.attempt, r.action) for r in reviews] == [(0, "retry"), (1, "retry"), (2, "replaced")]
     done = [e for e in events if isinstance(e, NPCChunk) and e.done]
     assert len(done) == 1 and done[0].final_text == fallback_reply(IT)
-    assert "was wrong" in persona.prompts[1][-2]["content"]  # the reviewer's feedback
     assert len(persona.prompts) == 3
+    if review_feedback:  # the reviewer's issues come just before the reply
+        assert "was wrong" in persona.prompts[1][-2]["content"]
+    else:  # a fresh sample of the same prompt
+        assert persona.prompts[1] == persona.prompts[0]
 
 
 async def test_an_accepted_reply_is_final_and_the_judge_starts_after_the_first_token():

@@ -20,6 +20,7 @@ from serve_apps.orchestrator.agents.compliance import ComplianceChecker, whole_s
 from serve_apps.orchestrator.agents.evaluator import Evaluator
 from serve_apps.orchestrator.agents.reviewer import (
     CONTRADICTS,
+    INSTRUCTIONS,
     LEAKS,
     RUNS_ON,
     SELLER,
@@ -99,6 +100,20 @@ def test_the_reviewer_catches_seller_speak_contradictions_leaks_and_running_on()
     assert LEAKS in issues("Our ceiling is 180,000 USD.", "Tell me about your team.")
     assert LEAKS not in issues("Our ceiling is 180,000 USD.", "What is your budget ceiling?")
     assert RUNS_ON in issues("Yes. " * 6)
+
+
+def test_the_reviewer_catches_its_own_correction_repeated_to_the_salesperson():
+    """What the 135M model said after a retry with feedback (bench quality, temperature 0.3)."""
+
+    def issues(reply):
+        return rule_issues(reply, persona=PRIYA, question="How does that sound?", product="")
+
+    assert INSTRUCTIONS in issues(
+        "One to three short spoken sentences that answer the customer's question about my company."
+    )
+    assert INSTRUCTIONS in issues("It does indeed speak as the seller, not the customer.")
+    assert INSTRUCTIONS in issues("My previous response was incorrect; a corrected version:")
+    assert issues("Three sentences is all I need from you in writing.") == []
 
 
 # --- semantic kinds -------------------------------------------------------------------------
