@@ -10,6 +10,8 @@ export interface Citation {
   title: string;
   heading?: string | null;
   page?: number | null;
+  /** The chunk's place in its document, from 0. */
+  position?: number;
   text: string;
   score: number;
 }
@@ -17,9 +19,11 @@ export interface Citation {
 export interface HintEvent {
   type: "hint";
   reply_to: number | null;
-  kind: "objection" | "buying_signal" | "next_step" | "stage" | "memory";
+  kind: "objection" | "buying_signal" | "next_step" | "stage" | "memory" | "knowledge";
   text: string;
   stage?: string | null;
+  /** knowledge: the seller's chunk the hint quotes. */
+  citations?: Citation[];
 }
 
 export interface ComplianceEvent {

@@ -6,6 +6,7 @@ import { api } from "../api";
 import {
   ConversationConnection,
   initialState,
+  type Citation,
   type ComplianceEvent,
   type ConversationState,
   type HintEvent,
@@ -19,6 +20,7 @@ const HINT_LABEL: Record<HintEvent["kind"], string> = {
   stage: "Stage",
   objection: "Objection",
   buying_signal: "Buying signal",
+  knowledge: "From your materials",
   memory: "From your last sessions",
   next_step: "Next move",
 };
@@ -241,11 +243,7 @@ function Bubble(props: { message: Message; persona?: Persona; findings: Complian
           <ul>
             {m.citations.map((c) => (
               <li key={c.chunk_id}>
-                <strong>
-                  {c.title}
-                  {c.heading ? ` — ${c.heading}` : ""}
-                  {c.page ? `, p. ${c.page}` : ""}
-                </strong>
+                <strong>{source(c)}</strong>
                 <p class="small">{c.text.length > 240 ? `${c.text.slice(0, 240)}…` : c.text}</p>
               </li>
             ))}
@@ -256,21 +254,37 @@ function Bubble(props: { message: Message; persona?: Persona; findings: Complian
   );
 }
 
+/** Where a cited chunk is: its document's title, heading and page. */
+function source(c: Citation): string {
+  return `${c.title}${c.heading ? ` — ${c.heading}` : ""}${c.page ? `, p. ${c.page}` : ""}`;
+}
+
 function Hints(props: { hints: HintEvent[] }) {
   if (props.hints.length === 0) return <p class="muted">Hints appear here as the conversation goes.</p>;
   const latest = new Map<string, HintEvent>();
   for (const h of props.hints) latest.set(h.kind, h);
-  const order: HintEvent["kind"][] = ["stage", "objection", "buying_signal", "memory", "next_step"];
+  const order: HintEvent["kind"][] = ["stage", "objection", "buying_signal", "knowledge", "memory", "next_step"];
   return (
     <dl class="hint-list" data-testid="hints">
       {order
         .filter((k) => latest.has(k))
-        .map((k) => (
-          <div key={k} class={`hint hint-${k}`}>
-            <dt>{HINT_LABEL[k]}</dt>
-            <dd>{latest.get(k)!.text}</dd>
-          </div>
-        ))}
+        .map((k) => {
+          const hint = latest.get(k)!;
+          return (
+            <div key={k} class={`hint hint-${k}`}>
+              <dt>{HINT_LABEL[k]}</dt>
+              <dd>
+                {hint.text}
+                {hint.citations?.map((c) => (
+                  <p key={c.chunk_id} class="small muted hint-source">
+                    Source: <cite>{source(c)}</cite>
+                    {c.position != null ? `, passage ${c.position + 1}` : ""}
+                  </p>
+                ))}
+              </dd>
+            </div>
+          );
+        })}
     </dl>
   );
 }
