@@ -1,5 +1,5 @@
-"""The web app's own unit tests (vitest: the conversation reducer), run from pytest so that
-`make test` covers them too."""
+"""The web app's own unit tests (vitest: the conversation reducer, the field an API error is
+about), run from pytest so that `make test` covers them too."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 // The admin's pages: people (invite, CSV import with its per-row report, role, deactivate),
-// training content, the knowledge base (upload, search tester, versions), the audit log.
+// training content and a course's assignments, the knowledge base (upload, search tester,
+// versions), the audit log.
 import { useState } from "preact/hooks";
-import { ApiError, api, describeError } from "../api";
+import { ApiError, api, describeError, fieldError } from "../api";
 import { useMe } from "../app";
 import type { User } from "../types";
 import { ErrorNote, Loading, formatDate, useLoad } from "../ui";
@@ -215,13 +216,6 @@ const KINDS = [
   { path: "/v1/courses", label: "Courses", key: "slug" },
 ] as const;
 
-/** The field a 422's message names (``criteria.0.weight: ...``), to show it there. */
-function fieldOf(error: unknown): string | null {
-  if (!(error instanceof ApiError) || error.status !== 422) return null;
-  const m = /^(?:body\.)?([\w.]+):/.exec(error.message);
-  return m ? m[1] : null;
-}
-
 export function AdminContent() {
   const [kind, setKind] = useState(0);
   const k = KINDS[kind];
@@ -230,7 +224,7 @@ export function AdminContent() {
   const [text, setText] = useState("");
   const [error, setError] = useState<unknown>(null);
   const [saved, setSaved] = useState<string | null>(null);
-  const field = fieldOf(error);
+  const field = fieldError(error);
 
   function open(slug: string | null) {
     setSelected(slug);
@@ -304,7 +298,7 @@ export function AdminContent() {
               <p id="content-error" class="field-error" role="alert">
                 {field ? (
                   <>
-                    Field <code>{field}</code>: {describeError(error).replace(/^[\w.]+: /i, "")}
+                    Field <code>{field.field}</code>: {field.message}
                   </>
                 ) : (
                   describeError(error)
@@ -318,7 +312,131 @@ export function AdminContent() {
           </form>
         )}
       </div>
+      {k.path === "/v1/courses" && selected && <CourseAssignments key={selected} course={selected} />}
     </section>
+  );
+}
+
+interface Assignment {
+  id: string;
+  course: string;
+  team: string | null;
+  user_id: string | null;
+  due_at: string | null;
+}
+
+/** Who a course is assigned to, and a form to give it to a team or one person. */
+function CourseAssignments(props: { course: string }) {
+  const path = `/v1/courses/${encodeURIComponent(props.course)}/assignments`;
+  const list = useLoad(() => api.get<Assignment[]>(path), [path]);
+  const people = useLoad(() => api.get<User[]>("/v1/users"));
+  const teams = useLoad(() => api.get<{ id: string; name: string }[]>("/v1/teams"));
+  const [to, setTo] = useState<"team" | "user_id">("team");
+  const [team, setTeam] = useState("");
+  const [userId, setUserId] = useState("");
+  const [due, setDue] = useState("");
+  const [error, setError] = useState<unknown>(null);
+  const [saved, setSaved] = useState<string | null>(null);
+  const names = new Map(people.data?.map((u) => [u.id, u.display_name]));
+  const bad = fieldError(error);
+  const atField = bad && (bad.field === to || bad.field === "due_at") ? bad : null;
+
+  async function assign(e: Event) {
+    e.preventDefault();
+    setError(null);
+    setSaved(null);
+    try {
+      await api.post(path, {
+        ...(to === "team" ? { team } : { user_id: userId }),
+        due_at: due ? new Date(due).toISOString() : null,
+      });
+      setSaved(`Assigned to ${to === "team" ? `team ${team}` : names.get(userId) ?? "them"}.`);
+      list.reload();
+    } catch (err) {
+      setError(err);
+    }
+  }
+
+  // A field's error shows under it, and screen readers read it with the field.
+  const invalid = (field: string) => ({
+    "aria-invalid": atField?.field === field,
+    "aria-describedby": atField?.field === field ? `assign-${field}-error` : undefined,
+  });
+  const note = (field: string) =>
+    atField?.field === field && (
+      <p id={`assign-${field}-error`} class="field-error" role="alert">
+        {atField.message}
+      </p>
+    );
+
+  return (
+    <div class="card stack" data-testid="assignments">
+      <h2>Assignments of {props.course}</h2>
+      <ErrorNote error={list.error} />
+      {list.loading && !list.data && <Loading what="the assignments" />}
+      <ul class="plain" data-testid="assignment-list">
+        {list.data?.length === 0 && <li class="muted">Not assigned yet.</li>}
+        {list.data?.map((a) => (
+          <li key={a.id} class="row">
+            <span>{a.team ? `Team ${a.team}` : names.get(a.user_id ?? "") ?? "Someone outside your teams"}</span>
+            <span class="muted small">{a.due_at ? `due ${formatDate(a.due_at)}` : "no deadline"}</span>
+          </li>
+        ))}
+      </ul>
+      <form class="stack" onSubmit={assign} aria-label="Assign the course">
+        <fieldset class="inline">
+          <legend>Assign to</legend>
+          <label>
+            <input type="radio" name="assign-to" checked={to === "team"} onChange={() => (setTo("team"), setError(null))} /> A team
+          </label>
+          <label>
+            <input type="radio" name="assign-to" checked={to === "user_id"} onChange={() => (setTo("user_id"), setError(null))} /> One
+            person
+          </label>
+        </fieldset>
+        {to === "team" ? (
+          <div>
+            <label>
+              Team
+              <input name="assign-team" list="assign-teams" required value={team} onInput={(e) => setTeam(e.currentTarget.value)} {...invalid("team")} />
+            </label>
+            <datalist id="assign-teams">
+              {teams.data?.map((t) => (
+                <option key={t.id} value={t.name} />
+              ))}
+            </datalist>
+            {note("team")}
+          </div>
+        ) : (
+          <div>
+            <label>
+              Person
+              <select name="assign-user" required value={userId} onChange={(e) => setUserId(e.currentTarget.value)} {...invalid("user_id")}>
+                <option value="">Choose someone</option>
+                {people.data?.map((u) => (
+                  <option key={u.id} value={u.id}>
+                    {u.display_name} ({u.email})
+                  </option>
+                ))}
+              </select>
+            </label>
+            {note("user_id")}
+          </div>
+        )}
+        <div>
+          <label>
+            Deadline (optional)
+            <input name="assign-due" type="datetime-local" value={due} onInput={(e) => setDue(e.currentTarget.value)} {...invalid("due_at")} />
+          </label>
+          {note("due_at")}
+        </div>
+        {!atField && <ErrorNote error={error} />}
+        {saved && <p role="status">{saved}</p>}
+        <button class="primary" type="submit">
+          Assign
+        </button>
+      </form>
+    </div>
   );
 }
 
