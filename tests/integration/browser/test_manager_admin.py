@@ -1,6 +1,7 @@
 """Managers and admins in the browser: the heatmap, a session reviewed (a comment on a turn,
-an adjusted score the trainee then sees); people invited and imported, a document uploaded,
-searched and an earlier version restored; and a trainee refused the pages and the API."""
+an adjusted score the trainee then sees), a course assigned to a team and a person; people
+invited and imported, a document uploaded, searched and an earlier version restored; and a
+trainee refused the pages and the API."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from websockets.sync.client import connect
 
 from tests.integration.browser.conftest import (
+    DEMO_ADMIN,
     DESKTOP,
     PASSWORD,
     PHONE,
@@ -36,7 +38,7 @@ def _accept(base_url: str, token: str) -> None:
 def reviewed_team(base_url, invite):
     """A team with a manager and a trainee who holds one scored session (assessment mode)."""
     team = f"Review {uuid.uuid4().hex[:6]}"
-    trainee, trainee_token, _ = invite("trainee", teams=[team])
+    trainee, trainee_token, trainee_id = invite("trainee", teams=[team])
     manager, manager_token, _ = invite("manager", teams=[team])
     _accept(base_url, trainee_token)
     _accept(base_url, manager_token)
@@ -57,7 +59,13 @@ def reviewed_team(base_url, invite):
         ended = http.post(f"/v1/sessions/{session_id}/end")
         assert ended.status_code == 200, ended.text
         assert ended.json()["evaluation"] is not None
-    return {"team": team, "trainee": trainee, "manager": manager, "session": session_id}
+    return {
+        "team": team,
+        "trainee": trainee,
+        "trainee_id": trainee_id,
+        "manager": manager,
+        "session": session_id,
+    }
 
 
 def test_manager_reviews_a_session_and_the_trainee_sees_the_review(new_context, reviewed_team):
@@ -91,6 +99,65 @@ def test_manager_reviews_a_session_and_the_trainee_sees_the_review(new_context, 
     assert "budget and decision" in trainee.get_by_test_id("comment").first.inner_text()
     assert trainee.get_by_role("button", name="Save adjusted score").count() == 0
     check_page(trainee, "trainee-review")
+
+    drill_down = f"/app/manager/trainees/{r['trainee_id']}"
+    check_pages(
+        new_context,
+        sign_in_as(r["manager"]),
+        [
+            ("/app/manager", "manager-overview", "[data-testid=heatmap]"),
+            (drill_down, "manager-trainee", "[data-testid=sessions]"),
+            (f"/app/sessions/{r['session']}", "manager-review", "[data-testid=adjusted-score]"),
+        ],
+    )
+
+
+def test_a_manager_assigns_a_course_to_a_team_and_a_person(new_context, base_url, reviewed_team):
+    r = reviewed_team
+    slug = f"assign-{uuid.uuid4().hex[:6]}"
+    title = f"Assignment drill {slug}"
+    with httpx.Client(base_url=base_url, headers=DEMO_ADMIN, timeout=30) as http:
+        created = http.post(
+            "/v1/courses",
+            json={"slug": slug, "title": title, "scenarios": ["crm-discovery-call"]},
+        )
+        assert created.status_code == 201, created.text
+    page = sign_in_as(r["manager"])(new_context(PHONE).new_page())
+    page.goto("/app/admin/content")
+    page.get_by_role("tab", name="Courses").click()
+    page.get_by_role("button", name=title).click()
+    listed = page.get_by_test_id("assignment-list")
+    listed.get_by_text("Not assigned yet.").wait_for()
+
+    # The server's refusal shows at the field it is about.
+    team = page.get_by_label("Team", exact=True)
+    team.fill("No such team")
+    page.get_by_role("button", name="Assign", exact=True).click()
+    page.locator("#assign-team-error").filter(has_text="No team 'No such team'").wait_for()
+    assert team.get_attribute("aria-invalid") == "true"
+    check_page(page, "course-assignments-refused")
+
+    team.fill(r["team"])
+    page.get_by_label("Deadline (optional)").fill("2031-05-01T17:00")
+    page.get_by_role("button", name="Assign", exact=True).click()
+    listed.get_by_text(f"Team {r['team']}").wait_for()
+    assert "due 1 May 2031" in listed.inner_text()
+    assert page.locator("#assign-team-error").count() == 0
+    page.get_by_label("One person").check()
+    person = page.get_by_role("combobox", name="Person")
+    person.select_option(label=f"Browser Trainee ({r['trainee']})")
+    page.get_by_role("button", name="Assign", exact=True).click()
+    listed.get_by_text("Browser Trainee").wait_for()
+    # The deadline stays in the form for the next assignment.
+    assert listed.inner_text().count("due 1 May 2031") == 2
+    check_page(page, "course-assignments")
+
+    with httpx.Client(base_url=base_url, headers=DEMO_ADMIN, timeout=30) as http:
+        stored = http.get(f"/v1/courses/{slug}/assignments").json()
+    assert {(a["team"], a["user_id"]) for a in stored} == {
+        (r["team"], None),
+        (None, r["trainee_id"]),
+    }
 
 
 def test_admin_invites_imports_uploads_searches_and_restores(new_context, base_url, invite):

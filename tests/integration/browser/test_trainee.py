@@ -1,6 +1,6 @@
 """A trainee in the browser: invitation, sign-in, an assigned scenario held for three turns with
-a hint, a compliance finding and a connection cut mid-reply, the scorecard; and a buying
-committee in assessment mode (two speakers, no hints)."""
+hints (the knowledge hint with its source), a compliance finding and a connection cut mid-reply,
+the scorecard; and a buying committee in assessment mode (two speakers, no hints)."""
 
 from __future__ import annotations
 
@@ -79,11 +79,16 @@ def test_trainee_practises_an_assigned_scenario_through_a_dropped_connection(
     page.wait_for_url(re.compile(r"/app/practice/"))
     page.get_by_test_id("connection").filter(has_text="Connected").wait_for()
 
-    _say(page, "Hi Priya, thanks for your time. What made you join the webinar?")
+    # A price from the seller's documents: the coach quotes them, with the source.
+    _say(page, "Hi Priya, thanks for your time. The migration package is 48,000 USD excl. VAT.")
     page.locator(".bubble.theirs.streaming, .bubble.theirs.done").first.wait_for(timeout=REPLY_S)
     _replies_done(page, 1)
     page.get_by_test_id("hints").wait_for(timeout=REPLY_S)
-    assert page.get_by_test_id("hints").inner_text().strip()
+    knowledge = page.locator(".hint-knowledge")
+    knowledge.wait_for(timeout=REPLY_S)
+    assert "48,000 USD" in knowledge.locator("dd").inner_text()
+    source = knowledge.locator(".hint-source").first.inner_text()
+    assert re.fullmatch(r"Source: CloudCRM .+, passage \d+", source), source
 
     _say(page, "We guarantee a 30% return on your CRM spend. What budget do you have?")
     finding = page.locator(".bubble.mine [data-testid=finding]")
@@ -129,6 +134,7 @@ def test_trainee_practises_an_assigned_scenario_through_a_dropped_connection(
         [
             ("/app/", "home", f"[data-testid=course-{t['course']}]"),
             ("/app/progress", "progress", "[data-testid=sessions]"),
+            ("/app/settings", "settings", "main h1"),
             (report_path, "scorecard", "[data-testid=scorecard]"),
         ],
     )
