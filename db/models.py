@@ -152,6 +152,10 @@ class Scenario(Base):
     description: Mapped[str] = mapped_column(Text)
     # The tenant's knowledge base that grounds this scenario's personas (None: no grounding).
     knowledge_base: Mapped[str | None] = mapped_column(String(30))
+    # The customer's own papers, and the vendor's public website as the customer has read it:
+    # what the persona reads (never the seller's knowledge base above).
+    customer_knowledge_base: Mapped[str | None] = mapped_column(String(30))
+    vendor_website_knowledge_base: Mapped[str | None] = mapped_column(String(30))
     # The rubric a finished session is scored against (None: no score).
     rubric_id: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("rubrics.id", ondelete="SET NULL")

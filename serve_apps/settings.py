@@ -114,7 +114,11 @@ class Settings(BaseSettings):
         20 * 1024 * 1024, ge=1024, le=200 * 1024 * 1024, description="Largest document upload."
     )
     grounding_top_k: int = Field(
-        3, ge=0, le=20, description="Knowledge chunks given to the persona per turn (0: none)."
+        3,
+        ge=0,
+        le=20,
+        description="Knowledge chunks per turn from each of the scenario's knowledge bases: the "
+        "seller's (coach, claims check) and the persona's own papers (0: none).",
     )
     grounding_timeout_s: float = Field(
         2.0, gt=0, le=30, description="Past this, the persona answers without retrieval."

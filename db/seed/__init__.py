@@ -66,6 +66,9 @@ def seed_tenant(session: Session, data: dict[str, Any]) -> Tenant:
         if existing is not None:
             if existing.rubric_id is None and rubric is not None:
                 existing.rubric_id = rubric.id
+            for column in ("customer_knowledge_base", "vendor_website_knowledge_base"):
+                if getattr(existing, column) is None and spec_scenario.get(column):
+                    setattr(existing, column, spec_scenario[column])
             continue
         scenario = Scenario(
             tenant_id=tenant.id, rubric_id=rubric.id if rubric else None, **spec_scenario

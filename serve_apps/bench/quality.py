@@ -43,6 +43,7 @@ from serve_apps.orchestrator.contracts import (
     HistoryTurn,
     NPCChunk,
     PersonaCard,
+    PersonaPapers,
     ScenarioCard,
     TranscriptTurn,
     TurnRequest,
@@ -369,9 +370,7 @@ class BeforePersona:
         self.engine = engine
         self._retrieve = retrieve
 
-    async def stream_reply(
-        self, request, documents=None, *, speaker=None, attempt=0, feedback=None
-    ):
+    async def stream_reply(self, request, *, speaker=None, attempt=0, feedback=None):
         from serve_apps.bench import persona_before
 
         speaker = speaker or request.persona
@@ -406,8 +405,8 @@ class RecordingPersona:
         self.engine = persona.engine
         self.done: list[NPCChunk] = []
 
-    async def stream_reply(self, request, documents=None, **kwargs):
-        async for chunk in self._persona.stream_reply(request, documents, **kwargs):
+    async def stream_reply(self, request, **kwargs):
+        async for chunk in self._persona.stream_reply(request, **kwargs):
             if chunk.done:
                 self.done.append(chunk)
             yield chunk
@@ -498,6 +497,13 @@ async def run_probes(
                     scenario=tenant.scenario_card(probe["scenario"]),
                     history=list(history),
                     trainee_text=line,
+                    # The persona's own papers, as the gateway retrieves them for a turn.
+                    persona_papers=PersonaPapers(
+                        own=retrieve(scenario.get("customer_knowledge_base"), line),
+                        vendor_website=retrieve(
+                            scenario.get("vendor_website_knowledge_base"), line
+                        ),
+                    ),
                     max_tokens=settings.npc_max_tokens if persona == "current" else 160,
                     temperature=settings.npc_temperature
                     if persona == "current"

@@ -33,6 +33,7 @@ from serve_apps.orchestrator.contracts import (
     HistoryTurn,
     NPCChunk,
     PersonaCard,
+    PersonaPapers,
     ScenarioCard,
     SessionModeName,
     TurnRequest,
@@ -133,6 +134,8 @@ class TurnClock:
 
 ReplySource = Callable[[TurnRequest], AsyncIterator[NPCChunk | AgentEvent | ErrorEvent]]
 Grounder = Callable[[str], Awaitable[list[RetrievedChunk]]]
+PaperReader = Callable[[str], Awaitable[PersonaPapers]]
+TurnReading = tuple[list[RetrievedChunk], PersonaPapers]
 Send = Callable[[str], Awaitable[None]]
 Publish = Callable[[str], Awaitable[None]]
 
@@ -152,6 +155,8 @@ class Conversation:
     knowledge_base: str | None = None
     # Retrieves a turn's knowledge while the turn is being stored, off the reply's critical path.
     grounder: Grounder | None = None
+    # Retrieves what the persona reads for a turn (its own papers, the vendor's website).
+    paper_reader: PaperReader | None = None
     # Told each stored reply's output tokens (the tenant's model-token budget).
     on_reply: Callable[[int], Awaitable[None]] | None = None
     max_tokens: int = 160
@@ -180,21 +185,40 @@ class Conversation:
 
     async def handle_turn(self, turn: TraineeTurn) -> None:
         clock = TurnClock()
-        grounding = (
-            asyncio.ensure_future(self.grounder(turn.text))  # runs while the turn is stored
-            if self.grounder is not None and self.knowledge_base
-            else None
-        )
+        grounding = asyncio.ensure_future(self._read(turn.text))  # while the turn is stored
         try:
             await self._handle_turn(turn, grounding, clock)
         finally:
-            if grounding is not None and not grounding.done():
+            if not grounding.done():
                 grounding.cancel()
+
+    async def _read(self, text: str) -> TurnReading:
+        """The seller's chunks and the persona's papers for a turn, at once; what fails or
+        is not configured is empty (the reply goes on, less grounded)."""
+
+        async def seller() -> list[RetrievedChunk]:
+            if self.grounder is None or not self.knowledge_base:
+                return []
+            return await self.grounder(text)
+
+        async def papers() -> PersonaPapers:
+            if self.paper_reader is None:
+                return PersonaPapers()
+            return await self.paper_reader(text)
+
+        chunks, read = await asyncio.gather(seller(), papers(), return_exceptions=True)
+        for failure in (chunks, read):
+            if isinstance(failure, BaseException):
+                log.warning("session %s: retrieval failed: %r", self.session_id, failure)
+        return (
+            chunks if isinstance(chunks, list) else [],
+            read if isinstance(read, PersonaPapers) else PersonaPapers(),
+        )
 
     async def _handle_turn(
         self,
         turn: TraineeTurn,
-        grounding: asyncio.Future[list[RetrievedChunk]] | None,
+        grounding: asyncio.Future[TurnReading],
         clock: TurnClock,
     ) -> None:
         record = await self.store.store_trainee_turn(
@@ -249,15 +273,10 @@ class Conversation:
         self,
         seq: int,
         turn: TraineeTurn,
-        grounding: asyncio.Future[list[RetrievedChunk]] | None,
+        grounding: asyncio.Future[TurnReading],
         clock: TurnClock,
     ) -> None:
-        chunks: list[RetrievedChunk] = []
-        if grounding is not None:
-            try:
-                chunks = await grounding
-            except Exception as exc:  # the reply goes on, ungrounded
-                log.warning("session %s: retrieval failed: %r", self.session_id, exc)
+        chunks, papers = await grounding
         request = TurnRequest(
             session_id=str(self.session_id),
             tenant_id=str(self.tenant_id),
@@ -268,6 +287,7 @@ class Conversation:
             history=self.history,
             trainee_text=turn.text,
             grounding=chunks,
+            persona_papers=papers,
             max_tokens=self.max_tokens,
             temperature=self.temperature,
             committee=self.committee,

@@ -238,6 +238,8 @@ class ContentRoutes:
             difficulty=scenario.difficulty,
             description=scenario.description,
             knowledge_base=scenario.knowledge_base,
+            customer_knowledge_base=scenario.customer_knowledge_base,
+            vendor_website_knowledge_base=scenario.vendor_website_knowledge_base,
             rubric=rubric.slug if rubric else None,
             personas=[link.persona.slug for link in scenario.personas],
         )

@@ -64,7 +64,12 @@ from serve_apps.gateway.stores import (
     citations_of,
 )
 from serve_apps.knowledge.grounding import ground
-from serve_apps.orchestrator.contracts import HistoryTurn, PersonaCard, ScenarioCard
+from serve_apps.orchestrator.contracts import (
+    HistoryTurn,
+    PersonaCard,
+    PersonaPapers,
+    ScenarioCard,
+)
 from serve_apps.orchestrator.specs import ComplianceRuleSpec
 from serve_apps.settings import get_settings
 
@@ -138,6 +143,34 @@ def _scenario_out(scenario: Scenario) -> ScenarioOut:
             for p in scenario.personas
         ],
     )
+
+
+async def read_papers(
+    knowledge: Any,
+    *,
+    tenant_id: str,
+    own: str | None,
+    vendor_website: str | None,
+    text: str,
+    top_k: int,
+    timeout_s: float,
+) -> PersonaPapers:
+    """What the persona reads for a turn: its own company's papers and the vendor's website,
+    from the scenario's knowledge bases for them, both at once (none: nothing to read)."""
+    own_chunks, website_chunks = await asyncio.gather(
+        *(
+            ground(
+                knowledge,
+                tenant_id=tenant_id,
+                knowledge_base=slug,
+                text=text,
+                top_k=top_k,
+                timeout_s=timeout_s,
+            )
+            for slug in (own, vendor_website)
+        )
+    )
+    return PersonaPapers(own=own_chunks, vendor_website=website_chunks)
 
 
 def _persona_card(persona: Any) -> PersonaCard:
@@ -458,6 +491,22 @@ class Gateway(
                 text=text,
                 top_k=self.settings.grounding_top_k,
                 timeout_s=self.settings.grounding_timeout_s,
+            ),
+            paper_reader=(
+                None
+                if not (
+                    ctx.scenario.customer_knowledge_base
+                    or ctx.scenario.vendor_website_knowledge_base
+                )
+                else lambda text: read_papers(
+                    self.knowledge,
+                    tenant_id=str(who.tenant_id),
+                    own=ctx.scenario.customer_knowledge_base,
+                    vendor_website=ctx.scenario.vendor_website_knowledge_base,
+                    text=text,
+                    top_k=self.settings.grounding_top_k,
+                    timeout_s=self.settings.grounding_timeout_s,
+                )
             ),
             send=_serialized(websocket.send_text),
             max_tokens=self.settings.npc_max_tokens,

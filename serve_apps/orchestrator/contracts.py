@@ -52,6 +52,19 @@ class TranscriptTurn(BaseModel):
 SessionModeName = Literal["practice", "assessment", "conversation"]
 
 
+class PersonaPapers(BaseModel):
+    """What the persona has read for this turn, never the seller's knowledge base: its own
+    company's papers (the scenario's buyer-side knowledge base: an RFP, notes on the current
+    system, a competitor's quote) and, where the scenario says the customer has read it, the
+    vendor's public website, framed as the vendor's claims."""
+
+    own: list[RetrievedChunk] = Field(default_factory=list)
+    vendor_website: list[RetrievedChunk] = Field(default_factory=list)
+
+    def chunks(self) -> list[RetrievedChunk]:
+        return [*self.own, *self.vendor_website]
+
+
 class TurnRequest(BaseModel):
     session_id: str
     tenant_id: str
@@ -76,6 +89,10 @@ class TurnRequest(BaseModel):
         description="The seller's knowledge chunks for this turn, retrieved by the gateway "
         "while it stores the turn (its one owner); empty without a knowledge base or when "
         "retrieval failed.",
+    )
+    persona_papers: PersonaPapers = Field(
+        default_factory=PersonaPapers,
+        description="The persona's own papers for this turn, retrieved with the grounding.",
     )
     max_tokens: int = Field(64, ge=1, le=2048)
     temperature: float = Field(0.7, ge=0, le=2)

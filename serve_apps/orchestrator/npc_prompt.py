@@ -13,7 +13,8 @@ keeps it a customer is a prompt it can hold on to:
 - no seller documents: given the vendor's product sheet as its own reading, the model
   continued as the vendor. The seller's knowledge base grounds the coach and the check of
   the trainee's claims; the persona reads only papers of its own company (a buyer-side
-  knowledge base), framed as such.
+  knowledge base), framed as such, and, where the scenario says it has read the vendor's
+  public website, that material framed as what the website claims, never as its own offer.
 
 Replies are kept to spoken length by the token budget, and :func:`trim_reply` cuts what
 the budget cut mid-sentence back to the last whole sentence.
@@ -28,6 +29,7 @@ from serve_apps.knowledge.contracts import RetrievedChunk
 from serve_apps.orchestrator.contracts import (
     HistoryTurn,
     PersonaCard,
+    PersonaPapers,
     ScenarioCard,
     TurnRequest,
 )
@@ -121,18 +123,34 @@ def example_exchanges(persona: PersonaCard) -> list[tuple[str, str]]:
     return examples
 
 
-def documents_prompt(documents: list[RetrievedChunk]) -> str:
-    """The persona's own company's papers (a buyer-side knowledge base), best first."""
+def _excerpts(chunks: list[RetrievedChunk], budget_chars: int) -> tuple[list[str], int]:
     lines: list[str] = []
     used = 0
-    for chunk in documents:
-        room = min(MAX_CHARS_PER_DOCUMENT, MAX_DOCUMENT_CHARS - used)
+    for chunk in chunks:
+        room = min(MAX_CHARS_PER_DOCUMENT, budget_chars - used)
         text = " ".join(chunk.text.split())[: max(0, room)]
         if not text:
             break
         used += len(text)
         lines.append(f"- {chunk.title}: {text}")
-    return "Papers from my own company that I have in front of me:\n" + "\n".join(lines)
+    return lines, used
+
+
+def documents_prompt(papers: PersonaPapers) -> str:
+    """What the persona has read, best first, within one budget: its own company's papers,
+    then the vendor's website as the vendor's claims (a small model takes a document it
+    reads as its own voice, so the website is never put as something the persona offers)."""
+    own, used = _excerpts(papers.own, MAX_DOCUMENT_CHARS)
+    website, _ = _excerpts(papers.vendor_website, MAX_DOCUMENT_CHARS - used)
+    parts = []
+    if own:
+        parts.append("Papers from my own company that I have in front of me:\n" + "\n".join(own))
+    if website:
+        parts.append(
+            "What the vendor's website claims (their words, not mine; I may doubt them):\n"
+            + "\n".join(website)
+        )
+    return "\n".join(parts)
 
 
 def recent_history(
@@ -159,7 +177,6 @@ def persona_decoding(speaker: PersonaCard, others: list[PersonaCard]) -> Persona
 
 def npc_messages(
     request: TurnRequest,
-    documents: list[RetrievedChunk] | None = None,
     *,
     speaker: PersonaCard | None = None,
     feedback: list[dict[str, str]] | None = None,
@@ -168,10 +185,11 @@ def npc_messages(
     ``assistant`` turns, each with its speaker's name; the last message is the persona's
     line begun with its name, for the engine to continue (``continue_final_message``).
 
-    ``documents`` are the persona's own company's papers (never the seller's knowledge
-    base). In a buying committee the speaking persona's own lines are ``assistant`` turns and
-    its colleagues' lines are quoted, with their names, in the ``user`` turns. A reviewer's
-    ``feedback`` on a rejected attempt comes just before the reply.
+    ``request.persona_papers`` are what the persona has read (never the seller's knowledge
+    base), just before the new turn. In a buying committee the speaking persona's own lines
+    are ``assistant`` turns and its colleagues' lines are quoted, with their names, in the
+    ``user`` turns. A reviewer's ``feedback`` on a rejected attempt comes just before the
+    reply.
 
     Everything before the new turn (card, examples, history) stays the same prompt prefix
     from turn to turn, which vLLM's prefix cache does not prefill again.
@@ -194,8 +212,8 @@ def npc_messages(
             pending.append(f"{names[turn.persona]}: {turn.text}")
         else:
             messages.append({"role": "assistant", "content": f"{name}: {turn.text}"})
-    if documents:
-        messages.append({"role": "system", "content": documents_prompt(documents)})
+    if papers := documents_prompt(request.persona_papers):
+        messages.append({"role": "system", "content": papers})
     pending.append(f"{SALESPERSON}: {request.trainee_text}")
     messages.append({"role": "user", "content": "\n".join(pending)})
     messages.extend(feedback or [])

@@ -231,7 +231,23 @@ class ScenarioSpec(_Spec):
     ] = "qualification"
     difficulty: Literal["easy", "medium", "hard"] = "medium"
     description: str = _Text
-    knowledge_base: str | None = Field(None, pattern=KB_SLUG_PATTERN)
+    knowledge_base: str | None = Field(
+        None,
+        pattern=KB_SLUG_PATTERN,
+        description="The seller's knowledge base: grounds the coach and the claims check.",
+    )
+    customer_knowledge_base: str | None = Field(
+        None,
+        pattern=KB_SLUG_PATTERN,
+        description="The customer's own papers (an RFP, notes on their current system, a "
+        "competitor's quote): the persona reads them as its company's.",
+    )
+    vendor_website_knowledge_base: str | None = Field(
+        None,
+        pattern=KB_SLUG_PATTERN,
+        description="The vendor's public material the customer has read: the persona reads "
+        "it as what the vendor's website claims, never as its own offer.",
+    )
     rubric: str | None = Field(None, pattern=SLUG_PATTERN, description="A rubric's slug.")
     personas: list[str] = Field(
         ..., min_length=1, max_length=5, description="Persona slugs; the first leads."
@@ -245,3 +261,12 @@ class ScenarioSpec(_Spec):
         if not all(re.match(SLUG_PATTERN, slug) for slug in slugs):
             raise ValueError("persona slugs are lowercase letters, digits and dashes")
         return slugs
+
+    @model_validator(mode="after")
+    def _the_customer_does_not_read_the_sellers_papers(self) -> ScenarioSpec:
+        if self.knowledge_base and self.knowledge_base == self.customer_knowledge_base:
+            raise ValueError(
+                "customer_knowledge_base is the customer's own papers: the seller's knowledge "
+                "base cannot be it (use vendor_website_knowledge_base for public material)"
+            )
+        return self

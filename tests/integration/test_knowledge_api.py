@@ -188,15 +188,19 @@ def test_deleting_a_document_removes_its_chunks(base_url, demo_admin):
         assert again.status_code == 404
 
 
-async def test_the_seller_knowledge_grounds_the_coach_not_the_persona(base_url):
+CUSTOMER_PAPERS = {"Northwind Logistics: CRM replacement, internal requirements"}
+
+
+async def test_the_seller_knowledge_grounds_the_coach_and_the_persona_reads_its_own(base_url):
     # The persona is the customer: the seller's documents never reach it (on the bundled
-    # model it spoke as the vendor when they did); the coach cites them instead.
+    # model it spoke as the vendor when they did); the coach cites them instead. The demo
+    # scenario gives the persona its own company's papers, and its reply cites those.
     session_id = await new_session(base_url, mode="practice")
     async with connect(base_url, session_id) as ws:
         events = await send_turn(ws, "The fixed-price migration package is 48,000 USD.")
         events += await drain(ws, quiet_s=5)
     done = next(e for e in events if e["type"] == "reply_done")
-    assert done["citations"] == []
+    assert done["citations"] and {c["title"] for c in done["citations"]} <= CUSTOMER_PAPERS
     hints = [e for e in events if e["type"] == "hint" and e["kind"] == "knowledge"]
     assert len(hints) == 1 and "48,000 USD" in hints[0]["text"], events
     titles = {c["title"] for c in hints[0]["citations"]}
@@ -206,8 +210,8 @@ async def test_the_seller_knowledge_grounds_the_coach_not_the_persona(base_url):
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
         stored = (await http.get(f"/v1/sessions/{session_id}")).json()["turns"]
     npc = next(t for t in stored if t["speaker"] != "trainee")
-    assert npc["citations"] == []
+    assert npc["citations"] == done["citations"]
 
     async with connect(base_url, session_id, "?last_seq=0") as ws:
         replayed = [await recv(ws), await recv(ws)]
-    assert replayed[1]["citations"] == []
+    assert replayed[1]["citations"] == done["citations"]

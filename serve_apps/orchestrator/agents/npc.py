@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
-from serve_apps.knowledge.contracts import RetrievedChunk
 from serve_apps.orchestrator.chat_engine import ChatEngine
 from serve_apps.orchestrator.contracts import NPCChunk, PersonaCard, TurnRequest
 from serve_apps.orchestrator.npc_prompt import (
@@ -29,13 +28,13 @@ class NPCConversation:
     async def stream_reply(
         self,
         request: TurnRequest,
-        documents: list[RetrievedChunk] | None = None,
         *,
         speaker: PersonaCard | None = None,
         attempt: int = 0,
         feedback: list[dict[str, str]] | None = None,
     ) -> AsyncIterator[NPCChunk]:
-        """``documents``: the persona's own company's papers (buyer side), never the seller's."""
+        """The persona reads ``request.persona_papers`` (its own company's, never the seller's)
+        and cites them in the reply."""
         speaker = speaker or request.persona
         others = [p for p in request.personas if p.slug != speaker.slug]
         decoding = persona_decoding(speaker, others)
@@ -43,7 +42,7 @@ class NPCConversation:
         finish_reason: str | None = None
         parts: list[str] = []
         async for delta in self.engine.stream_chat(
-            npc_messages(request, documents, speaker=speaker, feedback=feedback),
+            npc_messages(request, speaker=speaker, feedback=feedback),
             max_tokens=request.max_tokens,
             temperature=request.temperature,
             stop=decoding.stop,
@@ -70,7 +69,7 @@ class NPCConversation:
             final_text=final,
             output_tokens=output_tokens,
             model=self.engine.model_id,
-            citations=[chunk.citation() for chunk in documents or []],
+            citations=[chunk.citation() for chunk in request.persona_papers.chunks()],
             finish_reason=finish_reason,
             trimmed=trimmed,
         )

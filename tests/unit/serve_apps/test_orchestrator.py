@@ -9,7 +9,7 @@ from serve_apps.orchestrator.chat_engine import (
     ServeLLMChatEngine,
     parse_sse_chunk,
 )
-from serve_apps.orchestrator.contracts import PersonaCard, ScenarioCard, TurnRequest
+from serve_apps.orchestrator.contracts import PersonaCard, PersonaPapers, ScenarioCard, TurnRequest
 
 
 def sse(body) -> str:
@@ -110,11 +110,13 @@ async def test_the_personas_own_papers_go_just_before_the_new_turn_and_come_back
     from serve_apps.knowledge.contracts import RetrievedChunk
 
     engine = ScriptedChatEngine()
-    request = npc_request("What does it cost?")
     chunk = RetrievedChunk(
         chunk_id="c1", document_id="d1", title="Our RFP", score=0.8, text="Budget $40. " * 60
     )
-    chunks = [c async for c in NPCConversation(engine).stream_reply(request, [chunk])]
+    request = npc_request("What does it cost?").model_copy(
+        update={"persona_papers": PersonaPapers(own=[chunk])}
+    )
+    chunks = [c async for c in NPCConversation(engine).stream_reply(request)]
     assert engine.messages[-3]["role"] == "system"
     assert "my own company" in engine.messages[-3]["content"]
     assert "- Our RFP: Budget $40." in engine.messages[-3]["content"]
@@ -161,3 +163,32 @@ async def test_every_stop_string_reaches_the_engine_past_openais_cap_of_four():
     (request,) = handle.requests
     params = request.to_sampling_params(max_tokens=8, default_sampling_params={})
     assert params.stop == stops
+
+
+async def test_the_vendors_website_is_framed_as_the_vendors_claims_after_the_own_papers():
+    from serve_apps.knowledge.contracts import RetrievedChunk
+
+    def chunk(chunk_id: str, title: str, text: str) -> RetrievedChunk:
+        return RetrievedChunk(
+            chunk_id=chunk_id, document_id=chunk_id, title=title, score=1, text=text
+        )
+
+    engine = ScriptedChatEngine()
+    papers = PersonaPapers(
+        own=[chunk("rfp", "Our RFP", "We need SAP sync.")],
+        vendor_website=[chunk("web", "CloudCRM pricing page", "From 65 USD per user.")],
+    )
+    request = npc_request("Seen our prices?").model_copy(update={"persona_papers": papers})
+    chunks = [c async for c in NPCConversation(engine).stream_reply(request)]
+    read = engine.messages[-3]["content"]
+    own, website = read.index("my own company"), read.index("What the vendor's website claims")
+    assert own < read.index("- Our RFP: We need SAP sync.") < website
+    assert read.index("- CloudCRM pricing page: From 65 USD per user.") > website
+    assert [c.chunk_id for c in chunks[-1].citations] == ["rfp", "web"]
+    alone = npc_request("Seen our prices?").model_copy(
+        update={"persona_papers": PersonaPapers(vendor_website=papers.vendor_website)}
+    )
+
+    _ = [c async for c in NPCConversation(engine).stream_reply(alone)]
+    assert "my own company" not in engine.messages[-3]["content"]
+    assert engine.messages[-3]["content"].startswith("What the vendor's website claims")
