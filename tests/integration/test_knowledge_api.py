@@ -188,14 +188,18 @@ def test_deleting_a_document_removes_its_chunks(base_url, demo_admin):
         assert again.status_code == 404
 
 
-CUSTOMER_PAPERS = {"Northwind Logistics: CRM replacement, internal requirements"}
+# What the buying committee's personas read (db/seed/demo_tenant.yaml).
+CUSTOMER_PAPERS = {
+    "Northwind Logistics: CRM replacement, internal requirements",
+    "CloudCRM Enterprise: pricing (public website)",
+}
 
 
 async def test_the_seller_knowledge_grounds_the_coach_and_the_persona_reads_its_own(base_url):
     # The persona is the customer: the seller's documents never reach it (on the bundled
-    # model it spoke as the vendor when they did); the coach cites them instead. The demo
-    # scenario gives the persona its own company's papers, and its reply cites those.
-    session_id = await new_session(base_url, mode="practice")
+    # model it spoke as the vendor when they did); the coach cites them instead. The buying
+    # committee reads its own company's papers and the vendor's website, and cites those.
+    session_id = await new_session(base_url, scenario="buying-committee", mode="practice")
     async with connect(base_url, session_id) as ws:
         events = await send_turn(ws, "The fixed-price migration package is 48,000 USD.")
         events += await drain(ws, quiet_s=5)
