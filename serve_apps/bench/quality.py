@@ -446,6 +446,17 @@ def probe_summary(replies: list[dict[str, Any]], labels: list[dict[str, Any]]) -
         ),
         "final_ends_mid_sentence": sum(not ends_a_sentence(r["final"]) for r in replies),
         "issues": _count([i for a in attempts for i in a["issues"]]),
+        # What reading papers costs the first token (the scenario's persona papers).
+        "first_token_ms_by_papers": {
+            side: distribution(
+                [
+                    r["first_token_ms"]
+                    for r in replies
+                    if r.get("first_token_ms") is not None and bool(r.get("papers")) == with_papers
+                ]
+            )
+            for side, with_papers in (("with_papers", True), ("without_papers", False))
+        },
     }
 
 
@@ -533,8 +544,10 @@ async def run_probes(
                     for chunk, review in zip(speaker.done, reviews, strict=True)
                 ]
                 assert final is not None
+                first_token_ms = None
                 if len(chat.first_token_s) > first_tokens_before:
                     first_attempt_s.append(chat.first_token_s[first_tokens_before])
+                    first_token_ms = round(first_attempt_s[-1] * 1000, 1)
                 text = final.final_text or ""
                 replies.append(
                     {
@@ -545,6 +558,8 @@ async def run_probes(
                         "final": text,
                         "accepted": reviews[-1].action == "accepted",
                         "replaced": reviews[-1].action == "replaced",
+                        "first_token_ms": first_token_ms,  # the first attempt's
+                        "papers": len(request.persona_papers.chunks()),
                         "attempts": attempts,
                     }
                 )

@@ -46,7 +46,10 @@ RULES: tuple[tuple[re.Pattern[str], str], ...] = (
         re.compile(
             r"(?i)\b(as an ai|an ai (language )?model|language model|i am an ai|i'm an ai|"
             r"ai assistant|virtual assistant|i am an assistant|i'm an assistant|chatgpt|openai|"
-            r"i'?m (just )?a (computer )?program|i do not have personal|i don't have personal)\b"
+            r"i'?m (just )?a (computer )?program|i do not have personal|i don't have personal|"
+            # assistant talk the 135M model falls into (bench quality's probe replies)
+            r"i (do not|don't) have access to|(sorry|apologi[sz]e) for (any|the) (confusion|"
+            r"misunderstanding))\b"
         ),
         AI,
     ),
@@ -64,7 +67,8 @@ RULES: tuple[tuple[re.Pattern[str], str], ...] = (
             r"offer|help) you|as your (sales|account) (rep|representative|manager)|"
             r"would you like (to (buy|try|see|sign|schedule)|a (demo|trial|quote))|"
             r"(sign|signing) up (today|now)|let me (show|walk) you|you('ll| will) love|"
-            r"full[- ]featured|allows (you|users|customers) to|"
+            r"full[- ]featured|allows (you|users|customers) to|help you find (a|the) (better|"
+            r"right|best) (fit|solution|option)|"
             r"(is|it's) (a|the) (leading|best|full-featured|powerful)|thousands of (plugins|"
             r"integrations)|how can i (help|assist) you)\b"
         ),
@@ -78,7 +82,8 @@ RULES: tuple[tuple[re.Pattern[str], str], ...] = (
             # the reviewer's own correction, repeated to the salesperson (the 135M model does)
             r"one to three (short )?(spoken )?sentences|(last|previous) (answer|response) was "
             r"(wrong|incorrect)|i answer again|corrected (answer|version|response)|"
-            r"(speaks?|speaking) as the seller|(salesperson|customer)'s question|\bruns on:)"
+            r"(speaks?|speaking) as the seller|(salesperson|customer)'s question|\bruns on:|"
+            r"(initial|previous|original) (message|response|request)\b)"
         ),
         INSTRUCTIONS,
     ),

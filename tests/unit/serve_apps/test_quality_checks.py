@@ -12,6 +12,7 @@ from serve_apps.bench.quality import (
     compliance_scores,
     distribution,
     precision_recall,
+    probe_summary,
     reviewer_scores,
 )
 from serve_apps.knowledge.contracts import RetrievedChunk
@@ -245,3 +246,45 @@ def test_bench_arithmetic_on_a_small_fixed_input():
     agreed = agreement([("pattern", True, True), ("semantic", True, False), ("judge", True, None)])
     assert (agreed["agreement"], agreed["checks"], agreed["not_decided"]) == (0.5, 2, 1)
     assert distribution([1, 2, 3, 4]) == {"n": 4, "p50": 2.5, "p90": 3.7, "max": 4, "mean": 2.5}
+
+
+def test_probe_summary_on_a_small_fixed_input():
+    def reply(line, final, accepted, labelled_text=None, papers=0, first_token_ms=None):
+        attempt = {"output_tokens": 10, "finish_reason": "stop", "issues": [], "passed": True}
+        rejected = {
+            "output_tokens": 64,
+            "finish_reason": "length",
+            "issues": [RUNS_ON],
+            "passed": False,
+        }
+        return {
+            "scenario": "s",
+            "line": line,
+            "final": final,
+            "accepted": accepted,
+            "replaced": not accepted,
+            "papers": papers,
+            "first_token_ms": first_token_ms,
+            "attempts": [attempt] if accepted else [rejected, rejected, rejected],
+        }
+
+    replies = [
+        reply(0, "We use SAP.", True, papers=2, first_token_ms=300.0),
+        reply(1, "Fine.", True, first_token_ms=200.0),
+        reply(2, "Let's keep to the point.", False, first_token_ms=100.0),
+    ]
+    labels = [
+        {"scenario": "s", "line": 0, "reply": "We use SAP.", "in_character": True},
+        {"scenario": "s", "line": 1, "reply": "Fine.", "in_character": False},
+        {"scenario": "s", "line": 2, "reply": "another run's text", "in_character": True},
+    ]
+    summary = probe_summary(replies, labels)
+    assert summary["in_character_rate"]["by_reviewer"] == round(2 / 3, 3)
+    assert summary["in_character_rate"]["by_labels"] == 0.5  # two of the three matched
+    assert summary["in_character_rate"]["labelled"] == 2
+    assert summary["replaced_rate"] == round(1 / 3, 3)
+    assert summary["cut_at_limit_fraction"] == 0.6  # 3 of 5 attempts hit the budget
+    assert summary["issues"] == {RUNS_ON: 3}
+    by_papers = summary["first_token_ms_by_papers"]
+    assert (by_papers["with_papers"]["n"], by_papers["with_papers"]["p50"]) == (1, 300.0)
+    assert (by_papers["without_papers"]["n"], by_papers["without_papers"]["p50"]) == (2, 150.0)
