@@ -209,4 +209,5 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
         agents=parsed.agents,
         embedder=embedder,  # the semantic checks use the knowledge service's embedder
     )
-    return Gateway.bind(orchestrator=orchestrator, knowledge=knowledge)
+    # The gateway tries semantic compliance rules on a sentence with the same embedder.
+    return Gateway.bind(orchestrator=orchestrator, knowledge=knowledge, embedder=embedder)

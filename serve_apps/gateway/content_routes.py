@@ -3,7 +3,8 @@
 A mixin of the gateway deployment. Admins and managers create, read, update and delete
 them; every body is validated by the same specs the seed and the agents use
 (``serve_apps.orchestrator.specs``), every write is audited, and nothing a stored session
-refers to is deleted from under it (409).
+refers to is deleted from under it (409). A compliance rule can be tried on a sentence
+before it is saved, by the compliance agent's own checker.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from db.repositories import NotFoundError
 from serve_apps.gateway.api import api
 from serve_apps.gateway.errors import APIError
 from serve_apps.gateway.identity import Identity
+from serve_apps.gateway.schemas import RuleTryIn, RuleTryOut
+from serve_apps.orchestrator.agents.compliance import ComplianceChecker
 from serve_apps.orchestrator.specs import (
     SLUG_PATTERN,
     ComplianceRuleSpec,
@@ -33,6 +36,9 @@ from serve_apps.orchestrator.specs import (
 
 Slug = Annotated[str, Path(pattern=SLUG_PATTERN, description="The item's slug.")]
 EDITORS = ("admin", "manager")
+# What a sentence alone decides: judge rules need the judge model and knowledge_claims rules
+# the knowledge retrieved for a turn, both in a session.
+TRYABLE_KINDS = ("forbidden", "disclosure", "semantic")
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,7 @@ SCENARIO = Kind("scenario", Scenario, ScenarioSpec)
 class ContentRoutes:
     # Provided by the gateway deployment this is mixed into.
     sessions: Any
+    matcher: Any  # SemanticMatcher on the Embedder deployment, or None
     _identity_from: Any
     _audit: Any
 
@@ -189,6 +196,37 @@ class ContentRoutes:
     )
     async def create_compliance_rule(self, body: ComplianceRuleSpec, request: Request) -> Any:
         return await self._create(request, RULE, body)
+
+    @api.post("/v1/compliance-rules/try", response_model=RuleTryOut, tags=["content"])
+    async def try_compliance_rule(self, body: RuleTryIn, request: Request) -> RuleTryOut:
+        """The findings the compliance agent gives a sentence under a rule (stored or not),
+        as said by the rule's first party: ``forbidden``, ``disclosure`` and ``semantic`` rules
+        (the same embedder as in a session). Nothing is stored."""
+        await self._editor(request)
+        rule = body.rule
+        if rule.kind not in TRYABLE_KINDS:
+            raise APIError(
+                422,
+                "rule_not_tryable",
+                f"a {rule.kind} rule is decided in a session (judge: by the judge model; "
+                "knowledge_claims: against the knowledge found for the turn); a sentence can "
+                f"be tried on {', '.join(TRYABLE_KINDS)} rules",
+            )
+        party = rule.applies_to[0]
+        turn = {"party": party, "speaker": party, "reply_to": 0}
+        if rule.kind != "semantic":
+            return RuleTryOut(findings=ComplianceChecker([rule]).check(body.sentence, **turn))
+        unavailable = "the sentence embedder is unavailable just now; try again in a moment"
+        if self.matcher is None:
+            raise APIError(503, "embedder_unavailable", unavailable, detail="no embedder handle")
+        checker = ComplianceChecker([rule], matcher=self.matcher)
+        try:
+            findings = await checker.semantic_check(body.sentence, **turn)
+        except Exception as exc:
+            raise APIError(
+                503, "embedder_unavailable", unavailable, detail=f"embedder failed: {exc!r}"[:300]
+            ) from None
+        return RuleTryOut(findings=findings)
 
     @api.get("/v1/compliance-rules/{slug}", response_model=ComplianceRuleSpec, tags=["content"])
     async def get_compliance_rule(self, slug: Slug, request: Request) -> Any:

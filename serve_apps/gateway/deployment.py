@@ -70,6 +70,7 @@ from serve_apps.orchestrator.contracts import (
     PersonaPapers,
     ScenarioCard,
 )
+from serve_apps.orchestrator.semantic import SemanticMatcher, ServeSentenceEmbedder
 from serve_apps.orchestrator.specs import ComplianceRuleSpec
 from serve_apps.settings import get_settings
 
@@ -195,7 +196,7 @@ class Gateway(
     AdminRoutes,
     ReviewRoutes,
 ):
-    def __init__(self, orchestrator: Any, knowledge: Any) -> None:
+    def __init__(self, orchestrator: Any, knowledge: Any, embedder: Any | None = None) -> None:
         from redis.asyncio import Redis
 
         self.settings = get_settings()
@@ -210,6 +211,10 @@ class Gateway(
         self.redis = Redis.from_url(self.settings.redis_url)
         self.orchestrator = orchestrator
         self.knowledge = knowledge
+        # The Embedder deployment, for trying a semantic compliance rule on a sentence.
+        self.matcher = (
+            SemanticMatcher(ServeSentenceEmbedder(embedder)) if embedder is not None else None
+        )
         if not self.settings.secret_key:
             raise ValueError("SALESBOOST_SECRET_KEY must reach the gateway replica")
         self.tokens = AccessTokens(

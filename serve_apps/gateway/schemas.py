@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from retrieval.chunking import ChunkingConfig
+from serve_apps.conversation.protocol import ComplianceFinding
 from serve_apps.knowledge.contracts import ExplainedChunk, RetrievedChunk
 from serve_apps.orchestrator.contracts import EvaluationReport
-from serve_apps.orchestrator.specs import SLUG_PATTERN, StorableText
+from serve_apps.orchestrator.specs import SLUG_PATTERN, ComplianceRuleSpec, StorableText
 
 
 class CreateSessionRequest(StorableText):
@@ -154,6 +162,33 @@ class AuditEventOut(BaseModel):
     details: dict
     request_id: str | None
     created_at: datetime
+
+
+def _storable_time(value: datetime) -> datetime:
+    # As UTC, a year outside this range cannot be read back into a Python datetime; a time
+    # without a zone is UTC.
+    if not 1970 <= value.year <= 9998:
+        raise ValueError("a date from 1970 to 9998")
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+StorableTime = Annotated[datetime, AfterValidator(_storable_time)]
+AUDIT_ACTION = r"^[a-z_.]{1,64}$"
+
+
+class RuleTryIn(StorableText):
+    model_config = ConfigDict(extra="forbid")
+
+    rule: ComplianceRuleSpec = Field(description="A rule as the editor has it (stored or not).")
+    sentence: str = Field(
+        ..., min_length=1, max_length=2000, description="What a trainee or a persona might say."
+    )
+
+
+class RuleTryOut(BaseModel):
+    findings: list[ComplianceFinding] = Field(
+        description="What the compliance agent would report; empty: the sentence keeps the rule."
+    )
 
 
 class AgentEventOut(BaseModel):
