@@ -24,7 +24,8 @@ class ChunkingConfig(BaseModel):
     def _overlap_smaller_than_chunk(self) -> ChunkingConfig:
         if self.overlap_words >= self.chunk_words:
             raise ValueError(
-                f"overlap_words={self.overlap_words} must be below chunk_words={self.chunk_words}"
+                f"the overlap ({self.overlap_words} words) must be shorter than a chunk "
+                f"({self.chunk_words} words)"
             )
         return self
 

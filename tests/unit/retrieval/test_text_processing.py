@@ -32,7 +32,7 @@ def test_headings_split_chunks_unless_disabled():
 
 
 def test_chunking_config_rejects_overlap_as_large_as_the_chunk():
-    with pytest.raises(ValidationError, match="overlap_words=32"):
+    with pytest.raises(ValidationError, match=r"overlap \(32 words\) must be shorter"):
         ChunkingConfig(chunk_words=32, overlap_words=32)
 
 
