@@ -53,16 +53,16 @@ export function describeError(error: unknown): string {
 }
 
 // Codes whose refusal is about one field of the request.
-const FIELD_OF_CODE: Record<string, string> = { unknown_team: "team", unknown_user: "user_id" };
+const FIELD_OF_CODE: Record<string, string> = { unknown_team: "team", unknown_user: "user_id", team_exists: "name" };
 
 /** The field a refusal is about, and what to say there: a route's own code (``unknown_team``)
- * or the field a 422's message names (``body.criteria.0.weight: ...``); null when it is about
- * the whole request. */
+ * or the field a 422's message names (``body.criteria.0.weight: ...``, ``query.from: ...``);
+ * null when it is about the whole request. */
 export function fieldError(error: unknown): { field: string; message: string } | null {
   if (!(error instanceof ApiError) || error.status < 400 || error.status >= 500) return null;
   const byCode = FIELD_OF_CODE[error.code];
   if (byCode) return { field: byCode, message: describeError(error) };
-  const m = error.status === 422 ? /^body\.([\w.]+): (?:Value error, )?(?:\1: )?([\s\S]*)$/.exec(error.message) : null;
+  const m = error.status === 422 ? /^(?:body|query)\.([\w.]+): (?:Value error, )?(?:\1: )?([\s\S]*)$/.exec(error.message) : null;
   return m ? { field: m[1], message: sentence(m[2]) } : null;
 }
 

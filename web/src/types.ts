@@ -89,3 +89,9 @@ export interface User {
   invited: boolean;
   teams: string[];
 }
+
+export interface Team {
+  id: string;
+  name: string;
+  members: string[];
+}

@@ -1,11 +1,32 @@
-// The admin's pages: people (invite, CSV import with its per-row report, role, deactivate),
-// training content and a course's assignments, the knowledge base (upload, search tester,
-// versions), the audit log.
+// The admin's pages: people (invite, CSV import with its per-row report, role, deactivate,
+// teams and their members), training content (a compliance rule tried on a sentence) and a
+// course's assignments, the knowledge base (upload, chunking, search tester, versions), the
+// audit log (filtered by the server).
 import { useState } from "preact/hooks";
 import { ApiError, api, describeError, fieldError } from "../api";
 import { useMe } from "../app";
-import type { User } from "../types";
-import { ErrorNote, Loading, formatDate, useLoad } from "../ui";
+import type { ComplianceEvent } from "../conversation";
+import type { Team, User } from "../types";
+import { ErrorNote, Loading, type Loaded, formatDate, useLoad } from "../ui";
+
+/** A refusal shown at the field it is about (``id``-prefixed notes that screen readers read
+ * with the field; ``alias`` moves one to another field); ``rest`` shows it for the whole form
+ * when it names none of ``fields``. */
+function fieldNotes(error: unknown, prefix: string, alias: Record<string, string> = {}) {
+  const found = fieldError(error);
+  const bad = found && { ...found, field: alias[found.field] ?? found.field };
+  const id = (field: string) => `${prefix}-${field.replace(/\W/g, "-")}-error`;
+  return {
+    invalid: (field: string) => ({ "aria-invalid": bad?.field === field, "aria-describedby": bad?.field === field ? id(field) : undefined }),
+    note: (field: string) =>
+      bad?.field === field && (
+        <p id={id(field)} class="field-error" role="alert">
+          {bad.message}
+        </p>
+      ),
+    rest: (fields: string[]) => (bad && fields.includes(bad.field) ? null : <ErrorNote error={error} />),
+  };
+}
 
 interface ImportRow {
   row: number;
@@ -22,7 +43,7 @@ function inviteLink(token: string): string {
 export function AdminPeople() {
   const me = useMe();
   const people = useLoad(() => api.get<User[]>("/v1/users"));
-  const teams = useLoad(() => api.get<{ id: string; name: string; members: string[] }[]>("/v1/teams"));
+  const teams = useLoad(() => api.get<Team[]>("/v1/teams"));
   const [email, setEmail] = useState("");
   const [name, setName] = useState("");
   const [role, setRole] = useState("trainee");
@@ -202,7 +223,103 @@ export function AdminPeople() {
           </tbody>
         </table>
       </div>
+      <Teams people={people.data ?? []} teams={teams} onChange={people.reload} />
     </section>
+  );
+}
+
+/** Teams with their members: create one, add a person to it, take one off. */
+function Teams(props: { people: User[]; teams: Loaded<Team[]>; onChange: () => void }) {
+  const [name, setName] = useState("");
+  const [error, setError] = useState<unknown>(null);
+  const [memberError, setMemberError] = useState<unknown>(null);
+  const [chosen, setChosen] = useState<Record<string, string>>({});
+  const fields = fieldNotes(error, "team");
+  const byId = new Map(props.people.map((u) => [u.id, u]));
+
+  async function create(e: Event) {
+    e.preventDefault();
+    setError(null);
+    try {
+      await api.post("/v1/teams", { name });
+      setName("");
+      props.teams.reload();
+    } catch (err) {
+      setError(err);
+    }
+  }
+
+  // The API replaces a team's members: the list as loaded, with one added or taken off.
+  async function setMembers(team: Team, members: string[]) {
+    setMemberError(null);
+    try {
+      await api.put(`/v1/teams/${team.id}/members`, { user_ids: members });
+      setChosen({ ...chosen, [team.id]: "" });
+      props.teams.reload();
+      props.onChange();
+    } catch (err) {
+      setMemberError(err);
+    }
+  }
+
+  return (
+    <>
+      <h2>Teams</h2>
+      <form class="stack" onSubmit={create} aria-label="Create a team">
+        <div>
+          <label>
+            New team
+            <input name="team-name" required maxLength={120} value={name} onInput={(e) => setName(e.currentTarget.value)} {...fields.invalid("name")} />
+          </label>
+          {fields.note("name")}
+        </div>
+        {fields.rest(["name"])}
+        <button type="submit">Create team</button>
+      </form>
+      <ErrorNote error={props.teams.error ?? memberError} />
+      <ul class="cards" data-testid="teams">
+        {props.teams.data?.length === 0 && <li class="muted">No teams yet.</li>}
+        {props.teams.data?.map((t) => (
+          <li key={t.id} class="card stack" data-testid="team">
+            <h3 class="break">{t.name}</h3>
+            <ul class="plain">
+              {t.members.length === 0 && <li class="muted small">No members yet.</li>}
+              {t.members.map((id) => {
+                const who = byId.get(id)?.display_name ?? "Someone";
+                return (
+                  <li key={id} class="row">
+                    <span class="break">
+                      {who} <span class="muted small">{byId.get(id)?.email}</span>
+                    </span>
+                    <button class="link" onClick={() => setMembers(t, t.members.filter((m) => m !== id))}>
+                      Remove<span class="sr-only"> {who} from {t.name}</span>
+                    </button>
+                  </li>
+                );
+              })}
+            </ul>
+            <form class="stack" onSubmit={(e) => (e.preventDefault(), setMembers(t, [...t.members, chosen[t.id]]))}>
+              <label>
+                Add to {t.name}
+                <select required value={chosen[t.id] ?? ""} onChange={(e) => setChosen({ ...chosen, [t.id]: e.currentTarget.value })}>
+                  <option value="">Choose someone</option>
+                  {props.people
+                    .filter((u) => !t.members.includes(u.id))
+                    .map((u) => (
+                      <option key={u.id} value={u.id}>
+                        {u.display_name} ({u.email})
+                      </option>
+                    ))}
+                </select>
+              </label>
+              <button type="submit">
+                Add<span class="sr-only"> to {t.name}</span>
+              </button>
+            </form>
+          </li>
+        ))}
+      </ul>
+    </>
   );
 }
 
@@ -313,7 +430,68 @@ export function AdminContent() {
         )}
       </div>
       {k.path === "/v1/courses" && selected && <CourseAssignments key={selected} course={selected} />}
+      {k.path === "/v1/compliance-rules" && (text || selected) && <TryRule rule={text} />}
     </section>
+  );
+}
+
+/** The rule in the editor (saved or not) tried on a sentence by the server's compliance
+ * checker: the findings a session would show, or that the sentence keeps the rule. */
+function TryRule(props: { rule: string }) {
+  const [sentence, setSentence] = useState("");
+  const [findings, setFindings] = useState<(ComplianceEvent & { similarity: number | null })[] | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const fields = fieldNotes(error, "try");
+  const bad = fieldError(error);
+
+  async function run(e: Event) {
+    e.preventDefault();
+    setError(null);
+    setFindings(null);
+    let rule: unknown;
+    try {
+      rule = JSON.parse(props.rule);
+    } catch (err) {
+      setError(new ApiError(422, "invalid_json", `the rule is not JSON: ${(err as Error).message}`));
+      return;
+    }
+    try {
+      setFindings((await api.post<{ findings: NonNullable<typeof findings> }>("/v1/compliance-rules/try", { rule, sentence })).findings);
+    } catch (err) {
+      setError(err);
+    }
+  }
+
+  return (
+    <form class="card stack" onSubmit={run} aria-label="Try this rule on a sentence" data-testid="try-rule">
+      <h2>Try this rule on a sentence</h2>
+      <div>
+        <label>
+          Sentence
+          <textarea name="try-sentence" rows={2} required maxLength={2000} value={sentence} onInput={(e) => setSentence(e.currentTarget.value)} {...fields.invalid("sentence")} />
+        </label>
+        {fields.note("sentence")}
+      </div>
+      {bad?.field.startsWith("rule.") ? (
+        <p class="field-error" role="alert">
+          The rule's field <code>{bad.field.slice(5)}</code>: {bad.message}
+        </p>
+      ) : (
+        fields.rest(["sentence"])
+      )}
+      <button type="submit">Try it</button>
+      {findings?.length === 0 && <p role="status">The sentence keeps the rule.</p>}
+      {findings && findings.length > 0 && (
+        <ul class="plain" data-testid="try-findings">
+          {findings.map((f, i) => (
+            <li key={i} class={`finding sev-${f.severity}`}>
+              <strong>Breaks {f.rule}</strong> ({f.severity}
+              {f.similarity != null ? `, similarity ${f.similarity.toFixed(2)}` : ""}): <q>{f.excerpt}</q>
+            </li>
+          ))}
+        </ul>
+      )}
+    </form>
   );
 }
 
@@ -543,6 +721,7 @@ export function AdminKnowledge() {
             ))}
             <button onClick={reindex}>Re-index into a new version</button>
           </div>
+          <Chunking key={k.slug} slug={k.slug} chunking={k.chunking} onSaved={kb.reload} />
           <h2>Documents</h2>
           <ul class="plain" data-testid="documents">
             {k.documents.map((d) => (
@@ -593,6 +772,59 @@ export function AdminKnowledge() {
   );
 }
 
+/** A knowledge base's chunking; the next re-index cuts its documents this way. */
+function Chunking(props: { slug: string; chunking: KnowledgeBase["chunking"]; onSaved: () => void }) {
+  const [words, setWords] = useState(String(props.chunking.chunk_words));
+  const [overlap, setOverlap] = useState(String(props.chunking.overlap_words));
+  const [headings, setHeadings] = useState(props.chunking.split_on_headings);
+  const [error, setError] = useState<unknown>(null);
+  const [saved, setSaved] = useState(false);
+  // The check that the overlap is below the chunk size is about the whole chunking.
+  const fields = fieldNotes(error, "chunking", { chunking: "chunking.overlap_words" });
+
+  async function save(e: Event) {
+    e.preventDefault();
+    setError(null);
+    setSaved(false);
+    try {
+      const chunking = { chunk_words: Number(words), overlap_words: Number(overlap), split_on_headings: headings };
+      await api.put(`/v1/knowledge-bases/${props.slug}`, { chunking });
+      setSaved(true);
+      props.onSaved();
+    } catch (err) {
+      setError(err);
+    }
+  }
+
+  return (
+    <form class="card stack" onSubmit={save} aria-label="Chunking" data-testid="chunking">
+      <h2>Chunking</h2>
+      <div>
+        <label>
+          Words per chunk
+          <input name="chunk-words" type="number" required min={16} max={2000} value={words} onInput={(e) => setWords(e.currentTarget.value)} {...fields.invalid("chunking.chunk_words")} />
+        </label>
+        {fields.note("chunking.chunk_words")}
+      </div>
+      <div>
+        <label>
+          Words repeated from the previous chunk
+          <input name="overlap-words" type="number" required min={0} max={1999} value={overlap} onInput={(e) => setOverlap(e.currentTarget.value)} {...fields.invalid("chunking.overlap_words")} />
+        </label>
+        {fields.note("chunking.overlap_words")}
+      </div>
+      <label>
+        <input name="split-on-headings" type="checkbox" checked={headings} onChange={(e) => setHeadings(e.currentTarget.checked)} /> Never let a chunk cross a heading
+      </label>
+      {fields.rest(["chunking.chunk_words", "chunking.overlap_words"])}
+      {saved && <p role="status">Saved. Re-index to cut the documents this way.</p>}
+      <button class="primary" type="submit">
+        Save chunking
+      </button>
+    </form>
+  );
+}
+
 // --- audit ----------------------------------------------------------------------------
 
 interface AuditEvent {
@@ -605,33 +837,86 @@ interface AuditEvent {
   created_at: string;
 }
 
+// The day a date field names, as the server's [from, to) times: from its first moment (here)
+// to the next day's.
+function dayStart(day: string, plus = 0): string {
+  const d = new Date(`${day}T00:00`);
+  d.setDate(d.getDate() + plus);
+  return d.toISOString();
+}
+
 export function AdminAudit() {
-  const events = useLoad(() => api.get<AuditEvent[]>("/v1/audit-events?limit=200"));
+  const [filter, setFilter] = useState({ actor: "", action: "", target: "", from: "", to: "" });
+  const [query, setQuery] = useState("");
+  const events = useLoad(() => api.get<AuditEvent[]>(`/v1/audit-events?limit=200${query}`), [query]);
   const people = useLoad(() => api.get<User[]>("/v1/users"));
-  const [action, setAction] = useState("");
-  const [text, setText] = useState("");
   const names = new Map(people.data?.map((u) => [u.id, u.display_name]));
   const actions = [...new Set(events.data?.map((e) => e.action))].sort();
-  const shown = events.data?.filter((e) => (!action || e.action === action) && (!text || `${e.target} ${JSON.stringify(e.details)}`.toLowerCase().includes(text.toLowerCase())));
+  const fields = fieldNotes(events.error, "audit");
+  const set = (key: keyof typeof filter) => (e: { currentTarget: { value: string } }) => setFilter({ ...filter, [key]: e.currentTarget.value });
+
+  function apply(e: Event) {
+    e.preventDefault();
+    const q = new URLSearchParams();
+    if (filter.actor) q.set("actor", filter.actor);
+    if (filter.action.trim()) q.set("action", filter.action.trim());
+    if (filter.target.trim()) q.set("target", filter.target.trim());
+    if (filter.from) q.set("from", dayStart(filter.from));
+    if (filter.to) q.set("to", dayStart(filter.to, 1));
+    setQuery(q.toString() ? `&${q}` : "");
+    events.reload();
+  }
+
   return (
     <section>
       <h1>Audit log</h1>
-      <div class="row">
+      <form class="row" onSubmit={apply} aria-label="Filter the audit log">
         <label>
-          Action
-          <select value={action} onChange={(e) => setAction(e.currentTarget.value)}>
-            <option value="">Every action</option>
-            {actions.map((a) => (
-              <option key={a}>{a}</option>
+          Who
+          <select value={filter.actor} onChange={set("actor")}>
+            <option value="">Anyone</option>
+            {people.data?.map((u) => (
+              <option key={u.id} value={u.id}>
+                {u.display_name}
+              </option>
             ))}
           </select>
         </label>
+        <div>
+          <label>
+            Action
+            <input name="audit-action" list="audit-actions" maxLength={64} value={filter.action} onInput={set("action")} {...fields.invalid("action")} />
+          </label>
+          <datalist id="audit-actions">
+            {actions.map((a) => (
+              <option key={a} value={a} />
+            ))}
+          </datalist>
+          {fields.note("action")}
+        </div>
         <label>
-          Contains
-          <input value={text} onInput={(e) => setText(e.currentTarget.value)} />
+          Target contains
+          <input name="audit-target" maxLength={300} value={filter.target} onInput={set("target")} />
         </label>
-      </div>
-      <ErrorNote error={events.error} />
+        <div>
+          <label>
+            From
+            <input name="audit-from" type="date" value={filter.from} onInput={set("from")} {...fields.invalid("from")} />
+          </label>
+          {fields.note("from")}
+        </div>
+        <div>
+          <label>
+            To
+            <input name="audit-to" type="date" value={filter.to} onInput={set("to")} {...fields.invalid("to")} />
+          </label>
+          {fields.note("to")}
+        </div>
+        <button class="primary" type="submit">
+          Show
+        </button>
+      </form>
+      {fields.rest(["action", "from", "to"])}
       {events.loading && <Loading what="the audit log" />}
       <div class="scroll-x" tabIndex={0} role="region" aria-label="Table (scrolls sideways)">
         <table data-testid="audit">
@@ -645,7 +930,14 @@ export function AdminAudit() {
             </tr>
           </thead>
           <tbody>
-            {shown?.map((e) => (
+            {events.data?.length === 0 && (
+              <tr>
+                <td colSpan={5} class="muted">
+                  No actions match.
+                </td>
+              </tr>
+            )}
+            {events.data?.map((e) => (
               <tr key={e.id}>
                 <td>{formatDate(e.created_at)}</td>
                 <td>{e.actor_user_id ? names.get(e.actor_user_id) ?? e.actor_user_id.slice(0, 8) : "operator"}</td>
