@@ -191,6 +191,106 @@ def test_a_csv_import_reports_each_row(http, demo_admin):
     )
 
 
+def test_a_teams_members_are_added_and_removed_by_admins_only(http, demo_admin, rival_admin):
+    tag = _suffix()
+    people = []
+    for name in ("Ada", "Bo"):
+        invited = http.post(
+            "/v1/users/invite",
+            json={"email": f"{name.lower()}-{tag}@demo.salesboost.local", "display_name": name},
+            headers=demo_admin,
+        )
+        assert invited.status_code == 201, invited.text
+        people.append(invited.json()["user"]["id"])
+    ada, bo = people
+    name = f"Members {tag}"
+    created = http.post("/v1/teams", json={"name": name}, headers=demo_admin)
+    assert created.status_code == 201 and created.json()["members"] == []
+    team = created.json()["id"]
+    again = http.post("/v1/teams", json={"name": name}, headers=demo_admin)
+    assert again.status_code == 409 and again.json()["error"]["code"] == "team_exists"
+    control = http.post("/v1/teams", json={"name": "a\nb"}, headers=demo_admin)
+    assert control.status_code == 422 and control.json()["error"]["message"].startswith("body.name")
+
+    def members(user_ids: list[str], headers: dict = demo_admin) -> httpx.Response:
+        return http.put(f"/v1/teams/{team}/members", json={"user_ids": user_ids}, headers=headers)
+
+    assert members([ada, bo, ada]).json()["members"] == [ada, bo]  # added (once each)
+    assert members([bo]).json()["members"] == [bo]  # Ada taken off
+    listed = {t["id"]: t for t in http.get("/v1/teams", headers=demo_admin).json()}
+    assert listed[team]["members"] == [bo]
+    users = {u["id"]: u for u in http.get("/v1/users", headers=demo_admin).json()}
+    assert users[bo]["teams"] == [name] and users[ada]["teams"] == []
+    unknown = members([bo, str(uuid.uuid4())])
+    assert unknown.status_code == 422 and unknown.json()["error"]["code"] == "unknown_user"
+    gone = http.put(f"/v1/teams/{uuid.uuid4()}/members", json={"user_ids": []}, headers=demo_admin)
+    assert gone.status_code == 404 and gone.json()["error"]["code"] == "team_not_found"
+    too_many = members([str(uuid.uuid4()) for _ in range(1001)])
+    assert too_many.status_code == 422 and too_many.json()["error"]["code"] == "invalid_request"
+    manager = {"X-Dev-Tenant": "demo", "X-Dev-User": "manager@demo.salesboost.local"}
+    assert members([], manager).status_code == 403
+    assert http.post("/v1/teams", json={"name": f"M {tag}"}, headers=manager).status_code == 403
+    assert members([], rival_admin).status_code == 404
+    assert [
+        t["members"] for t in http.get("/v1/teams", headers=demo_admin).json() if t["id"] == team
+    ] == [[bo]]
+    audited = http.get("/v1/audit-events", params={"target": name}, headers=demo_admin).json()
+    assert [e["action"] for e in audited] == ["team.members", "team.members", "team.create"]
+
+
+def test_a_compliance_rule_is_tried_on_a_sentence_before_it_is_saved(http, demo_admin):
+    tag = _suffix()
+    manager = {"X-Dev-Tenant": "demo", "X-Dev-User": "manager@demo.salesboost.local"}
+
+    def tried(rule: dict, sentence: str, headers: dict = demo_admin) -> httpx.Response:
+        rule = {"slug": f"tried-{tag}", "description": "No guaranteed results.", **rule}
+        body = {"rule": rule, "sentence": sentence}
+        return http.post("/v1/compliance-rules/try", json=body, headers=headers)
+
+    forbidden = {"pattern": r"(?i)\bguarantee[ds]?\b"}
+    broken = tried(forbidden, "Hi Priya. We guarantee a 30% uplift in year one!")
+    assert broken.status_code == 200, broken.text
+    (finding,) = broken.json()["findings"]
+    assert finding["rule"] == f"tried-{tag}" and finding["decided_by"] == "rule"
+    assert finding["excerpt"] == "We guarantee a 30% uplift in year one!"
+    assert finding["speaker"] == "trainee" and finding["severity"] == "warning"
+    assert tried(forbidden, "We expect an uplift.", manager).json()["findings"] == []
+    disclosure = {"kind": "disclosure", "trigger": r"\d+ ?EUR", "pattern": "(?i)vat"}
+    assert tried(disclosure, "It is 40 EUR a seat.").json()["findings"]
+    assert tried(disclosure, "It is 40 EUR a seat, before VAT.").json()["findings"] == []
+
+    # Semantic: the same embedder as a session, with how close the sentence came.
+    pressure = {
+        "kind": "semantic",
+        "threshold": 0.62,
+        "examples": ["This price is only valid if you sign today."],
+        "applies_to": ["npc", "trainee"],
+    }
+    near = tried(pressure, "Sure. This offer is only good if you sign the contract today.")
+    assert near.status_code == 200, near.text
+    (finding,) = near.json()["findings"]
+    assert finding["decided_by"] == "semantic" and finding["similarity"] >= 0.62
+    assert finding["excerpt"] == "This offer is only good if you sign the contract today."
+    assert finding["speaker"] == "npc"  # as said by the rule's first party
+    assert tried(pressure, "Which tools does your team use today?").json()["findings"] == []
+
+    for kind in ("judge", "knowledge_claims"):
+        refused = tried({"kind": kind}, "We guarantee it.")
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"]["code"] == "rule_not_tryable"
+        assert kind in refused.json()["error"]["message"]
+    bad_regex = tried({"pattern": "(unclosed"}, "x")
+    assert bad_regex.status_code == 422
+    assert bad_regex.json()["error"]["message"].startswith("body.rule.pattern")
+    too_long = tried(forbidden, "x" * 2001)
+    assert too_long.json()["error"]["message"].startswith("body.sentence")
+    assert tried(forbidden, "We guarantee it.", TRAINEE).status_code == 403
+    # Nothing was stored or audited.
+    assert http.get(f"/v1/compliance-rules/tried-{tag}", headers=demo_admin).status_code == 404
+    audited = http.get("/v1/audit-events", params={"target": f"tried-{tag}"}, headers=demo_admin)
+    assert audited.json() == []
+
+
 async def test_courses_set_the_mode_and_show_progress_and_analytics_follow_teams(
     base_url, demo_admin
 ):

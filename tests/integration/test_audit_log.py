@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -33,6 +34,48 @@ def test_knowledge_admin_actions_are_audited_with_actor_and_request_id(
     with httpx.Client(base_url=base_url, headers=rival_admin, timeout=30) as rival:
         theirs = rival.get("/v1/audit-events").json()
     assert all(e["target"] != f"tests-audit/{name}" for e in theirs)
+
+
+def test_the_server_filters_the_audit_log(base_url, demo_admin):
+    tag = uuid.uuid4().hex[:6]
+    with httpx.Client(base_url=base_url, headers=demo_admin, timeout=30) as http:
+        me = http.get("/v1/me").json()["user_id"]
+        assert http.post("/v1/teams", json={"name": f"Audit {tag}"}).status_code == 201
+
+        def events(**params) -> list[dict]:
+            response = http.get("/v1/audit-events", params=params)
+            assert response.status_code == 200, response.text
+            return response.json()
+
+        team_creations = events(action="team.create", limit=500)
+        assert team_creations and {e["action"] for e in team_creations} == {"team.create"}
+        mine = events(actor=me, target=f"AUDIT {tag}")  # contains, in any case
+        assert [(e["action"], e["target"]) for e in mine] == [("team.create", f"Audit {tag}")]
+        at = datetime.fromisoformat(mine[0]["created_at"])
+        second = timedelta(seconds=1)
+        window = {"from": at.isoformat(), "to": (at + second).isoformat()}
+        assert events(target=tag, **window) == mine  # from is inclusive
+        assert events(target=tag, to=at.isoformat()) == []  # to is not
+        assert events(target=tag, **{"from": (at + second).isoformat()}) == []
+        naive = (at - second).astimezone(UTC).replace(tzinfo=None).isoformat()
+        assert events(target=tag, **{"from": naive}) == mine  # without a zone: UTC
+        assert events(target=tag, actor=str(uuid.uuid4())) == []
+        assert events(target=f"{tag}%") == []  # LIKE's wildcards are plain characters
+        for bad in (
+            {"action": "Team Create"},
+            {"action": "x" * 65},
+            {"actor": "me"},
+            {"target": "a\x00b"},
+            {"target": "x" * 301},
+            {"from": "yesterday"},
+            {"from": "0001-01-01T00:00:00Z"},
+            {"to": "9999-12-31T23:00:00-14:00"},
+            {"from": "2026-01-02T00:00:00Z", "to": "2026-01-02T00:00:00Z"},
+        ):
+            refused = http.get("/v1/audit-events", params=bad)
+            assert refused.status_code == 422, (bad, refused.text)
+            assert refused.json()["error"]["code"] == "invalid_request"
+        assert refused.json()["error"]["message"] == "query.to: must be later than from"
 
 
 def test_only_admins_read_the_audit_log(base_url):

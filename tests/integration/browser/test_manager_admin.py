@@ -1,16 +1,20 @@
 """Managers and admins in the browser: the heatmap, a session reviewed (a comment on a turn,
 an adjusted score the trainee then sees), a course assigned to a team and a person; people
-invited and imported, a document uploaded, searched and an earlier version restored; and a
-trainee refused the pages and the API."""
+invited and imported, a document uploaded, searched and an earlier version restored; a team
+made and its members changed, a compliance rule tried on sentences, a knowledge base's
+chunking set, the audit log filtered by the server; and a trainee refused the pages and the
+API."""
 
 from __future__ import annotations
 
 import json
 import re
 import uuid
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 from websockets.sync.client import connect
 
 from tests.integration.browser.conftest import (
@@ -217,6 +221,120 @@ def test_admin_invites_imports_uploads_searches_and_restores(new_context, base_u
             ("/app/admin/audit", "admin-audit", "[data-testid=audit] tbody tr"),
         ],
     )
+
+
+def test_admin_runs_teams_tries_a_rule_sets_chunking_and_filters_the_audit_log(
+    new_context, base_url, invite
+):
+    admin, token, _ = invite("admin")
+    _accept(base_url, token)
+    _, _, member_id = invite("trainee")
+    tag = uuid.uuid4().hex[:6]
+    kb = f"browser-chunks-{tag}"
+    with httpx.Client(base_url=base_url, headers=DEMO_ADMIN, timeout=30) as http:
+        chunking = {"chunk_words": 150, "overlap_words": 30}
+        assert http.put(f"/v1/knowledge-bases/{kb}", json={"chunking": chunking}).status_code == 200
+    page = sign_in_as(admin)(new_context(PHONE).new_page())
+
+    # Teams: one made (a second of the same name refused at the field), a member added and
+    # taken off again.
+    page.goto("/app/admin/people")
+    page.get_by_test_id("teams").wait_for()
+    team = f"Browser crew {tag}"
+    card = page.get_by_test_id("team").filter(has=page.get_by_role("heading", name=team))
+    for _ in range(2):
+        page.get_by_label("New team").fill(team)
+        page.get_by_role("button", name="Create team").click()
+        card.wait_for()
+    page.locator("#team-name-error").filter(has_text="exists already").wait_for()
+    assert page.get_by_label("New team").get_attribute("aria-invalid") == "true"
+    card.get_by_label(f"Add to {team}").select_option(value=member_id)
+    card.get_by_role("button", name=f"Add to {team}").click()
+    remove = card.get_by_role("button", name=f"Remove Browser Trainee from {team}")
+    remove.wait_for()
+    check_page(page, "admin-teams")
+    remove.click()
+    card.get_by_text("No members yet.").wait_for()
+    with httpx.Client(base_url=base_url, headers=DEMO_ADMIN, timeout=30) as http:
+        stored = [t for t in http.get("/v1/teams").json() if t["name"] == team]
+    assert [t["members"] for t in stored] == [[]]
+
+    # A compliance rule tried before it is saved: a regular expression, then a semantic rule.
+    page.goto("/app/admin/content")
+    page.get_by_role("tab", name="Compliance rules").click()
+    page.get_by_role("button", name="New compliance rule").click()
+    editor = page.get_by_label("New compliance rule (JSON)")
+    rule = {"slug": f"try-{tag}", "description": "No guarantees.", "pattern": "(?i)guarantee"}
+    editor.fill(json.dumps(rule))
+    page.get_by_label("Sentence").fill("Hello. We guarantee a 20% saving in year one.")
+    page.get_by_role("button", name="Try it").click()
+    findings = page.get_by_test_id("try-findings")
+    findings.filter(has_text=f"Breaks try-{tag}").wait_for()
+    assert "We guarantee a 20% saving in year one." in findings.inner_text()
+    page.get_by_label("Sentence").fill("We expect a saving.")
+    page.get_by_role("button", name="Try it").click()
+    page.get_by_role("status").filter(has_text="The sentence keeps the rule.").wait_for()
+    editor.fill(json.dumps({**rule, "pattern": "(unclosed"}))
+    page.get_by_role("button", name="Try it").click()
+    refusal = page.get_by_test_id("try-rule").get_by_role("alert")
+    refusal.filter(has_text="The rule's field pattern").wait_for()
+    assert "regular expression" in refusal.inner_text()
+    semantic = {
+        "slug": f"try-{tag}",
+        "description": "No pressure tactics.",
+        "kind": "semantic",
+        "threshold": 0.62,
+        "examples": ["This price is only valid if you sign today."],
+    }
+    editor.fill(json.dumps(semantic))
+    page.get_by_label("Sentence").fill("This offer is only good if you sign the contract today.")
+    page.get_by_role("button", name="Try it").click()
+    findings.filter(has_text="similarity 0.").wait_for()
+    check_page(page, "admin-try-rule")
+
+    # Chunking: a refusal at the field, then saved and shown in the status line.
+    page.goto("/app/admin/knowledge")
+    page.get_by_label("Knowledge base", exact=True).select_option(kb)
+    page.get_by_test_id("kb-status").filter(
+        has_text="chunks of 150 words, 30 overlapping"
+    ).wait_for()
+    page.get_by_label("Words per chunk").fill("100")
+    overlap = page.get_by_label("Words repeated from the previous chunk")
+    overlap.fill("100")
+    page.get_by_role("button", name="Save chunking").click()
+    page.locator("#chunking-chunking-overlap_words-error").filter(
+        has_text="must be shorter than a chunk"
+    ).wait_for()
+    assert overlap.get_attribute("aria-invalid") == "true"
+    overlap.fill("20")
+    page.get_by_role("button", name="Save chunking").click()
+    page.get_by_test_id("kb-status").filter(
+        has_text="chunks of 100 words, 20 overlapping"
+    ).wait_for()
+    page.get_by_role("status").filter(has_text="Saved.").wait_for()
+    check_page(page, "admin-chunking")
+    with httpx.Client(base_url=base_url, headers=DEMO_ADMIN, timeout=30) as http:
+        chunking = http.get(f"/v1/knowledge-bases/{kb}").json()["chunking"]
+    assert (chunking["chunk_words"], chunking["overlap_words"]) == (100, 20)
+
+    # The audit log, filtered by the server.
+    page.goto("/app/admin/audit")
+    rows = page.get_by_test_id("audit").locator("tbody tr")
+    rows.first.wait_for()
+    page.get_by_label("Action", exact=True).fill("team.create")
+    page.get_by_label("Target contains").fill(tag)
+    page.get_by_role("button", name="Show").click()
+    expect(rows).to_have_count(1, timeout=30_000)
+    assert team in rows.inner_text() and "team.create" in rows.inner_text()
+    page.get_by_label("Action", exact=True).fill("")
+    tomorrow = (datetime.now() + timedelta(days=1)).date().isoformat()
+    page.get_by_label("From").fill(tomorrow)
+    page.get_by_role("button", name="Show").click()
+    rows.filter(has_text="No actions match.").wait_for()
+    page.get_by_label("To", exact=True).fill(datetime.now().date().isoformat())
+    page.get_by_role("button", name="Show").click()
+    page.locator("#audit-to-error").filter(has_text="Must be later than from").wait_for()
+    check_page(page, "admin-audit-filtered")
 
 
 def test_a_trainee_is_refused_manager_and_admin_pages_and_the_api(new_context, base_url, invite):
