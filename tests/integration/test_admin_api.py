@@ -266,11 +266,11 @@ def test_a_compliance_rule_is_tried_on_a_sentence_before_it_is_saved(http, demo_
         "examples": ["This price is only valid if you sign today."],
         "applies_to": ["npc", "trainee"],
     }
-    near = tried(pressure, "Sure. This offer is only good if you sign the contract today.")
+    near = tried(pressure, "Sure. This price only holds if you sign today.")
     assert near.status_code == 200, near.text
     (finding,) = near.json()["findings"]
     assert finding["decided_by"] == "semantic" and finding["similarity"] >= 0.62
-    assert finding["excerpt"] == "This offer is only good if you sign the contract today."
+    assert finding["excerpt"] == "This price only holds if you sign today."
     assert finding["speaker"] == "npc"  # as said by the rule's first party
     assert tried(pressure, "Which tools does your team use today?").json()["findings"] == []
 

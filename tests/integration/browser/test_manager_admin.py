@@ -266,12 +266,12 @@ def test_admin_runs_teams_tries_a_rule_sets_chunking_and_filters_the_audit_log(
     editor = page.get_by_label("New compliance rule (JSON)")
     rule = {"slug": f"try-{tag}", "description": "No guarantees.", "pattern": "(?i)guarantee"}
     editor.fill(json.dumps(rule))
-    page.get_by_label("Sentence").fill("Hello. We guarantee a 20% saving in year one.")
+    page.get_by_label("Sentence", exact=True).fill("Hello. We guarantee a 20% saving in year one.")
     page.get_by_role("button", name="Try it").click()
     findings = page.get_by_test_id("try-findings")
     findings.filter(has_text=f"Breaks try-{tag}").wait_for()
     assert "We guarantee a 20% saving in year one." in findings.inner_text()
-    page.get_by_label("Sentence").fill("We expect a saving.")
+    page.get_by_label("Sentence", exact=True).fill("We expect a saving.")
     page.get_by_role("button", name="Try it").click()
     page.get_by_role("status").filter(has_text="The sentence keeps the rule.").wait_for()
     editor.fill(json.dumps({**rule, "pattern": "(unclosed"}))
@@ -287,14 +287,14 @@ def test_admin_runs_teams_tries_a_rule_sets_chunking_and_filters_the_audit_log(
         "examples": ["This price is only valid if you sign today."],
     }
     editor.fill(json.dumps(semantic))
-    page.get_by_label("Sentence").fill("This offer is only good if you sign the contract today.")
+    page.get_by_label("Sentence", exact=True).fill("This price only holds if you sign today.")
     page.get_by_role("button", name="Try it").click()
     findings.filter(has_text="similarity 0.").wait_for()
     check_page(page, "admin-try-rule")
 
     # Chunking: a refusal at the field, then saved and shown in the status line.
     page.goto("/app/admin/knowledge")
-    page.get_by_label("Knowledge base", exact=True).select_option(kb)
+    page.get_by_role("combobox", name="Knowledge base").select_option(kb)
     page.get_by_test_id("kb-status").filter(
         has_text="chunks of 150 words, 30 overlapping"
     ).wait_for()
@@ -328,7 +328,7 @@ def test_admin_runs_teams_tries_a_rule_sets_chunking_and_filters_the_audit_log(
     assert team in rows.inner_text() and "team.create" in rows.inner_text()
     page.get_by_label("Action", exact=True).fill("")
     tomorrow = (datetime.now() + timedelta(days=1)).date().isoformat()
-    page.get_by_label("From").fill(tomorrow)
+    page.get_by_label("From", exact=True).fill(tomorrow)
     page.get_by_role("button", name="Show").click()
     rows.filter(has_text="No actions match.").wait_for()
     page.get_by_label("To", exact=True).fill(datetime.now().date().isoformat())
