@@ -30,6 +30,7 @@ With ``--agents`` the gateway side runs a second time with every agent on (sessi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -37,7 +38,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -451,35 +452,48 @@ def run_turn_bench(
     return results
 
 
+@contextlib.contextmanager
+def bench_stack(
+    settings: Settings, *, url: str | None, max_tokens: int, progress: Progress
+) -> Iterator[str]:
+    """The gateway's base URL: ``url``, or a stack started for the bench and stopped after.
+
+    A started stack has a data directory of its own, so that it seeds and indexes the demo
+    knowledge base with this code and the user's data is left alone (on the data directory of
+    an older version the persona was grounded on chunks titled by an older parser, so the
+    bench's two sides sent different prompts), and greedy replies of ``max_tokens``.
+    """
+    if url is not None:
+        yield url
+        return
+    from serve_apps.stack import Stack
+
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-stack-"))
+    bench_settings = settings.model_copy(
+        update={
+            "npc_max_tokens": max_tokens,
+            "npc_temperature": 0,
+            "data_dir": data_dir,
+            "models_dir_override": settings.models_dir,
+        }
+    )
+    stack = Stack(bench_settings, progress=progress)
+    try:
+        stack.start()
+        yield stack.base_url
+    finally:
+        stack.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
 def _gateway_phase(
     config: TurnBenchConfig, settings: Settings, results: dict[str, Any], progress: Progress
 ) -> None:
-    from serve_apps.stack import Stack
-
-    stack: Stack | None = None
-    data_dir: Path | None = None
-    base_url = config.url
     runs = [("gateway", "conversation")] + ([("agents", "practice")] if config.agents else [])
     first_scripts = level_scripts(config)
-    try:
-        if base_url is None:
-            # A data directory of its own, so that the stack seeds and indexes the demo
-            # knowledge base with this code, as the direct side does, and the user's data is
-            # left alone. On the data directory of an older version the persona was grounded
-            # on chunks titled by an older parser, so the two sides sent different prompts.
-            data_dir = Path(tempfile.mkdtemp(prefix="bench-stack-"))
-            bench_settings = settings.model_copy(
-                update={
-                    # The same reply length and greedy sampling as the direct side.
-                    "npc_max_tokens": config.max_tokens,
-                    "npc_temperature": 0,
-                    "data_dir": data_dir,
-                    "models_dir_override": settings.models_dir,
-                }
-            )
-            stack = Stack(bench_settings, progress=progress)
-            stack.start()
-            base_url = stack.base_url
+    with bench_stack(
+        settings, url=config.url, max_tokens=config.max_tokens, progress=progress
+    ) as base_url:
         for level in config.concurrency:
             for key, mode in runs:
                 progress(f"{key}: {level} concurrent conversation(s) x {config.turns} turns")
@@ -500,11 +514,6 @@ def _gateway_phase(
                     )
                 )
                 progress(f"  {results[str(level)][key]}")
-    finally:
-        if stack is not None:
-            stack.stop()
-        if data_dir is not None:
-            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _direct_phase(

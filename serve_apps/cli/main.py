@@ -255,6 +255,33 @@ def bench_scaling(
     typer.echo(f"plot: {plot_path}")
 
 
+@bench_app.command("ui")
+def bench_ui(
+    json_path: Annotated[Path, typer.Option("--json", help="Where to write the results.")],
+    turns: Annotated[int, typer.Option(min=1, max=50, help="Measured turns.")] = 10,
+    max_tokens: Annotated[int, typer.Option(min=1, max=512, help="Reply length in tokens.")] = 60,
+    url: Annotated[
+        str | None, typer.Option(help="Use a running gateway instead of starting one.")
+    ] = None,
+) -> None:
+    """In Chromium: from Send to the reply's first token painted, against the gateway's own
+    time to first token (painted_vs_gateway_ttft_p50), and the trainee's first load in KB."""
+    from serve_apps.bench.ui import run_ui_bench
+
+    try:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.touch()
+        result = run_ui_bench(
+            _settings(), turns=turns, max_tokens=max_tokens, url=url, progress=typer.echo
+        )
+    except (OSError, RuntimeError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    json_path.write_text(json.dumps(result, indent=2))
+    summary = {k: v for k, v in result.items() if k not in ("turns", "first_load")}
+    typer.echo(json.dumps(summary, indent=2))
+
+
 @bench_app.command("retrieval")
 def bench_retrieval(
     dataset: Annotated[Path, typer.Option(help="A BEIR folder (corpus, queries, qrels/test.tsv).")],

@@ -4,6 +4,7 @@ the gateway, the orchestrator and vLLM on the bundled model."""
 from __future__ import annotations
 
 import os
+import random
 import socket
 from pathlib import Path
 
@@ -18,9 +19,17 @@ ENVIRONMENT_BEFORE_THE_STACK = dict(os.environ)
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port between Ray's worker ports (10002-19999) and the kernel's ephemeral range
+    (32768 and up): the proxy binds it a minute later, after Ray's processes have opened many
+    ephemeral ports, one of which once took a port picked there ("Failed to bind")."""
+    for port in random.Random().sample(range(20_000, 32_000), 200):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 32000")
 
 
 @pytest.fixture(scope="session")
