@@ -47,7 +47,9 @@ REPLY_TIMEOUT_MS = 180_000
 # reply's first token, and the timings the gateway sends with each reply.
 INSTRUMENT = """
 (() => {
-  const bench = (window.__bench = { sent: [], painted: [], timings: [], waiting: false });
+  const bench = (window.__bench = {
+    sent: [], received: [], painted: [], timings: [], waiting: false,
+  });
   document.addEventListener("submit", () => bench.sent.push(performance.now()), true);
   new MutationObserver(() => {
     if (bench.waiting || bench.painted.length >= bench.sent.length) return;
@@ -69,6 +71,9 @@ INSTRUMENT = """
       this.addEventListener("message", (event) => {
         try {
           const frame = JSON.parse(event.data);
+          if (frame.type === "token" && bench.received.length < bench.sent.length) {
+            bench.received.push(performance.now());
+          }
           if (frame.type === "reply_done" && frame.timing) bench.timings.push(frame.timing);
         } catch {}
       });
@@ -134,6 +139,9 @@ def run_ui_bench(
         "painted_ttft_ms": painted_d,
         "gateway_ttft_ms": gateway_d,
         "page_added_ms": distribution([p - g for p, g in zip(painted, gateway, strict=True)]),
+        # Of what the page adds: the hops to the gateway and back, and then rendering.
+        "hops_ms": distribution([s["received_ms"] - s["gateway_ttft_ms"] for s in samples]),
+        "render_ms": distribution([s["painted_ms"] - s["received_ms"] for s in samples]),
         "first_load_kb": first_load["kb"],
         "first_load": first_load,
         "turns": samples,
@@ -217,8 +225,16 @@ def measure_turns(
     samples = []
     for index in range(1, turns + 1):
         painted = bench["painted"][index] - bench["sent"][index]
+        received = bench["received"][index] - bench["sent"][index]
         gateway = bench["timings"][index]["first_token_ms"]
-        samples.append({"painted_ms": round(painted, 1), "gateway_ttft_ms": gateway})
+        samples.append(
+            {
+                "painted_ms": round(painted, 1),
+                # The first token's frame reached the page's socket: the rest is rendering.
+                "received_ms": round(received, 1),
+                "gateway_ttft_ms": gateway,
+            }
+        )
         progress(f"  turn {index}: painted {painted:.0f} ms, gateway {gateway:.0f} ms")
     return samples
 
