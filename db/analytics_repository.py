@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import Integer, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.models import (
@@ -67,3 +67,23 @@ async def team_skill_averages(
         .group_by(Team.name, SkillScore.skill)
     )
     return {(team, skill): round(float(avg), 1) for team, skill, avg in rows}
+
+
+async def score_buckets(
+    session: AsyncSession, *, user_ids: set[uuid.UUID] | None, width: int
+) -> dict[int, tuple[int, int]]:
+    """Scored sessions per bucket of the evaluator's score: {bucket index: (sessions, passed)},
+    bucket i holding i*width <= score < (i+1)*width, and the last one 100 too."""
+    last = 100 // width - 1
+    index = func.least(func.greatest(func.floor(SessionEvaluation.score / width), 0), last)
+    scores = (
+        select(index.cast(Integer).label("bucket"), SessionEvaluation.passed)
+        .where(_among(SessionEvaluation.user_id, user_ids))
+        .subquery()
+    )
+    rows = await session.execute(
+        select(scores.c.bucket, func.count(), func.count().filter(scores.c.passed)).group_by(
+            scores.c.bucket
+        )
+    )
+    return {i: (sessions, passed) for i, sessions, passed in rows}

@@ -8,9 +8,9 @@ people the caller may see: a manager their teams, an admin the whole company.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Query, Request
 
 from db import analytics_repository as analytics
 from db import people_repository as people
@@ -20,12 +20,16 @@ from serve_apps.gateway.errors import APIError
 from serve_apps.gateway.schemas import (
     HeatmapOut,
     OverviewOut,
+    ScoreBucket,
+    ScoreDistributionOut,
     SkillPoint,
     SkillSeries,
     SkillTrendOut,
 )
 
 VIEWERS = ("admin", "manager")
+# Bucket widths that split 0-100 evenly.
+BUCKET_WIDTHS = (5, 10, 20, 25, 50)
 
 
 class AnalyticsRoutes:
@@ -101,4 +105,41 @@ class AnalyticsRoutes:
             teams=teams,
             skills=skills,
             averages=[[cells.get((t, s)) for s in skills] for t in teams],
+        )
+
+    @api.get(
+        "/v1/analytics/score-distribution",
+        response_model=ScoreDistributionOut,
+        tags=["analytics"],
+    )
+    async def analytics_score_distribution(
+        self,
+        request: Request,
+        bucket: Annotated[
+            int, Query(ge=5, le=50, description="Bucket width in points: 5, 10, 20, 25 or 50.")
+        ] = 10,
+    ) -> ScoreDistributionOut:
+        """Scored sessions counted per bucket of the AI's score (0-9, 10-19, … 90-100), and how
+        many were scored and passed, over the people the caller may see. Like all analytics it
+        counts the evaluator's score, not a manager's adjusted one."""
+        who = await self._identity_from(request)
+        who.require(*VIEWERS)
+        if bucket not in BUCKET_WIDTHS:
+            raise APIError(422, "invalid_request", "query.bucket: must be 5, 10, 20, 25 or 50")
+        async with tenant_transaction(self.sessions, who.tenant_id) as session:
+            visible = await people.visible_user_ids(session, user_id=who.user_id, role=who.role)
+            counts = await analytics.score_buckets(session, user_ids=visible, width=bucket)
+        last = 100 // bucket - 1
+        return ScoreDistributionOut(
+            bucket=bucket,
+            buckets=[
+                ScoreBucket(
+                    low=i * bucket,
+                    high=100 if i == last else (i + 1) * bucket - 1,
+                    sessions=counts.get(i, (0, 0))[0],
+                )
+                for i in range(last + 1)
+            ],
+            scored=sum(n for n, _ in counts.values()),
+            passed=sum(p for _, p in counts.values()),
         )

@@ -332,6 +332,21 @@ class HeatmapOut(BaseModel):
     )
 
 
+class ScoreBucket(BaseModel):
+    low: int = Field(description="The lowest score in the bucket.")
+    high: int = Field(description="The highest: low + bucket - 1, and 100 in the last bucket.")
+    sessions: int = Field(description="Scored sessions whose AI score falls in it.")
+
+
+class ScoreDistributionOut(BaseModel):
+    bucket: int = Field(description="Each bucket's width in points.")
+    buckets: list[ScoreBucket] = Field(
+        description="Every bucket from 0 up, empty ones too: the bars of a histogram."
+    )
+    scored: int
+    passed: int = Field(description="Scored sessions the evaluator passed.")
+
+
 # --- courses ---------------------------------------------------------------------------------
 
 CourseSlug = Annotated[str, Field(pattern=SLUG_PATTERN)]
