@@ -1,4 +1,6 @@
-// Charts drawn as inline SVG: a line per skill over time, and the team × skill heatmap.
+// Charts drawn as inline SVG: a line per skill over time, the team × skill heatmap, and the
+// distribution of scores as bars.
+import type { ScoreDistribution } from "./types";
 import { hueOf } from "./ui";
 
 export function TrendChart(props: { title: string; points: { at: string; score: number }[] }) {
@@ -74,5 +76,85 @@ export function Heatmap(props: { teams: string[]; skills: string[]; averages: (n
         </tbody>
       </table>
     </div>
+  );
+}
+
+/** The histogram in one sentence, for the chart's description. */
+export function describeDistribution(d: ScoreDistribution): string {
+  const sessions = (n: number) => `${n} scored session${n === 1 ? "" : "s"}`;
+  const most = d.buckets.reduce((a, b) => (b.sessions > a.sessions ? b : a), d.buckets[0]);
+  return `${sessions(d.scored)}, ${d.passed} passed; the most, ${most.sessions}, scored ${most.low}–${most.high}.`;
+}
+
+/** Scored sessions per score range as bars, with the numbers in a table for screen readers. */
+export function ScoreHistogram(props: { data: ScoreDistribution }) {
+  const d = props.data;
+  if (d.scored === 0)
+    return (
+      <p class="muted" data-testid="score-distribution-empty">
+        No scored sessions in your teams yet.
+      </p>
+    );
+  const w = 320;
+  const h = 140;
+  const left = 24;
+  const bottom = 18;
+  const top = 12;
+  const slot = (w - left - 4) / d.buckets.length;
+  const max = Math.max(...d.buckets.map((b) => b.sessions));
+  const y = (n: number) => h - bottom - (n / max) * (h - bottom - top);
+  return (
+    <figure class="chart histogram" data-testid="score-distribution">
+      <svg viewBox={`0 0 ${w} ${h}`} role="img" aria-labelledby="score-distribution-title" aria-describedby="score-distribution-desc">
+        <title id="score-distribution-title">Scored sessions per AI score range</title>
+        <desc id="score-distribution-desc">{describeDistribution(d)}</desc>
+        {[0, max].map((v) => (
+          <g key={v}>
+            <line x1={left} x2={w - 4} y1={y(v)} y2={y(v)} class="grid" />
+            <text x={2} y={y(v) + 3} class="axis">
+              {v}
+            </text>
+          </g>
+        ))}
+        {d.buckets.map((b, i) => {
+          const x = left + i * slot;
+          return (
+            <g key={b.low}>
+              {b.sessions > 0 && <rect x={x + 2} y={y(b.sessions)} width={slot - 4} height={y(0) - y(b.sessions)} class="bar" />}
+              {b.sessions > 0 && (
+                <text x={x + slot / 2} y={y(b.sessions) - 2} class="axis count">
+                  {b.sessions}
+                </text>
+              )}
+              <text x={x + slot / 2} y={h - 5} class="axis count">
+                {b.low}
+              </text>
+            </g>
+          );
+        })}
+      </svg>
+      <table class="sr-only">
+        <caption>Scored sessions per AI score range</caption>
+        <thead>
+          <tr>
+            <th scope="col">Score</th>
+            <th scope="col">Sessions</th>
+          </tr>
+        </thead>
+        <tbody>
+          {d.buckets.map((b) => (
+            <tr key={b.low}>
+              <th scope="row">
+                {b.low}–{b.high}
+              </th>
+              <td>{b.sessions}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <figcaption>
+        {d.scored} scored, {d.passed} passed (the AI's scores, in ranges of {d.bucket})
+      </figcaption>
+    </figure>
   );
 }

@@ -67,6 +67,13 @@ export interface SkillTrend {
   skills: { skill: string; points: { session_id: string; at: string; score: number }[]; first: number; best: number; improvement: number }[];
 }
 
+export interface ScoreDistribution {
+  bucket: number;
+  buckets: { low: number; high: number; sessions: number }[];
+  scored: number;
+  passed: number;
+}
+
 export interface SessionSummary {
   id: string;
   user_id: string;

@@ -1,7 +1,8 @@
-// The manager's pages: the team overview and heatmap, and one trainee's skills and sessions.
+// The manager's pages: the team overview, score distribution and heatmap, and one trainee's
+// skills and sessions.
 import { api } from "../api";
-import { Heatmap } from "../charts";
-import type { User } from "../types";
+import { Heatmap, ScoreHistogram } from "../charts";
+import type { ScoreDistribution, User } from "../types";
 import { ErrorNote, Link, Loading, pct, useLoad } from "../ui";
 import { SessionList, SkillTrends } from "./progress";
 
@@ -18,6 +19,7 @@ interface Overview {
 export function ManagerOverview() {
   const overview = useLoad(() => api.get<Overview>("/v1/analytics/overview"));
   const heatmap = useLoad(() => api.get<{ teams: string[]; skills: string[]; averages: (number | null)[][] }>("/v1/analytics/heatmap"));
+  const scores = useLoad(() => api.get<ScoreDistribution>("/v1/analytics/score-distribution?bucket=10"));
   const people = useLoad(() => api.get<User[]>("/v1/users"));
   const o = overview.data;
   return (
@@ -44,6 +46,10 @@ export function ManagerOverview() {
           </div>
         </dl>
       )}
+      <h2>Scores</h2>
+      {scores.loading && <Loading what="the scores" />}
+      <ErrorNote error={scores.error} />
+      {scores.data && <ScoreHistogram data={scores.data} />}
       <h2>Skills by team</h2>
       {heatmap.loading && <Loading what="the heatmap" />}
       <ErrorNote error={heatmap.error} />
