@@ -1,9 +1,9 @@
-"""Managers and admins in the browser: the heatmap, a session reviewed (a comment on a turn,
-an adjusted score the trainee then sees), a course assigned to a team and a person; people
-invited and imported, a document uploaded, searched and an earlier version restored; a team
-made and its members changed, a compliance rule tried on sentences, a knowledge base's
-chunking set, the audit log filtered by the server; and a trainee refused the pages and the
-API."""
+"""Managers and admins in the browser: the heatmap and the score distribution, a session
+reviewed (a comment on a turn, an adjusted score the trainee then sees), a course assigned to
+a team and a person; people invited and imported, a document uploaded, searched and an
+earlier version restored; a team made and its members changed, a compliance rule tried on
+sentences, a knowledge base's chunking set, the audit log filtered by the server; and a
+trainee refused the pages and the API."""
 
 from __future__ import annotations
 
@@ -114,6 +114,28 @@ def test_manager_reviews_a_session_and_the_trainee_sees_the_review(new_context, 
             (f"/app/sessions/{r['session']}", "manager-review", "[data-testid=adjusted-score]"),
         ],
     )
+
+
+def test_a_manager_sees_the_score_distribution_at_both_sizes(new_context, base_url, reviewed_team):
+    """The AI scores of the team's sessions as bars; the numbers in a table for screen readers."""
+    r = reviewed_team
+    as_manager = {"X-Dev-Tenant": "demo", "X-Dev-User": r["manager"]}
+    with httpx.Client(base_url=base_url, headers=as_manager, timeout=30) as http:
+        ai_score = http.get(f"/v1/sessions/{r['session']}/report").json()["evaluation"]["score"]
+    low = min(int(ai_score) // 10 * 10, 90)
+    scored_range = f"{low}–{100 if low == 90 else low + 9}"
+    for viewport in (PHONE, DESKTOP):
+        page = sign_in_as(r["manager"])(new_context(viewport).new_page())
+        page.goto("/app/manager")
+        chart = page.get_by_test_id("score-distribution")
+        chart.wait_for()
+        bars = chart.get_by_role("img")
+        expect(bars).to_have_accessible_name("Scored sessions per AI score range")
+        expect(bars).to_have_accessible_description(re.compile(r"^1 scored session, [01] passed"))
+        assert chart.locator("rect.bar").count() == 1
+        row = chart.locator("tbody tr").filter(has_text=scored_range)
+        expect(row.locator("td")).to_have_text("1")
+        check_page(page, "manager-score-distribution")
 
 
 def test_a_manager_assigns_a_course_to_a_team_and_a_person(new_context, base_url, reviewed_team):
@@ -353,5 +375,11 @@ def test_a_trainee_is_refused_manager_and_admin_pages_and_the_api(new_context, b
             "/v1/auth/login", json={"tenant": "demo", "email": trainee, "password": PASSWORD}
         ).json()
         bearer = {"Authorization": f"Bearer {pair['access_token']}"}
-        for path in ("/v1/analytics/heatmap", "/v1/users", "/v1/audit-events"):
+        refused_paths = (
+            "/v1/analytics/heatmap",
+            "/v1/analytics/score-distribution",
+            "/v1/users",
+            "/v1/audit-events",
+        )
+        for path in refused_paths:
             assert http.get(path, headers=bearer).status_code == 403, path
