@@ -29,7 +29,8 @@ from serve_apps.bench.turn import Progress, bench_stack, engine_meta, trainee_li
 from serve_apps.settings import Settings
 
 CHROMIUM = Path("/usr/bin/chromium")
-# Off the network: no updates, no sync, no background fetches.
+# Off the network: no updates, no sync, no background fetches, no QUIC probing (the browser
+# tests launch it so too).
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

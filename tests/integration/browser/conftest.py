@@ -18,20 +18,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from serve_apps.bench.ui import CHROMIUM, CHROMIUM_ARGS
+
 REPO = Path(__file__).resolve().parents[3]
-CHROMIUM = Path("/usr/bin/chromium")
 AXE = REPO / "web" / "node_modules" / "axe-core" / "axe.min.js"
 ARTIFACTS = REPO / "test-artifacts" / "browser"
-# Off the network: no updates, no sync, no background fetches, no QUIC probing.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-first-run",
-]
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
 PASSWORD = "a-long-browser-password"
