@@ -195,19 +195,25 @@ def measure_first_load(browser: Any, base_url: str) -> dict[str, Any]:
     }
 
 
+def sign_in_through_the_page(page: Any, email: str, password: str) -> Any:
+    """Sign ``page`` in to the demo company through the web app's sign-in form."""
+    page.goto("/app/")
+    page.get_by_label("Company").fill("demo")
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    # Signed in: the navigation is there (folded behind "Menu" on a phone).
+    page.locator("#nav").wait_for(state="attached")
+    return page
+
+
 def measure_turns(
     browser: Any, base_url: str, email: str, scenario: str, turns: int, progress: Progress
 ) -> list[dict[str, Any]]:
     context = browser.new_context(base_url=base_url, viewport={"width": 1280, "height": 800})
     try:
         context.add_init_script(INSTRUMENT)
-        page = context.new_page()
-        page.goto("/app/")
-        page.get_by_label("Company").fill("demo")
-        page.get_by_label("E-mail").fill(email)
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        page.locator("#nav").wait_for(state="attached")
+        page = sign_in_through_the_page(context.new_page(), email, PASSWORD)
         session_id = _new_session(base_url, email, scenario)
         page.goto(f"/app/practice/{session_id}")
         page.get_by_test_id("connection").filter(has_text="Connected").wait_for()

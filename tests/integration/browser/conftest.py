@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serve_apps.bench.ui import CHROMIUM, CHROMIUM_ARGS
+from serve_apps.bench.ui import CHROMIUM, CHROMIUM_ARGS, sign_in_through_the_page
 
 REPO = Path(__file__).resolve().parents[3]
 AXE = REPO / "web" / "node_modules" / "axe-core" / "axe.min.js"
@@ -156,14 +156,4 @@ def trainee_with_course(base_url, invite):
 def sign_in_as(email: str, password: str = PASSWORD):
     """A function that signs a fresh page in through the sign-in form."""
 
-    def sign_in(page):
-        page.goto("/app/")
-        page.get_by_label("Company").fill("demo")
-        page.get_by_label("E-mail").fill(email)
-        page.get_by_label("Password").fill(password)
-        page.get_by_role("button", name="Sign in").click()
-        # Signed in: the navigation is there (folded behind "Menu" on a phone).
-        page.locator("#nav").wait_for(state="attached")
-        return page
-
-    return sign_in
+    return lambda page: sign_in_through_the_page(page, email, password)

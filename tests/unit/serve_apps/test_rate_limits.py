@@ -34,7 +34,9 @@ async def test_requests_over_the_limit_get_429_with_retry_after(redis):
     with pytest.raises(RateLimited) as refused:
         await limits.check_ip("10.0.0.1")
     assert refused.value.status == 429
-    assert 1 <= int(refused.value.headers["Retry-After"]) <= 120
+    # Four in the last minute against 3: with none in the minute before, the fourth passes
+    # once this window's weight falls to half, 30 s into the next; at most 90 s away.
+    assert 1 <= int(refused.value.headers["Retry-After"]) <= 90
     await limits.check_ip("10.0.0.2")  # another address has its own window
 
 
