@@ -306,5 +306,49 @@ def bench_retrieval(
     typer.echo(f"plot: {plot_path}")
 
 
+@app.command()
+def loadtest(
+    json_path: Annotated[Path, typer.Option("--json", help="Where to write the report.")],
+    profile: Annotated[
+        str, typer.Option(help="A profile in loadtests/profiles/ (by name) or a YAML path.")
+    ] = "default",
+    users: Annotated[
+        int | None, typer.Option(min=1, help="Concurrent users; default: the profile's ramp.")
+    ] = None,
+    spawn_rate: Annotated[
+        float | None, typer.Option(min=0.01, help="Users started per second.")
+    ] = None,
+    run_time: Annotated[
+        int | None, typer.Option(min=1, help="Seconds of load, from the first user.")
+    ] = None,
+    html: Annotated[Path | None, typer.Option(help="Locust's HTML report with its charts.")] = None,
+    url: Annotated[
+        str | None, typer.Option(help="Load a running gateway instead of starting a stack.")
+    ] = None,
+) -> None:
+    """Locust, headless: trainees over the WebSocket, managers, admins and search over HTTP,
+    mixed by a profile; writes TTFT and turn p50/p95/p99, failures by code, turns/s, output
+    tokens/s and a time series (loadtests/README.md)."""
+    from loadtests.command import LoadTestError, run_loadtest
+
+    try:
+        result = run_loadtest(
+            _settings(),
+            profile=profile,
+            users=users,
+            spawn_rate=spawn_rate,
+            run_time_s=run_time,
+            json_path=json_path,
+            html=html,
+            url=url,
+            progress=typer.echo,
+        )
+    except LoadTestError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    summary = {k: v for k, v in result.items() if k not in ("time_series", "config")}
+    typer.echo(json.dumps(summary, indent=2))
+
+
 if __name__ == "__main__":
     app()
