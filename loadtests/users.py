@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 import gevent
+import gevent.event
 import websocket
 from locust import HttpUser, User, task
 
@@ -40,6 +41,20 @@ SIGN_IN_AGAIN_S = 600
 # Every new session follows its own trainee script (``trainee_line``), so that trainees do
 # not all send the same prompt and time vLLM's prefix cache instead of the path.
 _SCRIPTS = itertools.count()
+
+
+class Drain:
+    """The end of a run without cutting a turn in half: once ``stopping`` is set, trainees
+    send no new turn and start no new session, and the runner waits for ``in_flight`` to
+    reach 0 before it stops the users. A turn killed mid-reply would leave a ``ttft`` without
+    its ``turn``, and count as neither a success nor a failure."""
+
+    def __init__(self) -> None:
+        self.stopping = gevent.event.Event()
+        self.in_flight = 0
+
+
+DRAIN = Drain()  # one run per process (loadtests/run.py)
 
 
 def dev_headers(user: str) -> dict[str, str]:
@@ -137,7 +152,7 @@ class TraineeUser(SalesBoostUser):
     @task
     def practice(self) -> None:
         settings = self.profile.trainee
-        if not self._signed_in():
+        if DRAIN.stopping.is_set() or not self._signed_in():
             return
         created = self.call(
             "POST",
@@ -157,7 +172,9 @@ class TraineeUser(SalesBoostUser):
             if oversize and self._turn("x" * oversize) == "broken":
                 return
             for index in range(settings.turns_per_session):
-                gevent.sleep(self.wait_time())  # reading the reply, typing the next line
+                # Reading the reply, typing the next line; cut short when the run ends.
+                if DRAIN.stopping.wait(self.wait_time()):
+                    return
                 if self._turn(trainee_line(script, index)) == "broken":
                     return
             self._end()
@@ -243,6 +260,13 @@ class TraineeUser(SalesBoostUser):
     def _turn(self, text: str) -> str:
         """Send one turn and wait for its end: ``ok``, ``failed`` (an ``error`` event; the
         socket stays open) or ``broken`` (the socket is gone or timed out: the session ends)."""
+        DRAIN.in_flight += 1
+        try:
+            return self._timed_turn(text)
+        finally:
+            DRAIN.in_flight -= 1
+
+    def _timed_turn(self, text: str) -> str:
         assert self.ws is not None
         turn_id = uuid.uuid4().hex
         frame = {"type": "turn", "client_turn_id": turn_id, "text": text}
