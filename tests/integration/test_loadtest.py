@@ -50,8 +50,8 @@ def test_a_short_load_test_counts_turns_and_failures_by_code(base_url: str, tmp_
     finished = subprocess.run(
         [
             sys.executable,
-            "-m",
-            "serve_apps.cli.main",
+            "-c",
+            "from serve_apps.cli import app; app()",  # what the salesboost script runs
             "loadtest",
             f"--url={base_url}",
             f"--profile={profile}",
