@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ import yaml
 from pydantic import ValidationError
 
 from loadtests.profile import Profile, load_profile, resolve_profile_path
+from loadtests.report import capacity_level
 from serve_apps.settings import Settings
 
 Progress = Callable[[str], None]
@@ -128,6 +130,70 @@ def _running_replicas() -> dict[str, Any]:
     }
 
 
+def _child_env() -> dict[str, str]:
+    """The environment of the locust process: it imports this checkout's code, installed or
+    not."""
+    paths = (str(REPO), os.environ.get("PYTHONPATH", ""))
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+
+
+def _locust(
+    base_url: str,
+    profile_path: Path,
+    *,
+    users: int,
+    spawn_rate: float,
+    run_time_s: float,
+    json_path: Path,
+    html: Path | None = None,
+) -> dict[str, Any]:
+    """One locust run in a child process; its report."""
+    command = [
+        sys.executable,
+        "-m",
+        "loadtests.run",
+        f"--url={base_url}",
+        f"--profile={profile_path.resolve()}",
+        f"--users={users}",
+        f"--spawn-rate={spawn_rate}",
+        f"--run-time={run_time_s}",
+        f"--json={json_path.resolve()}",
+    ] + ([f"--html={html.resolve()}"] if html is not None else [])
+    finished = subprocess.run(command, env=_child_env(), check=False)
+    if finished.returncode != 0:
+        raise LoadTestError(f"the locust run exited with {finished.returncode}")
+    return json.loads(json_path.read_text())
+
+
+def _stack_settings(settings: Settings) -> Settings:
+    # With development sign-in every trainee is the one demo trainee from this one address:
+    # the per-user and per-address limits would refuse a crowd that, signed in one by one,
+    # they let through. A stack given with --url keeps its own limits.
+    return settings.model_copy(
+        update={"rate_limit_ip_per_min": 100_000, "rate_limit_user_per_min": 100_000}
+    )
+
+
+def _meta(url: str | None, profile: Profile, started_at: str) -> dict[str, Any]:
+    from serve_apps.bench.turn import engine_meta
+
+    return {
+        "started_at": started_at,
+        "stack": url if url is not None else "started for the run",
+        "cpu_count": os.cpu_count(),
+        "max_tokens": profile.max_tokens if url is None else "the stack's own",
+        **engine_meta(),
+    }
+
+
+def _prepare(json_path: Path) -> None:
+    try:  # before a stack's start, not after the run
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.touch()
+    except OSError as exc:
+        raise LoadTestError(str(exc)) from None
+
+
 def run_loadtest(
     settings: Settings,
     *,
@@ -140,63 +206,93 @@ def run_loadtest(
     url: str | None,
     progress: Progress = print,
 ) -> dict[str, Any]:
-    from serve_apps.bench.turn import bench_stack, engine_meta
+    from serve_apps.bench.turn import bench_stack
 
     chosen = check_ready(profile)
     users = users or chosen.ramp.users
     spawn_rate = spawn_rate or chosen.ramp.spawn_rate
     run_time_s = run_time_s or chosen.ramp.run_time_s
-    try:  # before a stack's start, not after the run
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.touch()
-    except OSError as exc:
-        raise LoadTestError(str(exc)) from None
-    # With development sign-in every trainee is the one demo trainee from this one address:
-    # the per-user and per-address limits would refuse a crowd that, signed in one by one,
-    # they let through. A stack given with --url keeps its own limits.
-    stack_settings = settings.model_copy(
-        update={"rate_limit_ip_per_min": 100_000, "rate_limit_user_per_min": 100_000}
-    )
+    _prepare(json_path)
     started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     with bench_stack(
-        stack_settings, url=url, max_tokens=chosen.max_tokens, progress=progress
+        _stack_settings(settings), url=url, max_tokens=chosen.max_tokens, progress=progress
     ) as base_url:
-        command = [
-            sys.executable,
-            "-m",
-            "loadtests.run",
-            f"--url={base_url}",
-            f"--profile={resolve_profile_path(profile).resolve()}",
-            f"--users={users}",
-            f"--spawn-rate={spawn_rate}",
-            f"--run-time={run_time_s}",
-            f"--json={json_path.resolve()}",
-        ] + ([f"--html={html.resolve()}"] if html is not None else [])
-        # The child imports this checkout's code, installed or not.
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(
-                p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p
-            ),
-        }
         progress(
             f"locust: {users} users ({chosen.name}), {spawn_rate}/s, {run_time_s} s "
             f"against {base_url}"
         )
         with Monitor(chosen.report_every_s, serve=url is None) as monitor:
-            finished = subprocess.run(command, env=env, check=False)
-        if finished.returncode != 0:
-            raise LoadTestError(f"the locust run exited with {finished.returncode}")
-    result = json.loads(json_path.read_text())
+            result = _locust(
+                base_url,
+                resolve_profile_path(profile),
+                users=users,
+                spawn_rate=spawn_rate,
+                run_time_s=run_time_s,
+                json_path=json_path,
+                html=html,
+            )
     if url is None:
         result["replicas"] = monitor.replicas
     result["cpu_by_process"] = monitor.cpu
-    result["meta"] = {
-        "started_at": started_at,
-        "stack": base_url if url is not None else "started for the run",
-        "cpu_count": os.cpu_count(),
-        "max_tokens": chosen.max_tokens if url is None else "the stack's own",
-        **engine_meta(),
+    result["meta"] = _meta(url, chosen, started_at)
+    json_path.write_text(json.dumps(result, indent=2))
+    return result
+
+
+def run_capacity(
+    settings: Settings,
+    *,
+    profile: str,
+    slo_ttft_p95_ms: float,
+    levels: list[int],
+    step_s: int,
+    json_path: Path,
+    url: str | None,
+    progress: Progress = print,
+) -> dict[str, Any]:
+    """Step the number of concurrent trainee sessions up through ``levels`` (trainees only,
+    with the profile's pacing) on one stack, each level a fresh run of ``step_s``, until the
+    SLO breaks: the capacity is the largest level that held it, every level below included."""
+    from serve_apps.bench.turn import bench_stack
+
+    chosen = check_ready(profile)
+    if not levels or any(n < 1 for n in levels):
+        raise LoadTestError("--levels: one or more numbers of sessions, each 1 or more")
+    _prepare(json_path)
+    trainees_only = chosen.model_copy(
+        update={"users": chosen.users.model_copy(update={"manager": 0, "admin": 0, "knowledge": 0})}
+    )
+    if trainees_only.users.trainee == 0:
+        raise LoadTestError(f"profile {chosen.name!r} has no trainees to step up")
+    started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    result: dict[str, Any] = {
+        "capacity_sessions": 0,
+        "slo": {"ttft_p95_ms": slo_ttft_p95_ms, "failures": "none but rate_limited"},
+        "levels": [],
     }
+    with tempfile.TemporaryDirectory(prefix="loadtest-capacity-") as tmp:
+        profile_path = Path(tmp) / f"{chosen.name}-trainees.yaml"
+        profile_path.write_text(yaml.safe_dump(trainees_only.model_dump()))
+        with bench_stack(
+            _stack_settings(settings), url=url, max_tokens=chosen.max_tokens, progress=progress
+        ) as base_url:
+            for sessions in sorted(set(levels)):
+                progress(f"capacity: {sessions} trainee sessions for {step_s} s")
+                report = _locust(
+                    base_url,
+                    profile_path,
+                    users=sessions,
+                    # Everyone in within a tenth of the step, so that most of it is at level.
+                    spawn_rate=max(sessions / max(step_s * 0.1, 1), 0.1),
+                    run_time_s=step_s,
+                    json_path=Path(tmp) / f"level-{sessions}.json",
+                )
+                level = capacity_level(sessions, report, slo_ttft_p95_ms)
+                result["levels"].append(level)
+                progress(f"  {level}")
+                if not level["held"]:
+                    break
+                result["capacity_sessions"] = sessions
+    result["meta"] = {**_meta(url, chosen, started_at), "step_s": step_s}
     json_path.write_text(json.dumps(result, indent=2))
     return result

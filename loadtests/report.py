@@ -130,3 +130,38 @@ def build_report(
         "output_tokens_per_s": round(output_tokens / duration_s, 2) if duration_s > 0 else None,
         "time_series": time_series(samples, users, every_s, duration_s),
     }
+
+
+# Failures that do not break the SLO: the product refusing load it was told to refuse.
+SLO_EXEMPT = frozenset({"rate_limited"})
+
+
+def capacity_level(sessions: int, report: dict[str, Any], slo_ttft_p95_ms: float) -> dict[str, Any]:
+    """One level of the capacity search: whether ``sessions`` concurrent trainee sessions
+    held the SLO (TTFT p95 at most ``slo_ttft_p95_ms`` and no failure other than
+    ``rate_limited``), and why not."""
+    ttft = report["requests"].get(TTFT, {})
+    turn = report["requests"].get(TURN, {})
+    breaking = {c: n for c, n in report["failures_by_code"].items() if c not in SLO_EXEMPT}
+    p95 = ttft.get("p95_ms")
+    if p95 is None:
+        held, why = False, "no turn answered"
+    elif breaking:
+        held, why = False, f"failures {breaking}"
+    elif p95 > slo_ttft_p95_ms:
+        held, why = False, f"TTFT p95 {p95} ms over {slo_ttft_p95_ms:g} ms"
+    else:
+        held, why = True, "held"
+    return {
+        "sessions": sessions,
+        "held": held,
+        "why": why,
+        "ttft_ms_p50": ttft.get("p50_ms"),
+        "ttft_ms_p95": p95,
+        "ttft_ms_p99": ttft.get("p99_ms"),
+        "turn_ms_p95": turn.get("p95_ms"),
+        "turns": report.get("turns"),
+        "turns_per_s": report.get("turns_per_s"),
+        "output_tokens_per_s": report.get("output_tokens_per_s"),
+        "failures_by_code": report["failures_by_code"],
+    }

@@ -8,6 +8,7 @@ from loadtests.report import (
     Sample,
     UsersPoint,
     build_report,
+    capacity_level,
     failures_by_code,
     per_name,
     percentile,
@@ -116,3 +117,24 @@ def test_time_series_of_a_short_run_has_one_partial_window():
     ]
     with pytest.raises(ValueError):
         time_series([], [], every_s=0, duration_s=3)
+
+
+def _load(ttft_p95: float | None, failures: dict[str, int]) -> dict:
+    ttft = {"p50_ms": ttft_p95, "p95_ms": ttft_p95, "p99_ms": ttft_p95}
+    return {"requests": {TTFT: ttft, TURN: {"p95_ms": 3000.0}}, "failures_by_code": failures}
+
+
+@pytest.mark.parametrize(
+    "ttft_p95, failures, held, why",
+    [
+        (1200.0, {}, True, "held"),
+        (1500.0, {"rate_limited": 3}, True, "held"),  # refused load does not break the SLO
+        (1501.0, {}, False, "TTFT p95 1501.0 ms over 1500 ms"),
+        (900.0, {"timeout": 1}, False, "failures {'timeout': 1}"),
+        (None, {}, False, "no turn answered"),
+    ],
+)
+def test_a_capacity_level_holds_the_slo_or_says_why_not(ttft_p95, failures, held, why):
+    level = capacity_level(8, _load(ttft_p95, failures), slo_ttft_p95_ms=1500)
+    assert (level["sessions"], level["held"], level["why"]) == (8, held, why)
+    assert level["ttft_ms_p95"] == ttft_p95
