@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import select
 import time
 import uuid
 from typing import Any, ClassVar
@@ -38,6 +39,8 @@ DEMO_ADMIN = "admin@demo.salesboost.local"
 PASSWORD = "a-long-loadtest-password"
 # Access tokens live 15 minutes (SALESBOOST_ACCESS_TOKEN_TTL_S): sign in again before that.
 SIGN_IN_AGAIN_S = 600
+# How often a thinking trainee reads its socket for the server's pings.
+PING_CHECK_S = 2.0
 # Every new session follows its own trainee script (``trainee_line``), so that trainees do
 # not all send the same prompt and time vLLM's prefix cache instead of the path.
 _SCRIPTS = itertools.count()
@@ -173,7 +176,7 @@ class TraineeUser(SalesBoostUser):
                 return
             for index in range(settings.turns_per_session):
                 # Reading the reply, typing the next line; cut short when the run ends.
-                if DRAIN.stopping.wait(self.wait_time()):
+                if self._think(self.wait_time()):
                     return
                 if self._turn(trainee_line(script, index)) == "broken":
                     return
@@ -182,6 +185,22 @@ class TraineeUser(SalesBoostUser):
             if self.ws is not None:
                 self.ws.close()
                 self.ws = None
+
+    def _think(self, seconds: float) -> bool:
+        """Wait ``seconds`` with the socket open, answering the server's pings meanwhile
+        (websocket-client answers them only while it reads, and the server closes a socket
+        whose pong is late: uvicorn's keepalive, 20 s); frames that come meanwhile (an agent's
+        late event) are dropped. True when the run ended meanwhile."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if DRAIN.stopping.wait(min(left, PING_CHECK_S)):
+                return True
+            try:
+                while self.ws is not None and select.select([self.ws.sock], [], [], 0)[0]:
+                    self.ws.recv_data_frame(True)
+            except (websocket.WebSocketException, OSError):
+                return False  # the next turn finds the socket gone and says so
+        return DRAIN.stopping.is_set()
 
     # --- signing in --------------------------------------------------------------------
 
@@ -327,8 +346,10 @@ class TraineeUser(SalesBoostUser):
 
 
 def _socket_failure(exc: BaseException) -> str:
-    """A code for a socket that went away: its close code when the server sent one."""
-    if isinstance(exc, websocket.WebSocketConnectionClosedException):
+    """A code for a socket that went away (closed by the server, reset, or not JSON)."""
+    if isinstance(
+        exc, websocket.WebSocketConnectionClosedException | BrokenPipeError | ConnectionResetError
+    ):
         return "socket_closed"
     if isinstance(exc, ValueError):
         return "invalid_json"
