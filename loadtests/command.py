@@ -32,6 +32,7 @@ Progress = Callable[[str], None]
 REPO = Path(__file__).resolve().parents[1]
 # module → the distribution that provides it (both are in the project's dependencies).
 NEEDED = {"locust": "locust", "websocket": "websocket-client"}
+WARM_UP_S = 30  # capacity: an unmeasured run before the first level
 
 
 class LoadTestError(Exception):
@@ -276,6 +277,17 @@ def run_capacity(
         with bench_stack(
             _stack_settings(settings), url=url, max_tokens=chosen.max_tokens, progress=progress
         ) as base_url:
+            # A fresh engine's first turns are slow (8 s to a first token, where a warm one
+            # takes 0.4 s on 2 cores): they would break the first level's SLO on their own.
+            progress(f"capacity: warming up, {min(levels)} sessions for {WARM_UP_S} s")
+            _locust(
+                base_url,
+                profile_path,
+                users=min(levels),
+                spawn_rate=min(levels),
+                run_time_s=WARM_UP_S,
+                json_path=Path(tmp) / "warm-up.json",
+            )
             for sessions in sorted(set(levels)):
                 progress(f"capacity: {sessions} trainee sessions for {step_s} s")
                 report = _locust(
@@ -293,6 +305,10 @@ def run_capacity(
                 if not level["held"]:
                     break
                 result["capacity_sessions"] = sessions
-    result["meta"] = {**_meta(url, chosen, started_at), "step_s": step_s}
+    result["meta"] = {
+        **_meta(url, chosen, started_at),
+        "step_s": step_s,
+        "warm_up_s": WARM_UP_S,
+    }
     json_path.write_text(json.dumps(result, indent=2))
     return result
