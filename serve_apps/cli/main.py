@@ -21,9 +21,13 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="Prepare and inspect the model deployments.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks that write JSON results.", no_args_is_help=True)
+loadtest_app = typer.Typer(
+    help="Load tests with locust (loadtests/README.md); `capacity` finds the SLO's limit."
+)
 app.add_typer(models_app, name="models")
 app.add_typer(kb_app, name="kb")
 app.add_typer(bench_app, name="bench")
+app.add_typer(loadtest_app, name="loadtest")
 app.add_typer(operator_app, name="operator")
 app.add_typer(cluster_app, name="cluster")
 
@@ -304,6 +308,100 @@ def bench_retrieval(
     draw(result, plot_path, title=dataset.name)
     typer.echo(json.dumps(result, indent=2))
     typer.echo(f"plot: {plot_path}")
+
+
+@loadtest_app.callback(invoke_without_command=True)
+def loadtest(
+    ctx: typer.Context,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Where to write the report (required).")
+    ] = None,
+    profile: Annotated[
+        str, typer.Option(help="A profile in loadtests/profiles/ (by name) or a YAML path.")
+    ] = "default",
+    users: Annotated[
+        int | None, typer.Option(min=1, help="Concurrent users; default: the profile's ramp.")
+    ] = None,
+    spawn_rate: Annotated[
+        float | None, typer.Option(min=0.01, help="Users started per second.")
+    ] = None,
+    run_time: Annotated[
+        int | None, typer.Option(min=1, help="Seconds of load, from the first user.")
+    ] = None,
+    html: Annotated[Path | None, typer.Option(help="Locust's HTML report with its charts.")] = None,
+    url: Annotated[
+        str | None, typer.Option(help="Load a running gateway instead of starting a stack.")
+    ] = None,
+) -> None:
+    """Locust, headless: trainees over the WebSocket, managers, admins and search over HTTP,
+    mixed by a profile; writes TTFT and turn p50/p95/p99, failures by code, turns/s, output
+    tokens/s and a time series (loadtests/README.md)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if json_path is None:
+        typer.echo("error: --json FILE is required", err=True)
+        raise typer.Exit(2)
+    from loadtests.command import LoadTestError, run_loadtest
+
+    try:
+        result = run_loadtest(
+            _settings(),
+            profile=profile,
+            users=users,
+            spawn_rate=spawn_rate,
+            run_time_s=run_time,
+            json_path=json_path,
+            html=html,
+            url=url,
+            progress=typer.echo,
+        )
+    except LoadTestError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    summary = {
+        k: v
+        for k, v in result.items()
+        if k not in ("time_series", "config", "replicas", "cpu_by_process")
+    }
+    typer.echo(json.dumps(summary, indent=2))
+
+
+@loadtest_app.command("capacity")
+def loadtest_capacity(
+    json_path: Annotated[Path, typer.Option("--json", help="Where to write the results.")],
+    profile: Annotated[
+        str, typer.Option(help="A profile (its trainees' pacing and conversations).")
+    ] = "default",
+    slo_ttft_p95_ms: Annotated[
+        float, typer.Option(min=1, help="The SLO: TTFT p95 at most this, in ms.")
+    ] = 1500,
+    levels: Annotated[
+        str, typer.Option(help="Comma-separated numbers of concurrent trainee sessions.")
+    ] = "2,4,8,12,16,20,24,32",
+    step_time: Annotated[int, typer.Option(min=10, help="Seconds of load per level.")] = 120,
+    url: Annotated[
+        str | None, typer.Option(help="Load a running gateway instead of starting a stack.")
+    ] = None,
+) -> None:
+    """Step the number of concurrent trainee sessions up until the SLO (TTFT p95 and no
+    failure but rate_limited) breaks: capacity_sessions, with the curve under levels."""
+    from loadtests.command import LoadTestError, run_capacity
+
+    try:
+        result = run_capacity(
+            _settings(),
+            profile=profile,
+            slo_ttft_p95_ms=slo_ttft_p95_ms,
+            levels=[int(x) for x in levels.split(",") if x.strip()],
+            step_s=step_time,
+            json_path=json_path,
+            url=url,
+            progress=typer.echo,
+        )
+    except (LoadTestError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
