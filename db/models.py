@@ -314,7 +314,7 @@ class AuditEvent(Base):
 class Rubric(Base):
     """How a finished session is scored: criteria of weighted yes/no checks and a pass score.
 
-    ``criteria`` holds ``serve_apps.orchestrator.specs.RubricCriterion`` objects, validated
+    ``criteria`` holds ``serve_apps.contracts.specs.RubricCriterion`` objects, validated
     before they are written.
     """
 
@@ -331,7 +331,7 @@ class Rubric(Base):
 
 
 class ComplianceRule(Base):
-    """A tenant's compliance rule (``serve_apps.orchestrator.specs.ComplianceRuleSpec``)."""
+    """A tenant's compliance rule (``serve_apps.contracts.specs.ComplianceRuleSpec``)."""
 
     __tablename__ = "compliance_rules"
     __table_args__ = (UniqueConstraint("tenant_id", "slug"),)

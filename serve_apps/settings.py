@@ -161,7 +161,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _frame_takes_the_longest_message(self) -> Settings:
-        # 4 bytes of UTF-8 per character plus the frame's JSON (conversation/protocol.py).
+        # 4 bytes of UTF-8 per character plus the frame's JSON (contracts/wire.py).
         needed = 4 * self.max_message_chars + 256
         if self.max_frame_bytes < needed:
             raise ValueError(

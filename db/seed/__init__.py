@@ -20,7 +20,7 @@ from db.models import (
     User,
     UserRole,
 )
-from serve_apps.orchestrator.specs import ComplianceRuleSpec, RubricSpec
+from serve_apps.contracts.specs import ComplianceRuleSpec, RubricSpec
 
 DEMO_TENANT_FILE = Path(__file__).parent / "demo_tenant.yaml"
 

@@ -4,8 +4,8 @@ before the new turn, a new assistant message, 160 tokens, no stop sequences, no 
 
 from __future__ import annotations
 
-from serve_apps.knowledge.contracts import RetrievedChunk
-from serve_apps.orchestrator.contracts import (
+from serve_apps.contracts.knowledge import RetrievedChunk
+from serve_apps.contracts.turn import (
     HistoryTurn,
     PersonaCard,
     ScenarioCard,

@@ -36,9 +36,9 @@ from typing import Any
 
 import yaml
 
-from serve_apps.knowledge.contracts import RetrievedChunk
-from serve_apps.orchestrator.chat_engine import ChatDelta
-from serve_apps.orchestrator.contracts import (
+from serve_apps.contracts.knowledge import RetrievedChunk
+from serve_apps.contracts.specs import ComplianceRuleSpec, RubricSpec
+from serve_apps.contracts.turn import (
     EvaluationRequest,
     HistoryTurn,
     NPCChunk,
@@ -48,7 +48,7 @@ from serve_apps.orchestrator.contracts import (
     TranscriptTurn,
     TurnRequest,
 )
-from serve_apps.orchestrator.specs import ComplianceRuleSpec, RubricSpec
+from serve_apps.orchestrator.chat_engine import ChatDelta
 
 Progress = Callable[[str], None]
 EVALSETS = Path(__file__).resolve().parents[2] / "tests" / "evalsets"

@@ -45,8 +45,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from serve_apps.knowledge.contracts import RetrievedChunk
-from serve_apps.orchestrator.contracts import (
+from serve_apps.contracts.knowledge import RetrievedChunk
+from serve_apps.contracts.turn import (
     HistoryTurn,
     PersonaCard,
     ScenarioCard,

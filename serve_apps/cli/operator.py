@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from db.engine import act_as_tenant
 from db.models import AuditEvent, Invitation, Tenant, User, UserRole
-from serve_apps.orchestrator.specs import SLUG_PATTERN
+from serve_apps.contracts.specs import SLUG_PATTERN
 
 if TYPE_CHECKING:
     from serve_apps.gateway.auth import AccessTokens

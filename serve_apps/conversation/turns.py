@@ -17,7 +17,18 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
-from serve_apps.conversation.protocol import (
+from serve_apps.contracts.knowledge import RetrievedChunk
+from serve_apps.contracts.specs import ComplianceRuleSpec, TraineeMemory
+from serve_apps.contracts.turn import (
+    HistoryTurn,
+    NPCChunk,
+    PersonaCard,
+    PersonaPapers,
+    ScenarioCard,
+    SessionModeName,
+    TurnRequest,
+)
+from serve_apps.contracts.wire import (
     Ack,
     AgentEvent,
     ErrorEvent,
@@ -28,17 +39,6 @@ from serve_apps.conversation.protocol import (
     TurnTiming,
     for_the_trainee,
 )
-from serve_apps.knowledge.contracts import RetrievedChunk
-from serve_apps.orchestrator.contracts import (
-    HistoryTurn,
-    NPCChunk,
-    PersonaCard,
-    PersonaPapers,
-    ScenarioCard,
-    SessionModeName,
-    TurnRequest,
-)
-from serve_apps.orchestrator.specs import ComplianceRuleSpec, TraineeMemory
 
 log = logging.getLogger("salesboost.conversation")
 

@@ -2,7 +2,7 @@
 
 A mixin of the gateway deployment. Admins and managers create, read, update and delete
 them; every body is validated by the same specs the seed and the agents use
-(``serve_apps.orchestrator.specs``), every write is audited, and nothing a stored session
+(``serve_apps.contracts.specs``), every write is audited, and nothing a stored session
 refers to is deleted from under it (409). A compliance rule can be tried on a sentence
 before it is saved, by the compliance agent's own checker.
 """
@@ -21,18 +21,18 @@ from db import content_repository as content
 from db.engine import tenant_transaction
 from db.models import ComplianceRule, Persona, Rubric, Scenario
 from db.repositories import NotFoundError
-from serve_apps.gateway.api import api
-from serve_apps.gateway.errors import APIError
-from serve_apps.gateway.identity import Identity
-from serve_apps.gateway.schemas import RuleTryIn, RuleTryOut
-from serve_apps.orchestrator.agents.compliance import ComplianceChecker
-from serve_apps.orchestrator.specs import (
+from serve_apps.contracts.specs import (
     SLUG_PATTERN,
     ComplianceRuleSpec,
     PersonaSpec,
     RubricSpec,
     ScenarioSpec,
 )
+from serve_apps.gateway.api import api
+from serve_apps.gateway.errors import APIError
+from serve_apps.gateway.identity import Identity
+from serve_apps.gateway.schemas import RuleTryIn, RuleTryOut
+from serve_apps.orchestrator.agents.compliance import ComplianceChecker
 
 Slug = Annotated[str, Path(pattern=SLUG_PATTERN, description="The item's slug.")]
 EDITORS = ("admin", "manager")

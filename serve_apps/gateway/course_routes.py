@@ -18,6 +18,7 @@ from db import course_repository as courses
 from db import people_repository as people
 from db.engine import tenant_transaction
 from db.models import Course, CourseAssignment, CourseStatus, Scenario, SessionMode
+from serve_apps.contracts.specs import SLUG_PATTERN
 from serve_apps.gateway.api import api
 from serve_apps.gateway.errors import APIError
 from serve_apps.gateway.identity import Identity
@@ -28,7 +29,6 @@ from serve_apps.gateway.schemas import (
     MyCourseOut,
     ScenarioProgress,
 )
-from serve_apps.orchestrator.specs import SLUG_PATTERN
 
 Slug = Annotated[str, Path(pattern=SLUG_PATTERN, description="Course slug.")]
 EDITORS = ("admin", "manager")

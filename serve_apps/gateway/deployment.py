@@ -23,7 +23,14 @@ from db import repositories as repo
 from db import training_repository as training
 from db.engine import create_engine, session_factory, tenant_transaction
 from db.models import Scenario, SessionMode
-from serve_apps.conversation.protocol import (
+from serve_apps.contracts.specs import ComplianceRuleSpec
+from serve_apps.contracts.turn import (
+    HistoryTurn,
+    PersonaCard,
+    PersonaPapers,
+    ScenarioCard,
+)
+from serve_apps.contracts.wire import (
     ErrorEvent,
     FrameError,
     Ping,
@@ -64,14 +71,7 @@ from serve_apps.gateway.stores import (
     citations_of,
 )
 from serve_apps.knowledge.grounding import ground
-from serve_apps.orchestrator.contracts import (
-    HistoryTurn,
-    PersonaCard,
-    PersonaPapers,
-    ScenarioCard,
-)
 from serve_apps.orchestrator.semantic import SemanticMatcher, ServeSentenceEmbedder
-from serve_apps.orchestrator.specs import ComplianceRuleSpec
 from serve_apps.settings import get_settings
 
 log = logging.getLogger("salesboost.gateway")

@@ -19,21 +19,21 @@ from db import repositories as repo
 from db import training_repository as training
 from db.engine import tenant_transaction
 from db.models import SessionMode, Turn
-from serve_apps.conversation.protocol import ErrorEvent
-from serve_apps.gateway.api import api
-from serve_apps.gateway.errors import APIError
-from serve_apps.gateway.identity import Identity
-from serve_apps.gateway.schemas import AgentEventOut, SessionReportOut
-from serve_apps.gateway.stores import agent_row
-from serve_apps.orchestrator.agents.evaluator import memory_of
-from serve_apps.orchestrator.contracts import (
+from serve_apps.contracts.specs import RubricSpec, TraineeMemory
+from serve_apps.contracts.turn import (
     EvaluationReport,
     EvaluationRequest,
     PersonaCard,
     ScenarioCard,
     TranscriptTurn,
 )
-from serve_apps.orchestrator.specs import RubricSpec, TraineeMemory
+from serve_apps.contracts.wire import ErrorEvent
+from serve_apps.gateway.api import api
+from serve_apps.gateway.errors import APIError
+from serve_apps.gateway.identity import Identity
+from serve_apps.gateway.schemas import AgentEventOut, SessionReportOut
+from serve_apps.gateway.stores import agent_row
+from serve_apps.orchestrator.agents.evaluator import memory_of
 
 log = logging.getLogger("salesboost.gateway")
 EVALUATION_TIMEOUT_S = 120

@@ -21,6 +21,7 @@ from db.models import KnowledgeDocument
 from db.repositories import NotFoundError
 from retrieval.chunking import ChunkingConfig
 from retrieval.names import KB_SLUG_PATTERN
+from serve_apps.contracts.knowledge import Refusal
 from serve_apps.gateway.api import api
 from serve_apps.gateway.errors import APIError
 from serve_apps.gateway.identity import Identity
@@ -30,7 +31,6 @@ from serve_apps.gateway.schemas import (
     KnowledgeBaseSettings,
     SearchTestOut,
 )
-from serve_apps.knowledge.contracts import Refusal
 
 log = logging.getLogger("salesboost.gateway")
 

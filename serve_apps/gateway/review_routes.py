@@ -21,11 +21,11 @@ from db import repositories as repo
 from db import review_repository as reviews
 from db import training_repository as training
 from db.engine import tenant_transaction
-from serve_apps.conversation.protocol import MAX_SEQ
+from serve_apps.contracts.specs import StorableText
+from serve_apps.contracts.wire import MAX_SEQ
 from serve_apps.gateway.api import api
 from serve_apps.gateway.errors import APIError
 from serve_apps.gateway.identity import Identity
-from serve_apps.orchestrator.specs import StorableText
 
 REVIEWERS = ("admin", "manager")
 

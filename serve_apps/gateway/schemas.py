@@ -16,10 +16,10 @@ from pydantic import (
 )
 
 from retrieval.chunking import ChunkingConfig
-from serve_apps.conversation.protocol import ComplianceFinding
-from serve_apps.knowledge.contracts import ExplainedChunk, RetrievedChunk
-from serve_apps.orchestrator.contracts import EvaluationReport
-from serve_apps.orchestrator.specs import SLUG_PATTERN, ComplianceRuleSpec, StorableText
+from serve_apps.contracts.knowledge import ExplainedChunk, RetrievedChunk
+from serve_apps.contracts.specs import SLUG_PATTERN, ComplianceRuleSpec, StorableText
+from serve_apps.contracts.turn import EvaluationReport
+from serve_apps.contracts.wire import ComplianceFinding
 
 
 class CreateSessionRequest(StorableText):

@@ -11,7 +11,8 @@ from db import repositories as repo
 from db import training_repository as training
 from db.engine import tenant_transaction
 from db.models import Turn
-from serve_apps.conversation.protocol import (
+from serve_apps.contracts.knowledge import RetrievedChunk
+from serve_apps.contracts.wire import (
     AgentEvent,
     ComplianceFinding,
     ErrorEvent,
@@ -20,7 +21,6 @@ from serve_apps.conversation.protocol import (
     TurnTaking,
 )
 from serve_apps.conversation.turns import ReplayTurn, StoredReply, TraineeTurnRecord
-from serve_apps.knowledge.contracts import RetrievedChunk
 
 GENERATION_LOCK_TTL_S = 10
 

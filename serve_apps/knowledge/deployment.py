@@ -25,7 +25,7 @@ from retrieval.memory import TraineeMemoryIndex
 from retrieval.parsing import DocumentParser, DocumentRejected
 from retrieval.search import SearchConfig
 from retrieval.store import KnowledgeStore
-from serve_apps.knowledge.contracts import (
+from serve_apps.contracts.knowledge import (
     ExplainedChunk,
     IngestOutcome,
     KnowledgeBaseState,

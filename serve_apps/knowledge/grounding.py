@@ -11,7 +11,7 @@ import asyncio
 import logging
 from typing import Any
 
-from serve_apps.knowledge.contracts import RetrievedChunk
+from serve_apps.contracts.knowledge import RetrievedChunk
 
 log = logging.getLogger("salesboost.grounding")
 

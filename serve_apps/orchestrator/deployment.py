@@ -8,12 +8,12 @@ from typing import Any
 
 from ray import serve
 
-from serve_apps.conversation.protocol import ErrorEvent
+from serve_apps.contracts.turn import EvaluationReport, EvaluationRequest, TurnRequest
+from serve_apps.contracts.wire import ErrorEvent
 from serve_apps.orchestrator.agents.evaluator import Evaluator
 from serve_apps.orchestrator.agents.judge import Judge
 from serve_apps.orchestrator.agents.npc import NPCConversation
 from serve_apps.orchestrator.chat_engine import ServeLLMChatEngine
-from serve_apps.orchestrator.contracts import EvaluationReport, EvaluationRequest, TurnRequest
 from serve_apps.orchestrator.semantic import SemanticMatcher, ServeSentenceEmbedder
 from serve_apps.orchestrator.training_turn import (
     AgentSettings,

@@ -25,8 +25,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from serve_apps.knowledge.contracts import RetrievedChunk
-from serve_apps.orchestrator.contracts import (
+from serve_apps.contracts.knowledge import RetrievedChunk
+from serve_apps.contracts.turn import (
     HistoryTurn,
     PersonaCard,
     PersonaPapers,

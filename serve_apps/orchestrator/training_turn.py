@@ -28,14 +28,15 @@ from collections.abc import AsyncIterator, Awaitable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from serve_apps.conversation.protocol import (
+from serve_apps.contracts.knowledge import RetrievedChunk
+from serve_apps.contracts.turn import NPCChunk, TurnRequest
+from serve_apps.contracts.wire import (
     ComplianceFinding,
     ErrorEvent,
     Hint,
     Review,
     TurnTaking,
 )
-from serve_apps.knowledge.contracts import RetrievedChunk
 from serve_apps.orchestrator.agents.coach import Coach, knowledge_hint, stage_from_history
 from serve_apps.orchestrator.agents.compliance import ComplianceChecker
 from serve_apps.orchestrator.agents.director import Director
@@ -46,7 +47,6 @@ from serve_apps.orchestrator.agents.reviewer import (
     fallback_reply,
     feedback_message,
 )
-from serve_apps.orchestrator.contracts import NPCChunk, TurnRequest
 from serve_apps.orchestrator.semantic import SemanticMatcher
 
 log = logging.getLogger("salesboost.orchestrator")

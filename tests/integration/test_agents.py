@@ -13,9 +13,9 @@ import httpx
 import psycopg
 import pytest
 
-from serve_apps.conversation.protocol import server_events
+from serve_apps.contracts.turn import PersonaCard
+from serve_apps.contracts.wire import server_events
 from serve_apps.orchestrator.agents.reviewer import fallback_reply
-from serve_apps.orchestrator.contracts import PersonaCard
 from tests.integration.wsclient import connect, drain, new_session, recv, send_turn
 
 pytestmark = pytest.mark.integration

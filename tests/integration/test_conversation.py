@@ -6,7 +6,7 @@ import httpx
 import psycopg
 import pytest
 
-from serve_apps.orchestrator.contracts import PersonaCard
+from serve_apps.contracts.turn import PersonaCard
 from serve_apps.orchestrator.npc_prompt import clean_reply, trim_reply
 from tests.integration.wsclient import connect, new_session, recv, send_turn
 

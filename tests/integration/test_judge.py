@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 from ray import serve
 
+from serve_apps.contracts.turn import NPCChunk, PersonaCard, ScenarioCard, TurnRequest
 from serve_apps.orchestrator.agents.coach import NextStep
 from serve_apps.orchestrator.agents.director import Director
 from serve_apps.orchestrator.agents.evaluator import JudgedCheck
@@ -17,7 +18,6 @@ from serve_apps.orchestrator.agents.judge import AgentFailed, Judge
 from serve_apps.orchestrator.agents.npc import NPCConversation
 from serve_apps.orchestrator.agents.reviewer import JudgedReply
 from serve_apps.orchestrator.chat_engine import ServeLLMChatEngine
-from serve_apps.orchestrator.contracts import NPCChunk, PersonaCard, ScenarioCard, TurnRequest
 from serve_apps.orchestrator.training_turn import AgentSettings, TrainingTurn
 
 pytestmark = pytest.mark.integration

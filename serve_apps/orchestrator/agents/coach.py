@@ -14,13 +14,13 @@ import re
 
 from pydantic import BaseModel, Field
 
-from serve_apps.conversation.protocol import Hint
-from serve_apps.knowledge.contracts import RetrievedChunk
+from serve_apps.contracts.knowledge import RetrievedChunk
+from serve_apps.contracts.specs import TraineeMemory
+from serve_apps.contracts.turn import HistoryTurn, PersonaCard, TurnRequest
+from serve_apps.contracts.wire import Hint
 from serve_apps.orchestrator.agents.judge import Judge
-from serve_apps.orchestrator.contracts import HistoryTurn, PersonaCard, TurnRequest
 from serve_apps.orchestrator.npc_prompt import sentences
 from serve_apps.orchestrator.semantic import SemanticMatcher
-from serve_apps.orchestrator.specs import TraineeMemory
 
 STAGES = (
     "introduction",

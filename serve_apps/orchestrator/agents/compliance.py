@@ -15,13 +15,13 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, create_model
 
-from serve_apps.conversation.protocol import ComplianceFinding
-from serve_apps.knowledge.contracts import RetrievedChunk
+from serve_apps.contracts.knowledge import RetrievedChunk
+from serve_apps.contracts.specs import ComplianceRuleSpec
+from serve_apps.contracts.wire import ComplianceFinding
 from serve_apps.orchestrator.agents.claims import agrees, figures
 from serve_apps.orchestrator.agents.judge import Judge
 from serve_apps.orchestrator.npc_prompt import sentence_spans, sentences
 from serve_apps.orchestrator.semantic import SemanticMatcher
-from serve_apps.orchestrator.specs import ComplianceRuleSpec
 
 EXCERPT_CHARS = 400
 Party = Literal["trainee", "npc"]

@@ -13,8 +13,8 @@ from typing import Literal
 
 from pydantic import Field, create_model
 
+from serve_apps.contracts.turn import HistoryTurn, PersonaCard
 from serve_apps.orchestrator.agents.judge import AgentFailed, Judge
-from serve_apps.orchestrator.contracts import HistoryTurn, PersonaCard
 
 _WORDS = re.compile(r"[a-z0-9]+")
 GENERIC_ROLE_WORDS = {"of", "the", "and", "head", "senior", "chief", "officer", "manager", "vp"}

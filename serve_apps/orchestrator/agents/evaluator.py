@@ -16,9 +16,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from serve_apps.orchestrator.agents.compliance import whole_sentences
-from serve_apps.orchestrator.agents.judge import AgentFailed, Judge
-from serve_apps.orchestrator.contracts import (
+from serve_apps.contracts.specs import RubricCheck, RubricCriterion, TraineeMemory
+from serve_apps.contracts.turn import (
     CheckResult,
     CriterionResult,
     EvaluationReport,
@@ -26,9 +25,10 @@ from serve_apps.orchestrator.contracts import (
     Evidence,
     TranscriptTurn,
 )
+from serve_apps.orchestrator.agents.compliance import whole_sentences
+from serve_apps.orchestrator.agents.judge import AgentFailed, Judge
 from serve_apps.orchestrator.npc_prompt import sentences
 from serve_apps.orchestrator.semantic import SemanticMatcher
-from serve_apps.orchestrator.specs import RubricCheck, RubricCriterion, TraineeMemory
 
 QUOTE_CHARS = 400
 MAX_EVIDENCE = 3

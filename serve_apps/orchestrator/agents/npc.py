@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
+from serve_apps.contracts.turn import NPCChunk, PersonaCard, TurnRequest
 from serve_apps.orchestrator.chat_engine import ChatEngine
-from serve_apps.orchestrator.contracts import NPCChunk, PersonaCard, TurnRequest
 from serve_apps.orchestrator.npc_prompt import (
     clean_reply,
     npc_messages,

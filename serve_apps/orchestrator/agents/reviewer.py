@@ -25,8 +25,8 @@ import re
 
 from pydantic import BaseModel
 
+from serve_apps.contracts.turn import PersonaCard, ScenarioCard
 from serve_apps.orchestrator.agents.judge import Judge
-from serve_apps.orchestrator.contracts import PersonaCard, ScenarioCard
 from serve_apps.orchestrator.npc_prompt import sentences
 from serve_apps.orchestrator.semantic import SemanticMatcher
 

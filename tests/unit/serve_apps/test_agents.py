@@ -9,15 +9,8 @@ import json
 
 import pytest
 
-from serve_apps.orchestrator.agents.coach import Coach, matched_objection, stage_of
-from serve_apps.orchestrator.agents.compliance import ComplianceChecker
-from serve_apps.orchestrator.agents.director import Director, waited_longest
-from serve_apps.orchestrator.agents.evaluator import Evaluator, memory_of
-from serve_apps.orchestrator.agents.judge import AgentFailed, Judge
-from serve_apps.orchestrator.agents.npc import NPCConversation
-from serve_apps.orchestrator.agents.reviewer import fallback_reply, rule_issues
-from serve_apps.orchestrator.chat_engine import ChatDelta
-from serve_apps.orchestrator.contracts import (
+from serve_apps.contracts.specs import ComplianceRuleSpec, RubricSpec, TraineeMemory
+from serve_apps.contracts.turn import (
     EvaluationRequest,
     HistoryTurn,
     NPCChunk,
@@ -26,7 +19,14 @@ from serve_apps.orchestrator.contracts import (
     TranscriptTurn,
     TurnRequest,
 )
-from serve_apps.orchestrator.specs import ComplianceRuleSpec, RubricSpec, TraineeMemory
+from serve_apps.orchestrator.agents.coach import Coach, matched_objection, stage_of
+from serve_apps.orchestrator.agents.compliance import ComplianceChecker
+from serve_apps.orchestrator.agents.director import Director, waited_longest
+from serve_apps.orchestrator.agents.evaluator import Evaluator, memory_of
+from serve_apps.orchestrator.agents.judge import AgentFailed, Judge
+from serve_apps.orchestrator.agents.npc import NPCConversation
+from serve_apps.orchestrator.agents.reviewer import fallback_reply, rule_issues
+from serve_apps.orchestrator.chat_engine import ChatDelta
 from serve_apps.orchestrator.training_turn import AgentSettings, TrainingTurn
 
 IT = PersonaCard(

@@ -40,7 +40,7 @@ def test_a_turn_is_sent_as_utf8_and_the_longest_message_in_any_script_fits_the_f
     import json
 
     from serve_apps.cli.chat import turn_frame
-    from serve_apps.conversation.protocol import parse_client_frame
+    from serve_apps.contracts.wire import parse_client_frame
     from serve_apps.settings import Settings
 
     settings = Settings()

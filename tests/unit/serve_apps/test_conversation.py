@@ -11,15 +11,15 @@ import uuid
 
 import pytest
 
-from serve_apps.conversation.protocol import TraineeTurn
+from serve_apps.contracts.knowledge import RetrievedChunk
+from serve_apps.contracts.turn import NPCChunk, PersonaCard, ScenarioCard
+from serve_apps.contracts.wire import TraineeTurn
 from serve_apps.conversation.turns import (
     Conversation,
     ReplayTurn,
     StoredReply,
     TraineeTurnRecord,
 )
-from serve_apps.knowledge.contracts import RetrievedChunk
-from serve_apps.orchestrator.contracts import NPCChunk, PersonaCard, ScenarioCard
 
 PERSONA = PersonaCard(slug="cfo", name="Sam", role="CFO", company="Acme", personality="careful")
 SCENARIO = ScenarioCard(
@@ -303,7 +303,7 @@ async def test_replay_sends_stored_turns_after_the_sequence_number():
 
 @pytest.mark.parametrize("bad_history_budget", [0])
 def test_prompt_keeps_system_and_new_turn_even_with_no_history_budget(bad_history_budget):
-    from serve_apps.orchestrator.contracts import HistoryTurn, TurnRequest
+    from serve_apps.contracts.turn import HistoryTurn, TurnRequest
     from serve_apps.orchestrator.npc_prompt import npc_messages, recent_history
 
     history = [HistoryTurn(speaker="trainee", text="a" * 50), HistoryTurn(speaker="npc", text="b")]

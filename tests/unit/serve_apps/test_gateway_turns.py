@@ -15,7 +15,7 @@ from redis.exceptions import TimeoutError as RedisTimeout
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from serve_apps.conversation.protocol import ErrorEvent, TraineeTurn
+from serve_apps.contracts.wire import ErrorEvent, TraineeTurn
 from serve_apps.gateway.deployment import UNAVAILABLE_RETRY_AFTER_S, Gateway
 from serve_apps.gateway.rate_limits import RateLimited
 

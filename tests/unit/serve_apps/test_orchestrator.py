@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from serve_apps.contracts.turn import PersonaCard, PersonaPapers, ScenarioCard, TurnRequest
 from serve_apps.orchestrator.agents.npc import NPCConversation
 from serve_apps.orchestrator.chat_engine import (
     ChatDelta,
@@ -9,7 +10,6 @@ from serve_apps.orchestrator.chat_engine import (
     ServeLLMChatEngine,
     parse_sse_chunk,
 )
-from serve_apps.orchestrator.contracts import PersonaCard, PersonaPapers, ScenarioCard, TurnRequest
 
 
 def sse(body) -> str:
@@ -107,7 +107,7 @@ async def test_npc_agent_streams_text_then_a_done_chunk_with_usage():
 
 
 async def test_the_personas_own_papers_go_just_before_the_new_turn_and_come_back_as_citations():
-    from serve_apps.knowledge.contracts import RetrievedChunk
+    from serve_apps.contracts.knowledge import RetrievedChunk
 
     engine = ScriptedChatEngine()
     chunk = RetrievedChunk(
@@ -166,7 +166,7 @@ async def test_every_stop_string_reaches_the_engine_past_openais_cap_of_four():
 
 
 async def test_the_vendors_website_is_framed_as_the_vendors_claims_after_the_own_papers():
-    from serve_apps.knowledge.contracts import RetrievedChunk
+    from serve_apps.contracts.knowledge import RetrievedChunk
 
     def chunk(chunk_id: str, title: str, text: str) -> RetrievedChunk:
         return RetrievedChunk(

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from serve_apps.conversation.protocol import (
+from serve_apps.contracts.wire import (
     FrameError,
     Ping,
     Resume,

@@ -15,7 +15,14 @@ from serve_apps.bench.quality import (
     probe_summary,
     reviewer_scores,
 )
-from serve_apps.knowledge.contracts import RetrievedChunk
+from serve_apps.contracts.knowledge import RetrievedChunk
+from serve_apps.contracts.specs import ComplianceRuleSpec, RubricCheck, RubricSpec
+from serve_apps.contracts.turn import (
+    EvaluationRequest,
+    PersonaCard,
+    ScenarioCard,
+    TranscriptTurn,
+)
 from serve_apps.orchestrator.agents.claims import Figure, agrees, figures
 from serve_apps.orchestrator.agents.compliance import ComplianceChecker, whole_sentences
 from serve_apps.orchestrator.agents.evaluator import Evaluator
@@ -27,14 +34,7 @@ from serve_apps.orchestrator.agents.reviewer import (
     SELLER,
     rule_issues,
 )
-from serve_apps.orchestrator.contracts import (
-    EvaluationRequest,
-    PersonaCard,
-    ScenarioCard,
-    TranscriptTurn,
-)
 from serve_apps.orchestrator.npc_prompt import npc_messages, persona_decoding, trim_reply
-from serve_apps.orchestrator.specs import ComplianceRuleSpec, RubricCheck, RubricSpec
 
 PRIYA = PersonaCard(
     slug="it",
@@ -69,7 +69,7 @@ def test_a_reply_cut_mid_sentence_ends_at_its_last_whole_sentence():
 
 
 def test_the_persona_continues_its_own_named_line_and_stops_at_a_new_speaker():
-    from serve_apps.orchestrator.contracts import TurnRequest
+    from serve_apps.contracts.turn import TurnRequest
 
     request = TurnRequest(
         session_id="s",

@@ -1,14 +1,14 @@
 import pytest
 from pydantic import ValidationError
 
-from serve_apps.conversation.protocol import FrameError, parse_client_frame
-from serve_apps.gateway.schemas import InviteRequest
-from serve_apps.orchestrator.specs import (
+from serve_apps.contracts.specs import (
     ComplianceRuleSpec,
     PersonaSpec,
     RubricSpec,
     ScenarioSpec,
 )
+from serve_apps.contracts.wire import FrameError, parse_client_frame
+from serve_apps.gateway.schemas import InviteRequest
 
 
 @pytest.mark.parametrize(

@@ -25,9 +25,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from serve_apps.knowledge.contracts import RetrievedChunk
-from serve_apps.orchestrator.contracts import EvaluationReport
-from serve_apps.orchestrator.specs import Severity, storable
+from serve_apps.contracts.knowledge import RetrievedChunk
+from serve_apps.contracts.specs import Severity, storable
+from serve_apps.contracts.turn import EvaluationReport
 
 CLIENT_TURN_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 # Sequence numbers are PostgreSQL ``integer`` columns.

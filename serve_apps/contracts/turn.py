@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from serve_apps.knowledge.contracts import RetrievedChunk
-from serve_apps.orchestrator.specs import ComplianceRuleSpec, RubricSpec, TraineeMemory
+from serve_apps.contracts.knowledge import RetrievedChunk
+from serve_apps.contracts.specs import ComplianceRuleSpec, RubricSpec, TraineeMemory
 
 
 class PersonaCard(BaseModel):
