@@ -29,8 +29,8 @@ import gevent.event
 import websocket
 from locust import HttpUser, User, task
 
+from loadtests.bench.turn import trainee_line
 from loadtests.profile import Profile
-from serve_apps.bench.turn import trainee_line
 
 DEMO_TENANT = "demo"
 DEMO_TRAINEE = "trainee@demo.salesboost.local"

@@ -371,7 +371,7 @@ class BeforePersona:
         self._retrieve = retrieve
 
     async def stream_reply(self, request, *, speaker=None, attempt=0, feedback=None):
-        from serve_apps.bench import persona_before
+        from loadtests.bench import persona_before
 
         speaker = speaker or request.persona
         grounding = self._retrieve(request.knowledge_base, request.trainee_text)
@@ -590,8 +590,8 @@ def run_quality_bench(
     engine: bool = True,
     progress: Progress = print,
 ) -> dict[str, Any]:
+    from loadtests.bench.turn import engine_meta
     from models.cpu_dtype import detect_cpu
-    from serve_apps.bench.turn import engine_meta
     from serve_apps.orchestrator.agents.reviewer import OFF_QUESTION_THRESHOLD
     from serve_apps.orchestrator.semantic import LocalSentenceEmbedder, SemanticMatcher
 

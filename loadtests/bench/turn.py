@@ -218,7 +218,7 @@ async def gateway_conversation(
     import httpx
     import websockets
 
-    from serve_apps.cli.chat import ws_url
+    from serve_apps.contracts.wire import ws_url
 
     async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
         response = await client.post("/v1/sessions", json={"scenario": scenario, "mode": mode})

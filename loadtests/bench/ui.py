@@ -24,8 +24,8 @@ from typing import Any
 
 import httpx
 
-from serve_apps.bench.quality import distribution
-from serve_apps.bench.turn import Progress, bench_stack, engine_meta, trainee_line
+from loadtests.bench.quality import distribution
+from loadtests.bench.turn import Progress, bench_stack, engine_meta, trainee_line
 from serve_apps.settings import Settings
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -37,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from serve_apps.bench.turn import (
+from loadtests.bench.turn import (
     TurnSample,
     _percentile,
     engine_meta,
@@ -119,7 +119,7 @@ async def step_conversation(
     import httpx
     import websockets
 
-    from serve_apps.cli.chat import ws_url
+    from serve_apps.contracts.wire import ws_url
 
     outcome = ConversationOutcome([], [])
     index = 0
