@@ -218,10 +218,12 @@ async def score_reviewer(rows, tenant: Tenant, matcher) -> dict[str, Any]:
 
 def knowledge_retriever(tenant: Tenant, store_dir: Path, top_k: int):
     """The tenant's seed knowledge bases indexed in-process as the service does."""
+    from retrieval import compat
     from retrieval.embedder import Embedder
     from retrieval.knowledge_base import KnowledgeBase
     from retrieval.store import KnowledgeStore
 
+    compat.install()
     store = KnowledgeStore(path=str(store_dir))
     embedder = Embedder()
     bases = {}

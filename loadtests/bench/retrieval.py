@@ -32,6 +32,7 @@ def run_retrieval_bench(
     dataset_dir: Path, settings: Settings, progress: Progress = print, *, reuse_index: bool = False
 ) -> dict[str, Any]:
     from models.cpu_dtype import detect_cpu
+    from retrieval import compat
     from retrieval.chunking import ChunkingConfig
     from retrieval.embedder import Embedder
     from retrieval.evaluation import BeirDataset, evaluate, index_dataset
@@ -40,6 +41,7 @@ def run_retrieval_bench(
     from retrieval.sparse import BM25Encoder
     from retrieval.store import KnowledgeStore
 
+    compat.install()  # as the knowledge service does
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TQDM_DISABLE", "1")  # FlagEmbedding's per-batch bars; we report progress
     dataset = BeirDataset.load(dataset_dir)

@@ -525,8 +525,10 @@ def _direct_phase(
     npc = LLMDeploymentSettings.from_file(resolve_model_config("npc_cpu"))
     os.environ.update(npc.engine_env())
     persona, scenario = demo_cards(config.scenario)
+    from retrieval import compat
     from retrieval.store import KnowledgeStore
 
+    compat.install()  # as the knowledge service does
     index_dir = Path(tempfile.mkdtemp(prefix="bench-grounding-"))
     store = KnowledgeStore(path=str(index_dir))
     retrieve = demo_grounding(config.scenario, settings.grounding_top_k, store)

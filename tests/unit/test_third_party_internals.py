@@ -2,15 +2,11 @@
 
 Each is used on purpose and in one place: Ray's cached auth config and token
 (``cluster/local.py``), Ray Serve LLM's private stream batching and engine client, and that
-client's tokenizer (``models/llm_server.py``), and qdrant-client's local-mode scoring
-functions (``retrieval/local_mode.py``). An upgrade that renames one fails here, not in a
-conversation.
+client's tokenizer (``models/llm_server.py``). An upgrade that renames one fails here, not in
+a conversation. (qdrant-client's local mode: tests/unit/retrieval/test_compat.py.)
 """
 
-import importlib.metadata
 import inspect
-
-from retrieval import local_mode
 
 
 def test_ray_serve_llm_private_methods_that_the_llm_server_overrides_exist():
@@ -34,18 +30,6 @@ def test_the_vllm_engine_client_hands_out_its_tokenizer():
 
     assert callable(AsyncLLM.get_tokenizer)
     assert not inspect.iscoroutinefunction(AsyncLLM.get_tokenizer)  # called without await
-
-
-def test_the_local_mode_functions_that_are_replaced_exist_in_the_pinned_release():
-    from qdrant_client.local import local_collection, qdrant_local
-
-    assert importlib.metadata.version("qdrant-client") == local_mode.PATCHED_FOR
-    for name in local_mode.PATCHED_FUNCTIONS:
-        assert callable(getattr(local_collection, name, None)), name
-    for name in local_mode._WRITES:
-        assert callable(getattr(local_collection.LocalCollection, name, None)), name
-    for name in ("create_collection", "delete_collection", "close"):
-        assert callable(getattr(qdrant_local.QdrantLocal, name, None)), name
 
 
 def test_the_auth_refresh_that_the_local_cluster_calls_exists():
