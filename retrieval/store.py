@@ -108,6 +108,7 @@ class KnowledgeStore:
 
     def _call(self, operation: str, fn, *args, **kwargs):
         delay = 0.2
+        last: Exception
         for attempt in range(1, self.retries + 1):
             try:
                 return fn(*args, **kwargs)

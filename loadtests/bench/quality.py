@@ -29,7 +29,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,7 @@ from serve_apps.contracts.turn import (
     TranscriptTurn,
     TurnRequest,
 )
+from serve_apps.contracts.wire import Review
 from serve_apps.orchestrator.chat_engine import ChatDelta
 
 Progress = Callable[[str], None]
@@ -106,7 +107,7 @@ def reviewer_scores(items: list[tuple[bool, bool, str | None]]) -> dict[str, Any
 
 
 def compliance_scores(
-    items: list[tuple[set[str], set[str]]], kinds: dict[str, str]
+    items: list[tuple[set[str], set[str]]], kinds: Mapping[str, str]
 ) -> dict[str, Any]:
     """(labelled broken rules, found rules) per turn; overall and per rule kind."""
     counts: dict[str, list[int]] = {}
@@ -488,12 +489,14 @@ async def run_probes(
     replies: list[dict[str, Any]] = []
     first_attempt_s: list[float] = []
     try:
-        tokenizer = (
-            engine.tokenizer if hasattr(engine, "tokenizer") else await engine.get_tokenizer()
-        )
+        tokenizer = engine.get_tokenizer()
         chat = DirectChatEngine(engine, tokenizer, npc.model_id)
         speaker = RecordingPersona(
-            BeforePersona(chat, retrieve) if persona == "before" else NPCConversation(chat)
+            BeforePersona(chat, retrieve)
+            if persona == "before"
+            # The persona streams and counts; the health check and JSON completions of the
+            # ChatEngine protocol are the other agents'.
+            else NPCConversation(chat)  # type: ignore[arg-type]
         )
         turn = TrainingTurn(speaker, None, AgentSettings(), matcher)  # type: ignore[arg-type]
         for probe in probes:
@@ -528,11 +531,11 @@ async def run_probes(
                 speaker.done.clear()
                 first_tokens_before = len(chat.first_token_s)
                 final: NPCChunk | None = None
-                reviews = []
+                reviews: list[Review] = []
                 async for event in turn.run(request, grounding):
                     if isinstance(event, NPCChunk) and event.done:
                         final = event
-                    elif getattr(event, "type", None) == "review":
+                    elif isinstance(event, Review):
                         reviews.append(event)
                 attempts = [
                     {

@@ -180,7 +180,8 @@ def _first_time_all(timeline: list[dict[str, Any]], reached: Callable[[dict, str
     """When every scaled deployment had reached something, each at its own first sample
     (the later of those times), or None if one never did."""
     firsts = [next((s["t_s"] for s in timeline if reached(s, d)), None) for d in SCALED]
-    return None if None in firsts else max(firsts)
+    known = [t for t in firsts if t is not None]
+    return max(known) if len(known) == len(firsts) else None
 
 
 def summarize_run(
