@@ -176,7 +176,7 @@ def build_llm_app(settings: LLMDeploymentSettings, models_dir: Path) -> Applicat
     from models import compat
     from models.llm_server import FirstTokenAtOnceLLMServer
 
-    compat.install()  # here, on another release, rather than in every replica
+    compat.install()  # on another release, fail here, before any replica starts
     return build_llm_deployment(
         settings.to_llm_config(models_dir),
         name_prefix=f"llm-{settings.model_id}:",
