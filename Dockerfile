@@ -65,6 +65,8 @@ RUN apt-get update \
 COPY --from=cpu-deps /opt/venv /opt/venv
 COPY --from=cpu-model --chown=1000:1000 /opt/salesboost/models /opt/salesboost/models
 WORKDIR /app
+# The sources without tests/ and loadtests/ (.dockerignore): benchmarks and load tests and
+# their `load` extra are not part of the runtime.
 COPY --chown=1000:1000 . .
 COPY --from=web --chown=1000:1000 /web/dist /app/web/dist
 RUN /opt/venv/bin/pip install --no-cache-dir --no-deps -e .

@@ -14,7 +14,7 @@ unit: install
 	.venv/bin/python -m pytest -ra tests/unit
 
 lint: install
-	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/hadolint Dockerfile && .venv/bin/mypy
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/hadolint Dockerfile && .venv/bin/mypy && .venv/bin/lint-imports
 
 bench-turn: install
 	.venv/bin/salesboost bench turn --json bench-results/turn.json

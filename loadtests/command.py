@@ -30,7 +30,7 @@ from serve_apps.settings import Settings
 
 Progress = Callable[[str], None]
 REPO = Path(__file__).resolve().parents[1]
-# module → the distribution that provides it (both are in the project's dependencies).
+# module → the distribution that provides it (both in the `load` extra).
 NEEDED = {"locust": "locust", "websocket": "websocket-client"}
 WARM_UP_S = 30  # capacity: an unmeasured run before the first level
 
@@ -49,8 +49,8 @@ def check_ready(profile_name: str) -> Profile:
     missing = missing_dependencies()
     if missing:
         raise LoadTestError(
-            f"salesboost loadtest needs {' and '.join(missing)} (project dependencies): "
-            "`make install`, or `.venv/bin/pip install -e .`"
+            f"salesboost loadtest needs {' and '.join(missing)} (the load extra): "
+            "`make install`, or `.venv/bin/pip install -e '.[load]'`"
         )
     try:
         return load_profile(profile_name)
@@ -176,7 +176,7 @@ def _stack_settings(settings: Settings) -> Settings:
 
 
 def _meta(url: str | None, profile: Profile, started_at: str) -> dict[str, Any]:
-    from serve_apps.bench.turn import engine_meta
+    from loadtests.bench.turn import engine_meta
 
     return {
         "started_at": started_at,
@@ -207,7 +207,7 @@ def run_loadtest(
     url: str | None,
     progress: Progress = print,
 ) -> dict[str, Any]:
-    from serve_apps.bench.turn import bench_stack
+    from loadtests.bench.turn import bench_stack
 
     chosen = check_ready(profile)
     users = users or chosen.ramp.users
@@ -254,7 +254,7 @@ def run_capacity(
     """Step the number of concurrent trainee sessions up through ``levels`` (trainees only,
     with the profile's pacing) on one stack, each level a fresh run of ``step_s``, until the
     SLO breaks: the capacity is the largest level that held it, every level below included."""
-    from serve_apps.bench.turn import bench_stack
+    from loadtests.bench.turn import bench_stack
 
     chosen = check_ready(profile)
     if not levels or any(n < 1 for n in levels):

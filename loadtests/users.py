@@ -29,8 +29,9 @@ import gevent.event
 import websocket
 from locust import HttpUser, User, task
 
+from loadtests.bench.turn import trainee_line
 from loadtests.profile import Profile
-from serve_apps.bench.turn import trainee_line
+from serve_apps.contracts.wire import ws_url
 
 DEMO_TENANT = "demo"
 DEMO_TRAINEE = "trainee@demo.salesboost.local"
@@ -196,7 +197,11 @@ class TraineeUser(SalesBoostUser):
             if DRAIN.stopping.wait(min(left, PING_CHECK_S)):
                 return True
             try:
-                while self.ws is not None and select.select([self.ws.sock], [], [], 0)[0]:
+                while (
+                    self.ws is not None
+                    and self.ws.sock is not None
+                    and select.select([self.ws.sock], [], [], 0)[0]
+                ):
                     self.ws.recv_data_frame(True)
             except (websocket.WebSocketException, OSError):
                 return False  # the next turn finds the socket gone and says so
@@ -255,13 +260,14 @@ class TraineeUser(SalesBoostUser):
         query = self._stream_query()
         if query is None:
             return None
-        base = self.host.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+        assert self.host is not None, "loadtests/run.py gives every user the gateway's URL"
+        url = ws_url(self.host, f"/v1/sessions/{session_id}/stream?{query}")
         started = time.perf_counter()
         try:
             # No Origin header: a non-browser client, as the terminal client (the gateway
             # checks an Origin only when one is sent).
             ws = websocket.create_connection(
-                f"{base}/v1/sessions/{session_id}/stream?{query}",
+                url,
                 timeout=self.profile.trainee.reply_timeout_s,
                 suppress_origin=True,
             )

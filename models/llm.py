@@ -173,8 +173,10 @@ class LLMDeploymentSettings(BaseModel):
 def build_llm_app(settings: LLMDeploymentSettings, models_dir: Path) -> Application:
     from ray.serve.llm import build_llm_deployment
 
+    from models import compat
     from models.llm_server import FirstTokenAtOnceLLMServer
 
+    compat.install()  # on another release, fail here, before any replica starts
     return build_llm_deployment(
         settings.to_llm_config(models_dir),
         name_prefix=f"llm-{settings.model_id}:",

@@ -6,6 +6,8 @@ waits out that interval like any other, which is time to first token lost for no
 the first chunks go out the moment they exist and only the later ones are grouped: on a
 small machine each object costs every process it passes through (the LLM server, the
 orchestrator, the gateway, the proxy) CPU that the engine would otherwise have.
+
+What this reaches of Ray Serve LLM's and vLLM's internals goes through ``models.compat``.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any, TypeVar
 
 from ray.serve.llm import LLMConfig
-from ray.serve.llm.deployment import LLMServer
 
+from models import compat
 from models.cpu_dtype import DtypeChoice, cpu_dtype, detect_cpu
 from models.cpu_layout import parse_cpu_list, processes_started_on
 from models.llm import CPU_DTYPE_SETTING_KEY
@@ -112,13 +114,14 @@ def choose_dtype_on_this_node(llm_config: LLMConfig | Any) -> DtypeChoice | None
     return choice
 
 
-class FirstTokenAtOnceLLMServer(LLMServer):
+class FirstTokenAtOnceLLMServer(compat.LLMServerCompat):
     """``LLMServer`` whose streams send their first chunk without waiting for the interval,
     whose CPU engine runs in the dtype its node's CPU computes natively, and whose engine
     processes run on the engine's cores."""
 
     async def start(self) -> None:
-        self._dtype_choice = choose_dtype_on_this_node(self._llm_config)
+        compat.install()
+        self._dtype_choice = choose_dtype_on_this_node(self.served_config)
         # The engine's processes are started from this thread, synchronously, in here.
         with engine_processes_on_engine_cores():
             await super().start()
@@ -126,12 +129,12 @@ class FirstTokenAtOnceLLMServer(LLMServer):
     async def engine_info(self) -> dict[str, Any]:
         """The dtype the running engine computes in, as vLLM's own model config has it, and
         why it was chosen."""
-        client = getattr(self.engine, "_engine_client", None)
+        client = self.engine_client()
         running = getattr(getattr(client, "model_config", None), "dtype", None)
-        dtype = str(running or self._llm_config.engine_kwargs.get("dtype", "auto"))
+        dtype = str(running or self.served_config.engine_kwargs.get("dtype", "auto"))
         choice = getattr(self, "_dtype_choice", None)
         return {
-            "model_id": self._llm_config.model_id,
+            "model_id": self.served_config.model_id,
             "dtype": dtype.removeprefix("torch."),
             "reason": choice.reason if choice is not None else "set by the model config",
             "cpu": detect_cpu().describe(),
@@ -141,10 +144,10 @@ class FirstTokenAtOnceLLMServer(LLMServer):
         """How many tokens ``text`` is in the running engine's own tokenizer. (Ray Serve
         LLM's ``tokenize`` answers only for a model served for the tokenization task; a chat
         model is not.)"""
-        client = getattr(self.engine, "_engine_client", None)
+        client = self.engine_client()
         if client is None:
             raise RuntimeError("the engine has not started")
         return len(client.get_tokenizer().encode(text, add_special_tokens=False))
 
-    def _batch_output_stream(self, generator: AsyncIterator[T]) -> AsyncGenerator[list[T], None]:
-        return first_at_once_then_batched(generator, self._get_batch_interval_ms() / 1000)
+    def batch_output_stream(self, generator: AsyncIterator[T]) -> AsyncGenerator[list[T], None]:
+        return first_at_once_then_batched(generator, self.batch_interval_s())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -78,7 +78,7 @@ class Embedder:
         self.batch_size = batch_size
         self.device = device
         self.use_fp16 = use_fp16
-        self._model = None
+        self._model: Any = None  # FlagEmbedding's FlagModel (untyped), loaded by warm_up
 
     @property
     def dim(self) -> int:

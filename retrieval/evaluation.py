@@ -156,39 +156,3 @@ def evaluate(
         }
         progress(f"{mode:14} {results[mode]}")
     return results
-
-
-def plot(results: dict[str, Any], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    modes = [m for m in MODES if m in results]
-    fig, (quality, speed) = plt.subplots(1, 2, figsize=(11, 4))
-    width = 0.25
-    for i, metric in enumerate(("ndcg_at_10", "recall_at_100", "mrr_at_10")):
-        quality.bar(
-            [x + i * width for x in range(len(modes))],
-            [results[m][metric] for m in modes],
-            width,
-            label=metric,
-        )
-    quality.set_xticks([x + width for x in range(len(modes))], modes)
-    quality.set_ylim(0, 1)
-    quality.set_title(f"{title}: quality")
-    quality.legend(loc="lower right")
-    for i, metric in enumerate(("latency_ms_p50", "latency_ms_p95")):
-        speed.bar(
-            [x + i * 0.35 for x in range(len(modes))],
-            [results[m][metric] for m in modes],
-            0.35,
-            label=metric,
-        )
-    speed.set_xticks([x + 0.175 for x in range(len(modes))], modes)
-    speed.set_ylabel("ms")
-    speed.set_title("search latency (embed + search + rerank)")
-    speed.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

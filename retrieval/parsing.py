@@ -149,7 +149,7 @@ def _parse_pdf(data: bytes, title: str, limits: ParseLimits) -> ParsedDocument:
                 raise DocumentRejected("the PDF holds more text than one document may")
             if text.strip():
                 sections.append(Section(text=text, page=number))
-        meta_title = (reader.metadata or {}).get("/Title") if reader.metadata else None
+        meta_title = reader.metadata.get("/Title") if reader.metadata else None
     except DocumentRejected:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, OSError, RecursionError) as exc:
@@ -181,7 +181,8 @@ def _parse_docx(data: bytes, title: str, limits: ParseLimits) -> ParsedDocument:
             raise DocumentRejected("the DOCX holds more text than one document may")
         if not text:
             continue
-        if (paragraph.style.name or "").lower().startswith(("heading", "title")):
+        style = paragraph.style.name if paragraph.style is not None else None
+        if (style or "").lower().startswith(("heading", "title")):
             flush()
             heading = text
         else:

@@ -104,11 +104,14 @@ class HybridSearcher:
         dense, sparse = self._queries(query, query_vector)
         limit = top_k or self.config.top_k
         if mode == "hybrid_rerank" and self.cross_encoder is not None:
-            return self._cross_encode(collection, tenant_id, query, dense, sparse, limit)
+            return self._cross_encode(
+                self.cross_encoder, collection, tenant_id, query, dense, sparse, limit
+            )
         return self._search(collection, tenant_id, mode, dense, sparse, limit)
 
     def _cross_encode(
         self,
+        cross_encoder: PassageScorer,
         collection: str,
         tenant_id: str,
         query: str,
@@ -122,7 +125,7 @@ class HybridSearcher:
         )
         if not candidates:
             return []
-        scores = self.cross_encoder.score(query, [c.payload.get("text", "") for c in candidates])
+        scores = cross_encoder.score(query, [c.payload.get("text", "") for c in candidates])
         rescored = [
             ScoredChunk(id=c.id, score=float(score), payload=c.payload)
             for c, score in zip(candidates, scores, strict=True)
@@ -144,7 +147,7 @@ class HybridSearcher:
     ) -> list[ScoredChunk]:
         from qdrant_client import models
 
-        common = {"collection": collection, "tenant_id": tenant_id, "limit": limit}
+        common: dict[str, Any] = {"collection": collection, "tenant_id": tenant_id, "limit": limit}
         if mode == "dense":
             return self.store.tenant_query(query=dense, using=DENSE, **common)
         if mode == "sparse":
@@ -197,7 +200,9 @@ class HybridSearcher:
         explained: dict[str, StageScores] = {}
         for stage, mode, limit in stages:
             if stage == "reranked" and self.cross_encoder is not None:
-                hits = self._cross_encode(collection, tenant_id, query, dense, sparse, limit)
+                hits = self._cross_encode(
+                    self.cross_encoder, collection, tenant_id, query, dense, sparse, limit
+                )
             else:
                 hits = self._search(collection, tenant_id, mode, dense, sparse, limit)
             if stage == "reranked":

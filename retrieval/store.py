@@ -8,6 +8,7 @@ the tenant filter.
 
 from __future__ import annotations
 
+import gc
 import time
 import uuid
 from collections.abc import Sequence
@@ -16,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from retrieval import local_mode
 from retrieval.sparse import SparseVector
 
 DENSE = "dense"
@@ -64,7 +64,21 @@ def _filter(tenant_id: str, extra: Any | None = None) -> Any:
     return models.Filter(must=must)
 
 
+def _keep_loaded_points_out_of_gc() -> None:
+    """Move the points local mode just loaded out of the cyclic garbage collector's sight.
+
+    Local mode holds every point as Python objects (tens of thousands of lists and models);
+    each full collection walks them all, which showed up as 100 ms+ stalls in search latency.
+    They live as long as the client, so they are frozen into the permanent generation.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 class KnowledgeStore:
+    """A Qdrant server (``url``) or local mode in a folder (``path``); local mode scores in
+    bulk once the process has run :func:`retrieval.compat.install`."""
+
     def __init__(
         self,
         *,
@@ -82,8 +96,7 @@ class KnowledgeStore:
         self.retries = retries
         if path is not None:
             self.client = QdrantClient(path=path)
-            local_mode.install()
-            local_mode.keep_loaded_points_out_of_gc()
+            _keep_loaded_points_out_of_gc()
         else:
             self.client = QdrantClient(url=url, api_key=api_key, timeout=int(timeout_s))
 
@@ -95,6 +108,7 @@ class KnowledgeStore:
 
     def _call(self, operation: str, fn, *args, **kwargs):
         delay = 0.2
+        last: Exception
         for attempt in range(1, self.retries + 1):
             try:
                 return fn(*args, **kwargs)

@@ -21,7 +21,7 @@ install_python() {
   echo "installing dependencies (a few minutes the first time)"
   .venv/bin/python -m pip install -q --upgrade "pip>=24" wheel "setuptools>=70"
   .venv/bin/python -m pip install -q "torch==2.13.0"
-  .venv/bin/python -m pip install -q -e ".[dev]"
+  .venv/bin/python -m pip install -q -e ".[dev,load]"
   .venv/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
   .venv/bin/python - <<'PY'
 import importlib.util, sys

@@ -11,6 +11,8 @@ from typing import Any
 
 import httpx
 
+from serve_apps.contracts.wire import ws_url
+
 
 async def create_session(
     base_url: str, scenario: str, mode: str = "practice", headers: dict[str, str] | None = None
@@ -23,10 +25,6 @@ async def create_session(
             error = response.json().get("error", {})
             raise SystemExit(f"could not start a session: {error.get('message', response.text)}")
         return response.json()
-
-
-def ws_url(base_url: str, path: str) -> str:
-    return base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + path
 
 
 def turn_frame(text: str, client_turn_id: str | None = None) -> str:

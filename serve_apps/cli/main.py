@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import logging
 import signal
@@ -30,6 +31,35 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(loadtest_app, name="loadtest")
 app.add_typer(operator_app, name="operator")
 app.add_typer(cluster_app, name="cluster")
+
+
+# What `salesboost bench` and `salesboost loadtest` import beyond the runtime: the loadtests
+# package (left out of the runtime image) and the `load` extra's libraries.
+LOAD_MODULES = {
+    "loadtests": "the loadtests package",
+    "matplotlib": "matplotlib",
+    "locust": "locust",
+    "websocket": "websocket-client",
+}
+
+
+def _need_the_load_extra(command: str) -> None:
+    missing = [
+        name for module, name in LOAD_MODULES.items() if importlib.util.find_spec(module) is None
+    ]
+    if missing:
+        typer.echo(
+            f"error: salesboost {command} needs {', '.join(missing)}: install a checkout with "
+            "the load extra (`pip install -e '.[load]'`; `make install` does)",
+            err=True,
+        )
+        raise typer.Exit(2)
+
+
+@bench_app.callback()
+def bench() -> None:
+    """Benchmarks that write JSON results."""
+    _need_the_load_extra("bench")
 
 
 def _settings():
@@ -159,7 +189,7 @@ def bench_turn(
     ] = 0,
 ) -> None:
     """Time to first token and whole-turn latency: through the gateway vs. a direct vLLM engine."""
-    from serve_apps.bench.turn import TurnBenchConfig, run_turn_bench
+    from loadtests.bench.turn import TurnBenchConfig, run_turn_bench
 
     levels = [int(x) for x in concurrency.split(",") if x.strip()]
     config = TurnBenchConfig(
@@ -192,7 +222,7 @@ def bench_quality(
     ] = True,
 ) -> None:
     """The agents against labelled sets, and the persona on the engine (docs/quality.md)."""
-    from serve_apps.bench.quality import EVALSETS, run_quality_bench
+    from loadtests.bench.quality import EVALSETS, run_quality_bench
 
     result = run_quality_bench(
         _settings(),
@@ -228,8 +258,8 @@ def bench_scaling(
     """A step load of conversations on a 1-node and a 2-node local Ray cluster: replicas over
     time, TTFT, turns/s, scale_up_s and failed_turns while Serve adds replicas."""
     from cluster.local import ClusterSizeError, check_nodes
-    from serve_apps.bench.scaling import ScalingBenchConfig, run_scaling_bench
-    from serve_apps.bench.scaling import plot as draw
+    from loadtests.bench.scaling import ScalingBenchConfig, run_scaling_bench
+    from loadtests.bench.scaling import plot as draw
 
     settings = _settings()
     try:
@@ -270,7 +300,7 @@ def bench_ui(
 ) -> None:
     """In Chromium: from Send to the reply's first token painted, against the gateway's own
     time to first token (painted_vs_gateway_ttft_p50), and the trainee's first load in KB."""
-    from serve_apps.bench.ui import run_ui_bench
+    from loadtests.bench.ui import run_ui_bench
 
     try:
         json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -297,14 +327,13 @@ def bench_retrieval(
     ] = False,
 ) -> None:
     """nDCG@10, recall@100, MRR@10 and latency for dense, sparse, hybrid and hybrid+rerank."""
-    from serve_apps.bench.retrieval import run_retrieval_bench
+    from loadtests.bench.retrieval import plot as draw
+    from loadtests.bench.retrieval import run_retrieval_bench
 
     result = run_retrieval_bench(dataset, _settings(), progress=typer.echo, reuse_index=reuse_index)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(result, indent=2))
     plot_path = plot or json_path.with_suffix(".png")
-    from retrieval.evaluation import plot as draw
-
     draw(result, plot_path, title=dataset.name)
     typer.echo(json.dumps(result, indent=2))
     typer.echo(f"plot: {plot_path}")
@@ -336,6 +365,7 @@ def loadtest(
     """Locust, headless: trainees over the WebSocket, managers, admins and search over HTTP,
     mixed by a profile; writes TTFT and turn p50/p95/p99, failures by code, turns/s, output
     tokens/s and a time series (loadtests/README.md)."""
+    _need_the_load_extra("loadtest")
     if ctx.invoked_subcommand is not None:
         return
     if json_path is None:

@@ -321,3 +321,9 @@ def parse_last_seq(raw: str | None) -> int | None:
 
 def encode(event: BaseModel) -> str:
     return event.model_dump_json()
+
+
+def ws_url(base_url: str, path: str) -> str:
+    """The WebSocket URL of ``path`` on the gateway at ``base_url`` (``http`` → ``ws``,
+    ``https`` → ``wss``): where a client opens a session's stream."""
+    return base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + path

@@ -19,6 +19,7 @@ from typing import Any
 
 from ray import serve
 
+from retrieval import compat
 from retrieval.chunking import ChunkingConfig
 from retrieval.knowledge_base import KnowledgeBase
 from retrieval.memory import TraineeMemoryIndex
@@ -69,6 +70,7 @@ class KnowledgeService:
         else:
             folder = settings.data_dir / "qdrant"
             folder.mkdir(parents=True, exist_ok=True)
+            compat.install()
             self._store = KnowledgeStore(path=str(folder))
             self._guard = threading.Lock()
         loop = ReplicaLoopCaller.of_running_loop()

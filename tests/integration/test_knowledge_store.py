@@ -2,6 +2,7 @@
 
 import pytest
 
+from retrieval import compat
 from retrieval.chunking import ChunkingConfig
 from retrieval.embedder import Embedder
 from retrieval.indexing import DocumentInput, IndexingPipeline
@@ -13,6 +14,12 @@ from retrieval.store import KnowledgeStore
 pytestmark = pytest.mark.integration
 
 MODES = ("dense", "sparse", "hybrid", "hybrid_rerank")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def bulk_scoring():
+    """Local mode as the knowledge service runs it."""
+    compat.install()
 
 
 @pytest.fixture(scope="module")

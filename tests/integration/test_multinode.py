@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from serve_apps.bench.scaling import (
+from loadtests.bench.scaling import (
     SCALED,
     replica_counts,
     settled,

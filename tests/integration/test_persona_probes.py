@@ -13,7 +13,7 @@ import json
 import httpx
 import pytest
 
-from serve_apps.bench.quality import EVALSETS
+from loadtests.bench.quality import EVALSETS
 from serve_apps.orchestrator.npc_prompt import ends_a_sentence
 from tests.integration.wsclient import connect, drain, new_session, send_turn
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import websockets
 
-from serve_apps.cli.chat import ws_url
+from serve_apps.contracts.wire import ws_url
 
 
 async def new_session(

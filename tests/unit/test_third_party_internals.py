@@ -1,51 +1,12 @@
 """The third-party internals the product leans on still exist in the pinned releases.
 
 Each is used on purpose and in one place: Ray's cached auth config and token
-(``cluster/local.py``), Ray Serve LLM's private stream batching and engine client, and that
-client's tokenizer (``models/llm_server.py``), and qdrant-client's local-mode scoring
-functions (``retrieval/local_mode.py``). An upgrade that renames one fails here, not in a
-conversation.
+(``cluster/local.py``). An upgrade that renames one fails here, not in a conversation. (Ray
+Serve LLM and vLLM: tests/unit/models/test_compat.py; qdrant-client's local mode:
+tests/unit/retrieval/test_compat.py.)
 """
 
-import importlib.metadata
 import inspect
-
-from retrieval import local_mode
-
-
-def test_ray_serve_llm_private_methods_that_the_llm_server_overrides_exist():
-    from ray.serve.llm.deployment import LLMServer
-
-    for name in ("_batch_output_stream", "_get_batch_interval_ms", "start", "tokenize"):
-        assert callable(getattr(LLMServer, name, None)), name
-    parameters = inspect.signature(LLMServer._batch_output_stream).parameters
-    assert list(parameters) == ["self", "generator"]
-    assert "self._llm_config = llm_config" in inspect.getsource(LLMServer._init_shared)
-
-
-def test_the_vllm_engine_keeps_its_client_where_engine_info_reads_it():
-    from ray.llm._internal.serve.engines.vllm.vllm_engine import VLLMEngine
-
-    assert "self._engine_client = " in inspect.getsource(VLLMEngine)
-
-
-def test_the_vllm_engine_client_hands_out_its_tokenizer():
-    from vllm.v1.engine.async_llm import AsyncLLM
-
-    assert callable(AsyncLLM.get_tokenizer)
-    assert not inspect.iscoroutinefunction(AsyncLLM.get_tokenizer)  # called without await
-
-
-def test_the_local_mode_functions_that_are_replaced_exist_in_the_pinned_release():
-    from qdrant_client.local import local_collection, qdrant_local
-
-    assert importlib.metadata.version("qdrant-client") == local_mode.PATCHED_FOR
-    for name in local_mode.PATCHED_FUNCTIONS:
-        assert callable(getattr(local_collection, name, None)), name
-    for name in local_mode._WRITES:
-        assert callable(getattr(local_collection.LocalCollection, name, None)), name
-    for name in ("create_collection", "delete_collection", "close"):
-        assert callable(getattr(qdrant_local.QdrantLocal, name, None)), name
 
 
 def test_the_auth_refresh_that_the_local_cluster_calls_exists():

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serve_apps.bench.ui import CHROMIUM, CHROMIUM_ARGS, sign_in_through_the_page
+from loadtests.bench.ui import CHROMIUM, CHROMIUM_ARGS, sign_in_through_the_page
 
 REPO = Path(__file__).resolve().parents[3]
 AXE = REPO / "web" / "node_modules" / "axe-core" / "axe.min.js"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from serve_apps.bench.ui import measure_first_load, measure_turns, trainee_with_password
+from loadtests.bench.ui import measure_first_load, measure_turns, trainee_with_password
 
 pytestmark = pytest.mark.integration
 

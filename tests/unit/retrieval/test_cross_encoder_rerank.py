@@ -6,6 +6,7 @@ the store, the embedder and the BM25 encoder are the real ones.
 
 import pytest
 
+from retrieval import compat
 from retrieval.chunking import ChunkingConfig
 from retrieval.embedder import Embedder
 from retrieval.indexing import DocumentInput, IndexingPipeline
@@ -29,6 +30,7 @@ class FakeCrossEncoderPreferringWord:
 
 @pytest.fixture(scope="module")
 def indexed(tmp_path_factory):
+    compat.install()  # as the knowledge service does before it opens local mode
     embedder = Embedder()
     store = KnowledgeStore(path=str(tmp_path_factory.mktemp("q") / "qdrant"))
     store.create_collection("kb_v1", dim=embedder.dim)

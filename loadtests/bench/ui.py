@@ -24,8 +24,8 @@ from typing import Any
 
 import httpx
 
-from serve_apps.bench.quality import distribution
-from serve_apps.bench.turn import Progress, bench_stack, engine_meta, trainee_line
+from loadtests.bench.quality import distribution
+from loadtests.bench.turn import Progress, bench_stack, engine_meta, trainee_line
 from serve_apps.settings import Settings
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -133,9 +133,10 @@ def run_ui_bench(
     painted = [s["painted_ms"] for s in samples]
     gateway = [s["gateway_ttft_ms"] for s in samples]
     painted_d, gateway_d = distribution(painted), distribution(gateway)
+    painted_p50, gateway_p50 = painted_d["p50"], gateway_d["p50"]
     return {
         "painted_vs_gateway_ttft_p50": (
-            round(painted_d["p50"] / gateway_d["p50"], 3) if painted and gateway_d["p50"] else None
+            round(painted_p50 / gateway_p50, 3) if painted_p50 is not None and gateway_p50 else None
         ),
         "painted_ttft_ms": painted_d,
         "gateway_ttft_ms": gateway_d,

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from serve_apps.bench.turn import (
+from loadtests.bench.turn import (
     SCRIPTS,
     TRAINEE_LINES,
     TurnBenchConfig,

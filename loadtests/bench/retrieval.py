@@ -32,6 +32,7 @@ def run_retrieval_bench(
     dataset_dir: Path, settings: Settings, progress: Progress = print, *, reuse_index: bool = False
 ) -> dict[str, Any]:
     from models.cpu_dtype import detect_cpu
+    from retrieval import compat
     from retrieval.chunking import ChunkingConfig
     from retrieval.embedder import Embedder
     from retrieval.evaluation import BeirDataset, evaluate, index_dataset
@@ -40,6 +41,7 @@ def run_retrieval_bench(
     from retrieval.sparse import BM25Encoder
     from retrieval.store import KnowledgeStore
 
+    compat.install()  # as the knowledge service does
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TQDM_DISABLE", "1")  # FlagEmbedding's per-batch bars; we report progress
     dataset = BeirDataset.load(dataset_dir)
@@ -100,3 +102,41 @@ def run_retrieval_bench(
             "cpu_count": os.cpu_count(),
         },
     }
+
+
+def plot(results: dict[str, Any], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from retrieval.evaluation import MODES
+
+    modes = [m for m in MODES if m in results]
+    fig, (quality, speed) = plt.subplots(1, 2, figsize=(11, 4))
+    width = 0.25
+    for i, metric in enumerate(("ndcg_at_10", "recall_at_100", "mrr_at_10")):
+        quality.bar(
+            [x + i * width for x in range(len(modes))],
+            [results[m][metric] for m in modes],
+            width,
+            label=metric,
+        )
+    quality.set_xticks([x + width for x in range(len(modes))], modes)
+    quality.set_ylim(0, 1)
+    quality.set_title(f"{title}: quality")
+    quality.legend(loc="lower right")
+    for i, metric in enumerate(("latency_ms_p50", "latency_ms_p95")):
+        speed.bar(
+            [x + i * 0.35 for x in range(len(modes))],
+            [results[m][metric] for m in modes],
+            0.35,
+            label=metric,
+        )
+    speed.set_xticks([x + 0.175 for x in range(len(modes))], modes)
+    speed.set_ylabel("ms")
+    speed.set_title("search latency (embed + search + rerank)")
+    speed.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -29,7 +29,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,7 @@ from serve_apps.contracts.turn import (
     TranscriptTurn,
     TurnRequest,
 )
+from serve_apps.contracts.wire import Review
 from serve_apps.orchestrator.chat_engine import ChatDelta
 
 Progress = Callable[[str], None]
@@ -106,7 +107,7 @@ def reviewer_scores(items: list[tuple[bool, bool, str | None]]) -> dict[str, Any
 
 
 def compliance_scores(
-    items: list[tuple[set[str], set[str]]], kinds: dict[str, str]
+    items: list[tuple[set[str], set[str]]], kinds: Mapping[str, str]
 ) -> dict[str, Any]:
     """(labelled broken rules, found rules) per turn; overall and per rule kind."""
     counts: dict[str, list[int]] = {}
@@ -218,10 +219,12 @@ async def score_reviewer(rows, tenant: Tenant, matcher) -> dict[str, Any]:
 
 def knowledge_retriever(tenant: Tenant, store_dir: Path, top_k: int):
     """The tenant's seed knowledge bases indexed in-process as the service does."""
+    from retrieval import compat
     from retrieval.embedder import Embedder
     from retrieval.knowledge_base import KnowledgeBase
     from retrieval.store import KnowledgeStore
 
+    compat.install()
     store = KnowledgeStore(path=str(store_dir))
     embedder = Embedder()
     bases = {}
@@ -371,7 +374,7 @@ class BeforePersona:
         self._retrieve = retrieve
 
     async def stream_reply(self, request, *, speaker=None, attempt=0, feedback=None):
-        from serve_apps.bench import persona_before
+        from loadtests.bench import persona_before
 
         speaker = speaker or request.persona
         grounding = self._retrieve(request.knowledge_base, request.trainee_text)
@@ -486,12 +489,14 @@ async def run_probes(
     replies: list[dict[str, Any]] = []
     first_attempt_s: list[float] = []
     try:
-        tokenizer = (
-            engine.tokenizer if hasattr(engine, "tokenizer") else await engine.get_tokenizer()
-        )
+        tokenizer = engine.get_tokenizer()
         chat = DirectChatEngine(engine, tokenizer, npc.model_id)
         speaker = RecordingPersona(
-            BeforePersona(chat, retrieve) if persona == "before" else NPCConversation(chat)
+            BeforePersona(chat, retrieve)
+            if persona == "before"
+            # The persona streams and counts; the health check and JSON completions of the
+            # ChatEngine protocol are the other agents'.
+            else NPCConversation(chat)  # type: ignore[arg-type]
         )
         turn = TrainingTurn(speaker, None, AgentSettings(), matcher)  # type: ignore[arg-type]
         for probe in probes:
@@ -526,11 +531,11 @@ async def run_probes(
                 speaker.done.clear()
                 first_tokens_before = len(chat.first_token_s)
                 final: NPCChunk | None = None
-                reviews = []
+                reviews: list[Review] = []
                 async for event in turn.run(request, grounding):
                     if isinstance(event, NPCChunk) and event.done:
                         final = event
-                    elif getattr(event, "type", None) == "review":
+                    elif isinstance(event, Review):
                         reviews.append(event)
                 attempts = [
                     {
@@ -590,8 +595,8 @@ def run_quality_bench(
     engine: bool = True,
     progress: Progress = print,
 ) -> dict[str, Any]:
+    from loadtests.bench.turn import engine_meta
     from models.cpu_dtype import detect_cpu
-    from serve_apps.bench.turn import engine_meta
     from serve_apps.orchestrator.agents.reviewer import OFF_QUESTION_THRESHOLD
     from serve_apps.orchestrator.semantic import LocalSentenceEmbedder, SemanticMatcher
 

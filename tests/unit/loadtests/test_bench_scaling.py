@@ -6,14 +6,14 @@ from pathlib import Path
 
 import yaml
 
-from serve_apps.bench.scaling import (
+from loadtests.bench.scaling import (
     SCALED,
     ConversationOutcome,
     replica_counts,
     summarize_run,
     write_scaling_serve_config,
 )
-from serve_apps.bench.turn import TurnSample, timed_turn
+from loadtests.bench.turn import TurnSample, timed_turn
 
 REPO = Path(__file__).resolve().parents[3]
 

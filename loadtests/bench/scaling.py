@@ -37,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from serve_apps.bench.turn import (
+from loadtests.bench.turn import (
     TurnSample,
     _percentile,
     engine_meta,
@@ -119,7 +119,7 @@ async def step_conversation(
     import httpx
     import websockets
 
-    from serve_apps.cli.chat import ws_url
+    from serve_apps.contracts.wire import ws_url
 
     outcome = ConversationOutcome([], [])
     index = 0
@@ -180,7 +180,8 @@ def _first_time_all(timeline: list[dict[str, Any]], reached: Callable[[dict, str
     """When every scaled deployment had reached something, each at its own first sample
     (the later of those times), or None if one never did."""
     firsts = [next((s["t_s"] for s in timeline if reached(s, d)), None) for d in SCALED]
-    return None if None in firsts else max(firsts)
+    known = [t for t in firsts if t is not None]
+    return max(known) if len(known) == len(firsts) else None
 
 
 def summarize_run(

@@ -145,7 +145,7 @@ def summarize(samples: list[TurnSample]) -> dict[str, float]:
     }
 
 
-def _server_summary(timings: list[dict[str, float | None]]) -> dict[str, Any]:
+def _server_summary(timings: list[dict[str, Any]]) -> dict[str, Any]:
     """Where the gateway's time went: the p50 of each step of its clock, and the model's own
     time to first token behind the gateway (asked → first token), which sets it beside the
     direct engine's."""
@@ -218,7 +218,7 @@ async def gateway_conversation(
     import httpx
     import websockets
 
-    from serve_apps.cli.chat import ws_url
+    from serve_apps.contracts.wire import ws_url
 
     async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
         response = await client.post("/v1/sessions", json={"scenario": scenario, "mode": mode})
@@ -497,17 +497,21 @@ def _gateway_phase(
         for level in config.concurrency:
             for key, mode in runs:
                 progress(f"{key}: {level} concurrent conversation(s) x {config.turns} turns")
+
+                def conversation(start: asyncio.Barrier, script: int, mode: str = mode) -> Any:
+                    return gateway_conversation(
+                        base_url,
+                        config.scenario,
+                        config.turns,
+                        start,
+                        mode,
+                        script,
+                        config.think_ms,
+                    )
+
                 results[str(level)][key] = asyncio.run(
                     _run_level(
-                        lambda start, script, mode=mode: gateway_conversation(
-                            base_url,
-                            config.scenario,
-                            config.turns,
-                            start,
-                            mode,
-                            script,
-                            config.think_ms,
-                        ),
+                        conversation,
                         level,
                         config.repeats,
                         first_scripts[level],
@@ -525,8 +529,10 @@ def _direct_phase(
     npc = LLMDeploymentSettings.from_file(resolve_model_config("npc_cpu"))
     os.environ.update(npc.engine_env())
     persona, scenario = demo_cards(config.scenario)
+    from retrieval import compat
     from retrieval.store import KnowledgeStore
 
+    compat.install()  # as the knowledge service does
     index_dir = Path(tempfile.mkdtemp(prefix="bench-grounding-"))
     store = KnowledgeStore(path=str(index_dir))
     retrieve = demo_grounding(config.scenario, settings.grounding_top_k, store)
@@ -544,9 +550,7 @@ def _direct_phase(
         progress(f"direct: starting vLLM AsyncLLM with {kwargs}")
         engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs))
         try:
-            tokenizer = (
-                engine.tokenizer if hasattr(engine, "tokenizer") else await engine.get_tokenizer()
-            )
+            tokenizer = engine.get_tokenizer()
             # A fresh engine's first steps are slow; warm it up on first turns alone, which
             # every conversation sends unmeasured anyway, so no measured prompt is seen early.
             await asyncio.gather(

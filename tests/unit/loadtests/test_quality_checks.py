@@ -7,7 +7,7 @@ bench does); the quality goals themselves live in ``salesboost bench quality``, 
 
 import pytest
 
-from serve_apps.bench.quality import (
+from loadtests.bench.quality import (
     agreement,
     compliance_scores,
     distribution,
