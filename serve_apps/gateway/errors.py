@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from typing import TypeGuard
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -43,7 +44,7 @@ class APIError(Exception):
 REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
 
-def valid_request_id(value: str | None) -> bool:
+def valid_request_id(value: str | None) -> TypeGuard[str]:
     """A client's X-Request-ID is kept for correlation when it is this safe to echo and log:
     1-64 letters, digits and dashes; anything else is replaced by a fresh one."""
     return value is not None and REQUEST_ID.fullmatch(value) is not None
