@@ -44,7 +44,7 @@ def create_api(settings: Settings) -> FastAPI:
         version="0.1.0",
         description="AI sales-training simulator: practise conversations with customer personas.",
     )
-    install_error_handling(api)
+    install_error_handling(api, settings)
     api.add_middleware(
         CORS,
         allow_origins=settings.allowed_origins,

@@ -83,7 +83,7 @@ class AuditLog:
     who: Identity
     request_id: str
 
-    async def record(self, session: Any, action: str, target: str, **details: Any) -> None:
+    async def record(self, session: AsyncSession, action: str, target: str, **details: Any) -> None:
         """Record an admin action in the transaction that makes it (both or neither)."""
         await audit.record(
             session,

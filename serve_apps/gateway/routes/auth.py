@@ -67,12 +67,7 @@ async def login(body: LoginRequest, request: Request, state: StateDep) -> TokenP
         if needs_rehash(stored_hash):
             user.password_hash = await asyncio.to_thread(hash_password, body.password)
         pair = await token_pair(
-            session,
-            state.tokens,
-            refresh_ttl_s=state.settings.refresh_token_ttl_s,
-            tenant_id=tenant_id,
-            user_id=user.id,
-            role=user.role.value,
+            session, state.tokens, user, refresh_ttl_s=state.settings.refresh_token_ttl_s
         )
     log.info("user %s signed in", user.id)
     return pair
@@ -104,12 +99,7 @@ async def refresh(body: RefreshRequest, request: Request, state: StateDep) -> To
             if not user.active:
                 raise APIError(401, "invalid_refresh_token", "this account is deactivated")
             pair = await token_pair(
-                session,
-                state.tokens,
-                refresh_ttl_s=state.settings.refresh_token_ttl_s,
-                tenant_id=tenant_id,
-                user_id=user.id,
-                role=user.role.value,
+                session, state.tokens, user, refresh_ttl_s=state.settings.refresh_token_ttl_s
             )
     if reused:
         log.warning("refresh token reused for user %s: all its tokens revoked", row.user_id)
@@ -179,10 +169,5 @@ async def accept_invite(
         invitation.accepted_at = now
         user.password_hash = await asyncio.to_thread(hash_password, body.password)
         return await token_pair(
-            session,
-            state.tokens,
-            refresh_ttl_s=state.settings.refresh_token_ttl_s,
-            tenant_id=tenant_id,
-            user_id=user.id,
-            role=user.role.value,
+            session, state.tokens, user, refresh_ttl_s=state.settings.refresh_token_ttl_s
         )
