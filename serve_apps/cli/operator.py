@@ -75,7 +75,7 @@ def create_tenant(
 ) -> tuple[uuid.UUID, str]:
     """The company, its first admin (no password yet) and their invitation token."""
     from serve_apps.gateway.auth import INVITE_PREFIX, new_tenant_token, token_digest
-    from serve_apps.gateway.people_routes import INVITATION_TTL
+    from serve_apps.gateway.use_cases.people import INVITATION_TTL
 
     if not SLUG.match(slug):
         raise ValueError(f"{slug!r}: use lowercase letters, digits and dashes")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from typing import TypeGuard
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,7 +16,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serve_apps.settings import get_settings
+from serve_apps.settings import Settings
 
 log = logging.getLogger("salesboost.gateway")
 
@@ -43,7 +44,7 @@ class APIError(Exception):
 REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 
 
-def valid_request_id(value: str | None) -> bool:
+def valid_request_id(value: str | None) -> TypeGuard[str]:
     """A client's X-Request-ID is kept for correlation when it is this safe to echo and log:
     1-64 letters, digits and dashes; anything else is replaced by a fresh one."""
     return value is not None and REQUEST_ID.fullmatch(value) is not None
@@ -150,16 +151,18 @@ def install_request_ids(app: FastAPI) -> None:
     app.add_middleware(RequestIds)
 
 
-def install_error_handling(app: FastAPI) -> None:
+def install_error_handling(app: FastAPI, settings: Settings) -> None:
+    body_limit = settings.max_body_bytes
+    multipart_limit = settings.max_upload_bytes + 64 * 1024
+
     @app.middleware("http")
     async def limit_request_bodies(request: Request, call_next):
         """Bodies are bounded before anything reads them: a declared length over the limit is
         a 413, and a body without a declared length a 411 (uploads have their own, larger
         limit, checked again while they are read)."""
         if request.method in {"POST", "PUT", "PATCH"}:
-            settings = get_settings()
             multipart = request.headers.get("content-type", "").startswith("multipart/")
-            limit = settings.max_upload_bytes + 64 * 1024 if multipart else settings.max_body_bytes
+            limit = multipart_limit if multipart else body_limit
             declared = request.headers.get("content-length")
             if declared is None:
                 if request.headers.get("transfer-encoding"):

@@ -68,7 +68,8 @@ class PostgresConversationStore:
         self._tenant_id = tenant_id
         self._session_id = session_id
         self._persona_ids = persona_ids  # slug → id: who said an NPC turn
-        self._slugs = {v: k for k, v in persona_ids.items()}
+        # Keyed by None too: a turn without a persona has no speaker slug.
+        self._slugs: dict[uuid.UUID | None, str] = {v: k for k, v in persona_ids.items()}
 
     async def store_trainee_turn(self, *, client_turn_id: str, text: str) -> TraineeTurnRecord:
         stored = await repo.store_trainee_turn(

@@ -8,6 +8,7 @@ from starlette.responses import PlainTextResponse
 
 from serve_apps.gateway.errors import CORS, install_error_handling, install_request_ids
 from serve_apps.gateway.proxy_middleware import ProxyRequestIds, proxy_middlewares
+from serve_apps.settings import get_settings
 
 ORIGIN = "http://127.0.0.1:8000"
 
@@ -15,7 +16,7 @@ ORIGIN = "http://127.0.0.1:8000"
 def gateway_like_app() -> FastAPI:
     """The gateway's middleware stack, in the order ``serve_apps/gateway/api.py`` adds it."""
     app = FastAPI()
-    install_error_handling(app)
+    install_error_handling(app, get_settings())
     app.add_middleware(CORS, allow_origins=[ORIGIN], allow_methods=["GET", "POST"])
     install_request_ids(app)
 

@@ -1,12 +1,10 @@
-"""How the gateway takes a turn when a store does not answer in time (unit: the gateway's
-own method with a fake rate limiter and a fake conversation; the real stores are in the
+"""How the gateway takes a turn when a store does not answer in time (unit: the conversation
+socket's turn taking with a fake rate limiter and a fake conversation; the real stores are in the
 integration tests)."""
 
 from __future__ import annotations
 
-import functools
 import uuid
-from types import SimpleNamespace
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -16,8 +14,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from serve_apps.contracts.wire import ErrorEvent, TraineeTurn
-from serve_apps.gateway.deployment import UNAVAILABLE_RETRY_AFTER_S, Gateway
 from serve_apps.gateway.rate_limits import RateLimited
+from serve_apps.gateway.routes.conversation import UNAVAILABLE_RETRY_AFTER_S, take_turn
 
 
 class FakeLimits:
@@ -52,15 +50,6 @@ class FakeConversation:
         self.handled.append(frame)
 
 
-def _gateway(limits: FakeLimits) -> SimpleNamespace:
-    """The gateway's turn methods on an object with only a rate limiter (no replica)."""
-    methods = Gateway.func_or_class
-    gateway = SimpleNamespace(limits=limits)
-    gateway._answer_turn = functools.partial(methods._answer_turn, gateway)
-    gateway._take_turn = functools.partial(methods._take_turn, gateway)
-    return gateway
-
-
 @pytest.mark.parametrize(
     "failure",
     [
@@ -75,7 +64,7 @@ def _gateway(limits: FakeLimits) -> SimpleNamespace:
 async def test_a_store_that_does_not_answer_is_a_typed_error_the_client_can_retry(failure):
     conversation = FakeConversation()
     turn = TraineeTurn(client_turn_id="c-1", text="What matters most to you?")
-    await _gateway(FakeLimits(failure))._take_turn(conversation, turn)
+    await take_turn(FakeLimits(failure), conversation, turn)
     (event,) = conversation.reported
     assert event.code == "unavailable" and event.client_turn_id == "c-1"
     assert event.retry_after_s == UNAVAILABLE_RETRY_AFTER_S
@@ -85,7 +74,7 @@ async def test_a_store_that_does_not_answer_is_a_typed_error_the_client_can_retr
 async def test_a_store_failing_while_the_turn_is_answered_is_the_same_typed_error():
     conversation = FakeConversation(failure=RedisTimeout("lock"))
     turn = TraineeTurn(client_turn_id="c-2", text="And your timeline?")
-    await _gateway(FakeLimits(None))._take_turn(conversation, turn)
+    await take_turn(FakeLimits(None), conversation, turn)
     assert [(e.code, e.client_turn_id) for e in conversation.reported] == [("unavailable", "c-2")]
 
 
@@ -100,13 +89,13 @@ async def test_faults_are_not_taken_for_a_busy_store(failure):
     conversation = FakeConversation(failure=failure)
     turn = TraineeTurn(client_turn_id="c-3", text="Hello")
     with pytest.raises(type(failure)):
-        await _gateway(FakeLimits(None))._take_turn(conversation, turn)
+        await take_turn(FakeLimits(None), conversation, turn)
     assert conversation.reported == []
 
 
 async def test_a_rate_limited_turn_stays_rate_limited():
     conversation = FakeConversation()
     turn = TraineeTurn(client_turn_id="c-4", text="Hello")
-    await _gateway(FakeLimits(RateLimited("turns", 7)))._take_turn(conversation, turn)
+    await take_turn(FakeLimits(RateLimited("turns", 7)), conversation, turn)
     (event,) = conversation.reported
     assert (event.code, event.retry_after_s) == ("rate_limited", 7)

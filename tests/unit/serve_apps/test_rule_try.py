@@ -1,4 +1,4 @@
-"""Trying a compliance rule on a sentence (unit: the gateway's own method with a fake
+"""Trying a compliance rule on a sentence (unit: the use case, without FastAPI, with a words
 embedder; the real one, on the stack, in tests/integration/test_admin_api.py), and the audit
 log's time filters."""
 
@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import functools
 from datetime import UTC, datetime
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from serve_apps.gateway.deployment import Gateway
 from serve_apps.gateway.errors import APIError
-from serve_apps.gateway.schemas import RuleTryIn, StorableTime
+from serve_apps.gateway.schemas.admin import StorableTime
+from serve_apps.gateway.schemas.content import RuleTryIn
+from serve_apps.gateway.use_cases.content import try_rule
 from serve_apps.orchestrator.semantic import SemanticMatcher
 
 
@@ -35,11 +35,7 @@ class WordsEmbedder:
 
 
 def _try(matcher: SemanticMatcher | None = None):
-    async def editor(request):
-        return None
-
-    gateway = SimpleNamespace(matcher=matcher, _editor=editor)
-    return functools.partial(Gateway.func_or_class.try_compliance_rule, gateway)
+    return functools.partial(try_rule, matcher)
 
 
 def _body(sentence: str, **rule) -> RuleTryIn:
@@ -50,22 +46,22 @@ def _body(sentence: str, **rule) -> RuleTryIn:
 
 async def test_a_regular_expression_rule_gives_the_agents_finding_with_the_whole_sentence():
     out = await _try()(
-        _body("Hi there. We guarantee a 50% saving, always.", pattern=r"(?i)guarantee"), None
+        _body("Hi there. We guarantee a 50% saving, always.", pattern=r"(?i)guarantee")
     )
     (finding,) = out.findings
     assert finding.rule == "r" and finding.speaker == "trainee" and finding.decided_by == "rule"
     assert finding.excerpt == "We guarantee a 50% saving, always."
-    kept = await _try()(_body("We expect savings.", pattern=r"(?i)guarantee"), None)
+    kept = await _try()(_body("We expect savings.", pattern=r"(?i)guarantee"))
     assert kept.findings == []
     disclosure = {"kind": "disclosure", "trigger": "(?i)price", "pattern": "(?i)excl"}
-    assert (await _try()(_body("The price is 10.", **disclosure), None)).findings
-    assert not (await _try()(_body("The price is 10, excl. VAT.", **disclosure), None)).findings
+    assert (await _try()(_body("The price is 10.", **disclosure))).findings
+    assert not (await _try()(_body("The price is 10, excl. VAT.", **disclosure))).findings
 
 
 async def test_a_semantic_rule_is_tried_on_the_embedder_and_says_how_close():
     rule = {"kind": "semantic", "examples": ["can I get a discount"], "threshold": 0.5}
     out = await _try(SemanticMatcher(WordsEmbedder()))(
-        _body("Hello. Can I get a discount today?", applies_to=["npc"], **rule), None
+        _body("Hello. Can I get a discount today?", applies_to=["npc"], **rule)
     )
     (finding,) = out.findings
     assert finding.speaker == "npc" and finding.decided_by == "semantic"
@@ -73,14 +69,14 @@ async def test_a_semantic_rule_is_tried_on_the_embedder_and_says_how_close():
 
     for matcher in (None, SemanticMatcher(WordsEmbedder(TimeoutError()))):
         with pytest.raises(APIError) as refused:
-            await _try(matcher)(_body("Any discount?", **rule), None)
+            await _try(matcher)(_body("Any discount?", **rule))
         assert refused.value.status == 503 and refused.value.code == "embedder_unavailable"
 
 
 @pytest.mark.parametrize("kind", ["judge", "knowledge_claims"])
 async def test_rules_a_sentence_alone_cannot_decide_are_refused_with_the_reason(kind):
     with pytest.raises(APIError) as refused:
-        await _try()(_body("We guarantee it.", kind=kind), None)
+        await _try()(_body("We guarantee it.", kind=kind))
     assert refused.value.status == 422 and refused.value.code == "rule_not_tryable"
     assert kind in refused.value.message
 

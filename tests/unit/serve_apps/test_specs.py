@@ -8,7 +8,7 @@ from serve_apps.contracts.specs import (
     ScenarioSpec,
 )
 from serve_apps.contracts.wire import FrameError, parse_client_frame
-from serve_apps.gateway.schemas import InviteRequest
+from serve_apps.gateway.schemas.people import InviteRequest
 
 
 @pytest.mark.parametrize(

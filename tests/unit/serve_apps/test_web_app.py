@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from serve_apps.gateway.errors import install_error_handling
 from serve_apps.gateway.web_app import install_web_app
+from serve_apps.settings import get_settings
 
 
 @pytest.fixture
@@ -20,7 +21,7 @@ def client(tmp_path):
     (dist / "assets" / "index-abc.js").write_text("console.log('app');" * 50)
     (tmp_path / "secret.txt").write_text("outside")
     app = FastAPI()
-    install_error_handling(app)
+    install_error_handling(app, get_settings())
     install_web_app(app, dist)
     return TestClient(app)
 
@@ -55,7 +56,7 @@ def test_missing_files_and_paths_outside_the_build_are_404(client):
 
 def test_an_unbuilt_app_says_how_to_build_it(tmp_path):
     app = FastAPI()
-    install_error_handling(app)
+    install_error_handling(app, get_settings())
     install_web_app(app, tmp_path / "missing")
     response = TestClient(app).get("/app/")
     assert response.status_code == 503

@@ -1,0 +1,468 @@
+"""The conversation WebSocket: frames in, turns answered one at a time, replies pushed.
+
+What a turn does (store, stream the reply, the agents) is ``serve_apps.conversation.turns``;
+this module is the socket around it: who is calling, the queue of turns, pings and resumes,
+and the replies other sockets stored for this session (Redis pub/sub).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any, cast
+
+from fastapi import APIRouter, Query, WebSocket
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from db import repositories as repo
+from db import training_repository as training
+from db.engine import tenant_transaction
+from db.models import SessionMode
+from serve_apps.contracts.specs import ComplianceRuleSpec
+from serve_apps.contracts.turn import (
+    HistoryTurn,
+    NPCChunk,
+    PersonaCard,
+    PersonaPapers,
+    ScenarioCard,
+    TurnRequest,
+)
+from serve_apps.contracts.wire import (
+    AgentEvent,
+    EndSession,
+    ErrorEvent,
+    FrameError,
+    Ping,
+    Pong,
+    Resume,
+    Score,
+    TraineeTurn,
+    parse_client_frame,
+    parse_last_seq,
+    server_events,
+)
+from serve_apps.conversation.turns import Conversation
+from serve_apps.gateway.deps import StateDep
+from serve_apps.gateway.errors import APIError
+from serve_apps.gateway.identity import Identity
+from serve_apps.gateway.rate_limits import RateLimited, RateLimiter
+from serve_apps.gateway.state import GatewayState
+from serve_apps.gateway.stores import PostgresConversationStore, RedisGenerationLocks
+from serve_apps.gateway.use_cases.evaluation import finish_session, trainee_memory
+from serve_apps.knowledge.grounding import ground
+
+log = logging.getLogger("salesboost.gateway")
+router = APIRouter()
+
+# WebSocket close codes (RFC 6455).
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL = 1011
+# Turns sent while one is being answered wait their turn, in order; with this many waiting
+# (beside the one being answered), a turn is refused (``too_many_turns``: not stored, not
+# acknowledged; send it again later).
+MAX_WAITING_TURNS = 4
+# Redis or PostgreSQL did not answer a turn in time, or was briefly unreachable (a
+# saturated machine, a failover, a full connection pool): the turn is ``unavailable`` and
+# may be sent again after this long. Other store errors (a bad command, a constraint) are
+# faults and are not retried.
+UNAVAILABLE_RETRY_AFTER_S = 3
+STORE_DID_NOT_ANSWER = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    SQLAlchemyOperationalError,
+    PoolTimeoutError,
+    TimeoutError,
+)
+
+
+def session_channel(session_id: uuid.UUID) -> str:
+    """The Redis pub/sub channel on which a session's live sockets hear of replies stored after
+    the socket that asked for them closed (any gateway replica may hold the new socket)."""
+    return f"salesboost:session:{session_id}:replies"
+
+
+class _TurnQueue(asyncio.Queue[TraineeTurn | EndSession | None]):
+    """The turns (and ``end``) of one socket, in order; ``in_hand`` counts those waiting and
+    the one being answered."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_hand = 0
+
+
+def _serialized(send: Callable[[str], Awaitable[None]]) -> Callable[[str], Awaitable[None]]:
+    """One frame at a time on a socket that a turn, the frame reader and pushed replies share."""
+    lock = asyncio.Lock()
+
+    async def locked(frame: str) -> None:
+        async with lock:
+            await send(frame)
+
+    return locked
+
+
+async def read_papers(
+    knowledge: Any,
+    *,
+    tenant_id: str,
+    own: str | None,
+    vendor_website: str | None,
+    text: str,
+    top_k: int,
+    timeout_s: float,
+) -> PersonaPapers:
+    """What the persona reads for a turn: its own company's papers and the vendor's website,
+    from the scenario's knowledge bases for them, both at once (none: nothing to read)."""
+    own_chunks, website_chunks = await asyncio.gather(
+        *(
+            ground(
+                knowledge,
+                tenant_id=tenant_id,
+                knowledge_base=slug,
+                text=text,
+                top_k=top_k,
+                timeout_s=timeout_s,
+            )
+            for slug in (own, vendor_website)
+        )
+    )
+    return PersonaPapers(own=own_chunks, vendor_website=website_chunks)
+
+
+def _persona_card(persona: Any) -> PersonaCard:
+    return PersonaCard.model_validate(persona, from_attributes=True)
+
+
+async def _websocket_identity(
+    state: GatewayState,
+    websocket: WebSocket,
+    ticket: str | None,
+    dev_tenant: str | None,
+    dev_user: str | None,
+) -> Identity:
+    origin = websocket.headers.get("origin")
+    if origin is not None and origin.rstrip("/") not in state.allowed_origins:
+        raise APIError(403, "origin_not_allowed", f"origin {origin[:80]!r} is not allowed")
+    if ticket is not None:
+        return await state.identities.redeem_ticket(ticket)
+    return await state.identities.from_headers(
+        websocket.headers.get("authorization"),
+        dev_tenant or websocket.headers.get("x-dev-tenant"),
+        dev_user or websocket.headers.get("x-dev-user"),
+    )
+
+
+@router.websocket("/v1/sessions/{session_id}/stream")
+async def stream(
+    websocket: WebSocket,
+    session_id: uuid.UUID,
+    state: StateDep,
+    last_seq: Annotated[str | None, Query(description="Replay the turns after it.")] = None,
+    ticket: Annotated[str | None, Query(max_length=128)] = None,
+    dev_tenant: Annotated[str | None, Query(max_length=64)] = None,
+    dev_user: Annotated[str | None, Query(max_length=320)] = None,
+) -> None:
+    # Authenticated before it is accepted: a refused handshake gets HTTP 403, no socket.
+    try:
+        who = await _websocket_identity(state, websocket, ticket, dev_tenant, dev_user)
+    except APIError as exc:
+        log.info("ws %s refused before accept: %s", session_id, exc.message)
+        await websocket.close(code=CLOSE_POLICY, reason=exc.message[:120])
+        return
+    await websocket.accept()
+    try:
+        replay_after = parse_last_seq(last_seq)
+    except ValueError as exc:
+        log.info("ws %s refused: %s", session_id, exc)
+        await websocket.close(code=CLOSE_POLICY, reason=str(exc)[:120])
+        return
+    try:
+        conversation = await _open_conversation(state, websocket, who, session_id)
+    except (APIError, repo.NotFoundError) as exc:
+        reason = exc.message if isinstance(exc, APIError) else "no such training session"
+        log.info("ws %s refused: %s", session_id, reason)
+        await websocket.close(code=CLOSE_POLICY, reason=reason[:120])
+        return
+    # Listening before the replay: a reply stored in between is replayed or pushed (or
+    # both; a client keeps one per ``seq``), never missed.
+    pubsub = state.redis.pubsub(ignore_subscribe_messages=True)
+    pushed: asyncio.Task[None] | None = None
+    try:
+        await pubsub.subscribe(session_channel(session_id))
+        pushed = asyncio.create_task(_push_published(pubsub, conversation))
+        if replay_after is not None:
+            await conversation.replay(replay_after)
+        await _converse(state, websocket, conversation, who)
+    except WebSocketDisconnect:
+        return
+    except Exception:
+        log.exception("ws %s: unexpected failure", session_id)
+        if websocket.application_state != WebSocketState.DISCONNECTED:
+            await websocket.close(code=CLOSE_INTERNAL, reason="internal error")
+    finally:
+        if pushed is not None:
+            pushed.cancel()
+        with contextlib.suppress(Exception):
+            await pubsub.aclose()
+
+
+async def _push_published(pubsub: Any, conversation: Conversation) -> None:
+    """Send this socket the replies that other sockets' turns stored after they closed."""
+    try:
+        async for message in pubsub.listen():
+            if message.get("type") == "message":
+                await conversation.report(server_events.validate_json(message["data"]))
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # replies are stored; the client can still resume
+        log.warning("ws %s: published replies stop: %r", conversation.session_id, exc)
+
+
+async def _open_conversation(
+    state: GatewayState, websocket: WebSocket, who: Identity, session_id: uuid.UUID
+) -> Conversation:
+    settings = state.settings
+    async with tenant_transaction(state.sessions, who.tenant_id) as session:
+        ctx = await repo.load_session_context(session, session_id=session_id, user_id=who.user_id)
+        rules = (
+            await training.compliance_rules(session)
+            if ctx.session.mode != SessionMode.conversation
+            else []
+        )
+    persona = ctx.personas[0]
+    slugs = {p.id: p.slug for p in ctx.personas}
+    history = [
+        HistoryTurn(
+            speaker="trainee" if t.speaker.value == "trainee" else "npc",
+            text=t.content,
+            persona=slugs.get(t.persona_id) if t.persona_id else None,
+        )
+        for t in ctx.turns
+    ]
+    memory = None
+    if ctx.session.mode == SessionMode.practice and not ctx.turns:
+        memory = await trainee_memory(
+            state.sessions, state.knowledge, who, ctx.scenario.description
+        )
+    orchestrator = state.orchestrator.options(stream=True)
+
+    async def publish(event: str) -> None:
+        await state.redis.publish(session_channel(session_id), event)
+
+    def reply_source(request: TurnRequest) -> AsyncIterator[NPCChunk | AgentEvent | ErrorEvent]:
+        # A streaming handle's response is an async iterator of what the generator yields.
+        return cast(
+            AsyncIterator[NPCChunk | AgentEvent | ErrorEvent],
+            orchestrator.stream_turn.remote(request),
+        )
+
+    scenario = ctx.scenario
+    return Conversation(
+        session_id=session_id,
+        tenant_id=who.tenant_id,
+        user_id=who.user_id,
+        on_reply=lambda tokens: state.limits.spend_tokens(who.tenant_id, tokens),
+        knowledge_base=scenario.knowledge_base,
+        persona=_persona_card(persona),
+        scenario=ScenarioCard.model_validate(scenario, from_attributes=True),
+        history=history,
+        committee=[_persona_card(p) for p in ctx.personas],
+        mode=ctx.session.mode.value,
+        compliance_rules=[
+            ComplianceRuleSpec.model_validate(r, from_attributes=True) for r in rules
+        ],
+        memory=memory,
+        store=PostgresConversationStore(
+            state.sessions,
+            tenant_id=who.tenant_id,
+            session_id=session_id,
+            persona_ids={p.slug: p.id for p in ctx.personas},
+        ),
+        locks=RedisGenerationLocks(state.redis, ttl_s=settings.generation_lock_ttl_s),
+        publish=publish,
+        reply_source=reply_source,
+        # Straight to the knowledge service: one hop less before the first token.
+        grounder=lambda text: ground(
+            state.knowledge,
+            tenant_id=str(who.tenant_id),
+            knowledge_base=scenario.knowledge_base,
+            text=text,
+            top_k=settings.grounding_top_k,
+            timeout_s=settings.grounding_timeout_s,
+        ),
+        paper_reader=(
+            None
+            if not (scenario.customer_knowledge_base or scenario.vendor_website_knowledge_base)
+            else lambda text: read_papers(
+                state.knowledge,
+                tenant_id=str(who.tenant_id),
+                own=scenario.customer_knowledge_base,
+                vendor_website=scenario.vendor_website_knowledge_base,
+                text=text,
+                top_k=settings.grounding_top_k,
+                timeout_s=settings.grounding_timeout_s,
+            )
+        ),
+        send=_serialized(websocket.send_text),
+        max_tokens=settings.npc_max_tokens,
+        temperature=settings.npc_temperature,
+    )
+
+
+async def _end_over_websocket(
+    state: GatewayState, conversation: Conversation, who: Identity
+) -> None:
+    try:
+        report, failures = await finish_session(
+            state.sessions, state.orchestrator, state.knowledge, who, conversation.session_id
+        )
+    except Exception as exc:
+        log.warning("ws %s: scoring failed: %r", conversation.session_id, exc)
+        await conversation.report(
+            ErrorEvent(
+                code="agent_failed",
+                agent="evaluator",
+                message="the session ended but could not be scored; ask for the report later",
+            )
+        )
+        return
+    # The evaluator's judge failures are stored with the session's report, not shown.
+    if report is None:
+        await conversation.report(
+            ErrorEvent(code="no_rubric", message="the session ended; it has no score to give")
+        )
+    else:
+        await conversation.report(Score(session_id=str(conversation.session_id), report=report))
+
+
+async def _converse(
+    state: GatewayState, websocket: WebSocket, conversation: Conversation, who: Identity
+) -> None:
+    """Read frames while turns are answered: pings and resumes are answered at once, and
+    turns (and ``end``) are taken one at a time, in the order they came."""
+    # Counted from arrival until done, so that a refusal does not depend on whether the
+    # worker has taken the first turn off the queue yet.
+    waiting = _TurnQueue()
+    worker = asyncio.create_task(_take_turns(state, websocket, conversation, who, waiting))
+    try:
+        await _read_frames(state, websocket, conversation, waiting)
+    finally:
+        conversation.client_left()
+        while not waiting.empty():  # not started: neither stored nor acknowledged
+            waiting.get_nowait()
+        waiting.put_nowait(None)
+        # The turn being answered goes on to be stored (and published), even if this
+        # handler is cancelled.
+        await asyncio.shield(worker)
+
+
+async def _read_frames(
+    state: GatewayState, websocket: WebSocket, conversation: Conversation, waiting: _TurnQueue
+) -> None:
+    limit = state.settings.max_frame_bytes
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        raw = message.get("text")
+        size = len(raw.encode()) if raw is not None else len(message.get("bytes") or b"")
+        if size > limit:
+            log.info("ws %s: frame of %d bytes closed with 1009", conversation.session_id, size)
+            await websocket.close(code=CLOSE_TOO_BIG, reason=f"frame over {limit} bytes")
+            return
+        payload = raw if raw is not None else message.get("bytes") or b""
+        try:
+            frame = parse_client_frame(payload, max_message_chars=state.settings.max_message_chars)
+        except FrameError as exc:
+            log.info("ws %s: rejected frame: %s", conversation.session_id, exc.event.message)
+            await conversation.report(exc.event)
+            continue
+        if isinstance(frame, Ping):
+            await conversation.report(Pong())
+        elif isinstance(frame, Resume):
+            await conversation.replay(frame.last_seq)
+        elif waiting.in_hand > MAX_WAITING_TURNS:
+            await conversation.report(
+                ErrorEvent(
+                    code="too_many_turns",
+                    message=f"{MAX_WAITING_TURNS} turns are already waiting for the reply "
+                    "being generated; send this one again after a reply_done",
+                    client_turn_id=frame.client_turn_id if isinstance(frame, TraineeTurn) else None,
+                )
+            )
+        else:
+            waiting.in_hand += 1
+            waiting.put_nowait(frame)
+
+
+async def _take_turns(
+    state: GatewayState,
+    websocket: WebSocket,
+    conversation: Conversation,
+    who: Identity,
+    waiting: _TurnQueue,
+) -> None:
+    try:
+        while (frame := await waiting.get()) is not None:
+            try:
+                if isinstance(frame, TraineeTurn):
+                    await take_turn(state.limits, conversation, frame)
+                else:
+                    await _end_over_websocket(state, conversation, who)
+            finally:
+                waiting.in_hand -= 1
+    except Exception:
+        log.exception("ws %s: unexpected failure", conversation.session_id)
+        if websocket.application_state != WebSocketState.DISCONNECTED:
+            with contextlib.suppress(Exception):
+                await websocket.close(code=CLOSE_INTERNAL, reason="internal error")
+
+
+async def take_turn(limits: RateLimiter, conversation: Conversation, frame: TraineeTurn) -> None:
+    """Answer a trainee turn; a store that does not answer in time makes it ``unavailable``."""
+    try:
+        await _answer_turn(limits, conversation, frame)
+    except STORE_DID_NOT_ANSWER as exc:
+        # A store that did not answer in time (a saturated machine, a failover): this
+        # turn is told to come again, and the socket stays open. Its trainee turn, if it
+        # was acknowledged, is stored; sent again with the same client_turn_id it is
+        # answered then, once.
+        log.warning("ws %s: a store did not answer: %r", conversation.session_id, exc)
+        await conversation.report(
+            ErrorEvent(
+                code="unavailable",
+                message="the service is busy; send the turn again in a few seconds",
+                client_turn_id=frame.client_turn_id,
+                retry_after_s=UNAVAILABLE_RETRY_AFTER_S,
+            )
+        )
+
+
+async def _answer_turn(limits: RateLimiter, conversation: Conversation, frame: TraineeTurn) -> None:
+    try:
+        await limits.check_caller(conversation.tenant_id, conversation.user_id)
+        await limits.check_token_budget(conversation.tenant_id)
+    except RateLimited as exc:
+        await conversation.report(
+            ErrorEvent(
+                code="rate_limited",
+                message=exc.message,
+                client_turn_id=frame.client_turn_id,
+                retry_after_s=exc.retry_after_s,
+            )
+        )
+        return
+    try:
+        await conversation.handle_turn(frame)
+    except repo.NotFoundError:
+        await conversation.report(
+            ErrorEvent(code="session_ended", message="this training session has ended")
+        )

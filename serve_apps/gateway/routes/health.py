@@ -1,0 +1,49 @@
+"""Liveness, and readiness: the database, Redis, the model and the knowledge service."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from serve_apps.gateway.deps import StateDep
+from serve_apps.gateway.schemas.health import HealthOut
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health/live", response_model=HealthOut)
+async def live() -> HealthOut:
+    return HealthOut(status="ok")
+
+
+@router.get("/health/ready", response_model=HealthOut)
+async def ready(state: StateDep) -> JSONResponse:
+    async def database() -> None:
+        async with state.sessions() as session:
+            await session.execute(text("SELECT 1"))
+
+    checks: dict[str, Awaitable[object]] = {
+        "database": database(),
+        "redis": state.redis.ping(),
+        "model": state.orchestrator.check_health.remote(),
+        "knowledge": state.knowledge.check_health.remote(),
+    }
+    results: dict[str, str] = {}
+    for name, pending in checks.items():
+        try:
+            await asyncio.wait_for(pending, timeout=5)
+            results[name] = "ok"
+        except Exception as exc:  # any failure means not ready; the reason is reported
+            results[name] = f"failed: {type(exc).__name__}"
+    ok = all(v == "ok" for v in results.values())
+    engines: list[dict[str, str]] = []
+    if results["model"] == "ok":
+        with contextlib.suppress(Exception):  # what the engines run in is not readiness
+            engines = await asyncio.wait_for(state.orchestrator.engine_info.remote(), 5)
+    body = HealthOut(status="ready" if ok else "not_ready", checks=results, engines=engines)
+    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)

@@ -1,0 +1,34 @@
+"""What every route of a gateway replica shares: the clients it builds once, and the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ray.serve.handle import DeploymentHandle
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from serve_apps.gateway.auth import AccessTokens
+from serve_apps.gateway.identity import IdentityResolver
+from serve_apps.gateway.rate_limits import RateLimiter
+from serve_apps.orchestrator.semantic import SemanticMatcher
+from serve_apps.settings import Settings
+
+
+@dataclass(frozen=True)
+class GatewayState:
+    """Built by the deployment's ``__init__`` and put on the app (``app.state.gateway``)."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    redis: Redis
+    tokens: AccessTokens
+    identities: IdentityResolver
+    limits: RateLimiter
+    orchestrator: DeploymentHandle
+    knowledge: DeploymentHandle
+    # The Embedder deployment, for trying a semantic compliance rule on a sentence (None: none
+    # was bound).
+    matcher: SemanticMatcher | None
+    allowed_origins: frozenset[str]

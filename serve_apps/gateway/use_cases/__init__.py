@@ -1,0 +1,1 @@
+"""What the routes do, as plain async functions: no request, no response, no FastAPI."""
