@@ -60,7 +60,7 @@ def _compiles(pattern: str | None) -> str | None:
     return pattern
 
 
-Examples = Field(
+Examples: Any = Field(
     default_factory=list,
     max_length=20,
     description="semantic: phrasings that count (each 3 to 300 characters).",
@@ -187,8 +187,8 @@ class TraineeMemory(_Spec):
     weak_skills: list[str] = Field(default_factory=list)
 
 
-_Text = Field(..., min_length=1, max_length=2000)
-_Items = Field(default_factory=list, max_length=20)
+_Text: Any = Field(..., min_length=1, max_length=2000)
+_Items: Any = Field(default_factory=list, max_length=20)
 
 
 class PersonaSpec(_Spec):
