@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
+from typing import get_args
 
 from sqlalchemy import (
     JSON,
@@ -24,6 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from serve_apps.contracts.turn import SessionModeName
 
 JsonDoc = JSON().with_variant(JSONB(), "postgresql")
 
@@ -57,12 +60,13 @@ class SessionStatus(enum.StrEnum):
     ended = "ended"
 
 
-class SessionMode(enum.StrEnum):
-    """Which agents work around the conversation."""
-
-    practice = "practice"  # every agent, hints included
-    assessment = "assessment"  # no hints; compliance, review and the score still run
-    conversation = "conversation"  # the persona alone: no agents, no score
+# The modes are named once, in the contracts the gateway and the orchestrator share; the
+# column's enum is made of those names (mypy cannot see members made at run time).
+SessionMode = enum.StrEnum(  # type: ignore[misc]
+    "SessionMode",
+    [(name, name) for name in get_args(SessionModeName)],
+    module=__name__,
+)
 
 
 class Speaker(enum.StrEnum):
@@ -203,8 +207,8 @@ class TrainingSession(Base):
     )
     mode: Mapped[SessionMode] = mapped_column(
         Enum(SessionMode, name="session_mode"),
-        default=SessionMode.practice,
-        server_default=SessionMode.practice.value,
+        default=SessionMode("practice"),
+        server_default="practice",
     )
     # The course the session was started in, if any (its mode applies).
     course_id: Mapped[uuid.UUID | None] = mapped_column(

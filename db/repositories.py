@@ -86,7 +86,7 @@ async def create_training_session(
     tenant_id: uuid.UUID,
     user_id: uuid.UUID,
     scenario_id: uuid.UUID,
-    mode: SessionMode = SessionMode.practice,
+    mode: SessionMode,
     course_id: uuid.UUID | None = None,
 ) -> TrainingSession:
     training = TrainingSession(
