@@ -242,13 +242,6 @@ async def end_training_session(session: AsyncSession, *, session_id: uuid.UUID) 
     )
 
 
-def turn_speaker(turn: Turn, persona_slugs: dict[uuid.UUID, str]) -> str:
-    """Who said a turn, as events name it: the persona's slug for NPC turns, else ``trainee``."""
-    if turn.persona_id is not None:
-        return persona_slugs.get(turn.persona_id, turn.speaker.value)
-    return turn.speaker.value
-
-
 async def persona_slugs(
     session: AsyncSession, *, ids: set[uuid.UUID | None]
 ) -> dict[uuid.UUID, str]:

@@ -23,9 +23,9 @@ from db import repositories as repo
 from db import training_repository as training
 from db.engine import create_engine, session_factory, tenant_transaction
 from db.models import Scenario, SessionMode
+from db.transcript import history_turn, stored_turn
 from serve_apps.contracts.specs import ComplianceRuleSpec
 from serve_apps.contracts.turn import (
-    HistoryTurn,
     PersonaCard,
     PersonaPapers,
     ScenarioCard,
@@ -68,7 +68,6 @@ from serve_apps.gateway.schemas import (
 from serve_apps.gateway.stores import (
     PostgresConversationStore,
     RedisGenerationLocks,
-    citations_of,
 )
 from serve_apps.knowledge.grounding import ground
 from serve_apps.orchestrator.semantic import SemanticMatcher, ServeSentenceEmbedder
@@ -335,14 +334,7 @@ class Gateway(
                 scenario=_scenario_out(ctx.scenario),
                 stream_url=f"/v1/sessions/{ctx.session.id}/stream",
                 turns=[
-                    TurnOut(
-                        seq=t.seq,
-                        speaker=repo.turn_speaker(t, speakers),
-                        text=t.content,
-                        client_turn_id=t.client_turn_id,
-                        reply_to=t.reply_to_seq,
-                        citations=citations_of(t),
-                    )
+                    TurnOut.model_validate(stored_turn(t, speakers), from_attributes=True)
                     for t in ctx.turns
                 ],
             )
@@ -452,14 +444,7 @@ class Gateway(
             )
         persona = ctx.personas[0]
         slugs = {p.id: p.slug for p in ctx.personas}
-        history = [
-            HistoryTurn(
-                speaker="trainee" if t.speaker.value == "trainee" else "npc",
-                text=t.content,
-                persona=slugs.get(t.persona_id) if t.persona_id else None,
-            )
-            for t in ctx.turns
-        ]
+        history = [history_turn(t, slugs) for t in ctx.turns]
         memory = None
         if ctx.session.mode == SessionMode.practice and not ctx.turns:
             memory = await self.trainee_memory(who, ctx.scenario.description)

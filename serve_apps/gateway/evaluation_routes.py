@@ -18,14 +18,14 @@ from db import people_repository as people
 from db import repositories as repo
 from db import training_repository as training
 from db.engine import tenant_transaction
-from db.models import SessionMode, Turn
+from db.models import SessionMode
+from db.transcript import transcript_turn
 from serve_apps.contracts.specs import RubricSpec, TraineeMemory
 from serve_apps.contracts.turn import (
     EvaluationReport,
     EvaluationRequest,
     PersonaCard,
     ScenarioCard,
-    TranscriptTurn,
 )
 from serve_apps.contracts.wire import ErrorEvent
 from serve_apps.gateway.api import api
@@ -113,7 +113,7 @@ class EvaluationRoutes:
             session_id=str(session_id),
             scenario=ScenarioCard.model_validate(ctx.scenario, from_attributes=True),
             personas=[PersonaCard.model_validate(p, from_attributes=True) for p in ctx.personas],
-            transcript=[_transcript_turn(t, speakers) for t in ctx.turns],
+            transcript=[transcript_turn(t, speakers) for t in ctx.turns],
             rubric=RubricSpec(
                 slug=rubric.slug,
                 name=rubric.name,
@@ -196,9 +196,3 @@ class EvaluationRoutes:
         for memory in recent:
             weak.extend(s for s in memory.weak_skills if s not in weak)
         return TraineeMemory(summary=nearest.summary, weak_skills=weak)
-
-
-def _transcript_turn(turn: Turn, speakers: dict[uuid.UUID, str]) -> TranscriptTurn:
-    return TranscriptTurn(
-        seq=turn.seq, speaker=repo.turn_speaker(turn, speakers), text=turn.content
-    )
