@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
@@ -69,24 +69,18 @@ def owner_database() -> Iterator[str]:
             server.cleanup()
 
 
-@contextlib.asynccontextmanager
-async def owner_transaction(url: str) -> AsyncIterator[AsyncSession]:
-    """One transaction as the schema owner, who may insert companies; row-level security
-    still holds inside a company (each use case acts as the company it writes)."""
-    engine = create_engine(url, pool_size=1)
-    try:
-        async with session_factory(engine)() as session, session.begin():
-            yield session
-    finally:
-        await engine.dispose()
-
-
 def as_owner(url: str, use: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """``use(session)`` in one transaction as the schema owner at ``url``, from sync code."""
+    """``use(session)`` in one transaction as the schema owner at ``url``, who may insert
+    companies; row-level security still holds inside a company (each use case acts as the
+    company it writes)."""
 
     async def run() -> T:
-        async with owner_transaction(url) as session:
-            return await use(session)
+        engine = create_engine(url, pool_size=1)
+        try:
+            async with session_factory(engine)() as session, session.begin():
+                return await use(session)
+        finally:
+            await engine.dispose()
 
     return asyncio.run(run())
 
