@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
+from typing import Annotated, get_args
 
 from sqlalchemy import (
     JSON,
@@ -25,25 +26,28 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from serve_apps.contracts.turn import SessionModeName
+
 JsonDoc = JSON().with_variant(JSONB(), "postgresql")
 
 
 class Base(DeclarativeBase):
-    pass
+    # Every id is a PostgreSQL uuid and every timestamp carries its time zone.
+    type_annotation_map = {uuid.UUID: UUID(as_uuid=True), datetime: DateTime(timezone=True)}
 
 
-def _uuid_pk() -> Mapped[uuid.UUID]:
-    return mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
-
-
-def _created_at() -> Mapped[datetime]:
-    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
-
-
-def _tenant_fk() -> Mapped[uuid.UUID]:
-    return mapped_column(
-        UUID(as_uuid=True), ForeignKey("tenants.id", ondelete="CASCADE"), index=True
-    )
+# The columns most tables share: their id, when the row was made, its company (every
+# tenant-owned row, for row-level security), and the person or session it belongs to (gone
+# with them).
+Id = Annotated[uuid.UUID, mapped_column(primary_key=True, default=uuid.uuid4)]
+CreatedAt = Annotated[datetime, mapped_column(server_default=func.now())]
+TenantId = Annotated[
+    uuid.UUID, mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+]
+UserId = Annotated[uuid.UUID, mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)]
+SessionId = Annotated[
+    uuid.UUID, mapped_column(ForeignKey("training_sessions.id", ondelete="CASCADE"))
+]
 
 
 class UserRole(enum.StrEnum):
@@ -57,12 +61,13 @@ class SessionStatus(enum.StrEnum):
     ended = "ended"
 
 
-class SessionMode(enum.StrEnum):
-    """Which agents work around the conversation."""
-
-    practice = "practice"  # every agent, hints included
-    assessment = "assessment"  # no hints; compliance, review and the score still run
-    conversation = "conversation"  # the persona alone: no agents, no score
+# The modes are named once, in the contracts the gateway and the orchestrator share; the
+# column's enum is made of those names (mypy cannot see members made at run time).
+SessionMode = enum.StrEnum(  # type: ignore[misc]
+    "SessionMode",
+    [(name, name) for name in get_args(SessionModeName)],
+    module=__name__,
+)
 
 
 class Speaker(enum.StrEnum):
@@ -73,25 +78,25 @@ class Speaker(enum.StrEnum):
 class Tenant(Base):
     __tablename__ = "tenants"
 
-    id: Mapped[uuid.UUID] = _uuid_pk()
+    id: Mapped[Id]
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[datetime] = _created_at()
+    created_at: Mapped[CreatedAt]
 
 
 class User(Base):
     __tablename__ = "users"
     __table_args__ = (UniqueConstraint("tenant_id", "email"),)
 
-    id: Mapped[uuid.UUID] = _uuid_pk()
-    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    id: Mapped[Id]
+    tenant_id: Mapped[TenantId]
     email: Mapped[str] = mapped_column(String(320))
     display_name: Mapped[str] = mapped_column(String(200))
     role: Mapped[UserRole] = mapped_column(Enum(UserRole, name="user_role"))
     # argon2id; None until the user sets a password (an invited user cannot sign in yet).
     password_hash: Mapped[str | None] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(default=True, server_default=text("true"))
-    created_at: Mapped[datetime] = _created_at()
+    created_at: Mapped[CreatedAt]
 
 
 class RefreshToken(Base):
@@ -103,15 +108,13 @@ class RefreshToken(Base):
 
     __tablename__ = "refresh_tokens"
 
-    id: Mapped[uuid.UUID] = _uuid_pk()
-    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), index=True
-    )
+    id: Mapped[Id]
+    tenant_id: Mapped[TenantId]
+    user_id: Mapped[UserId]
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = _created_at()
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    created_at: Mapped[CreatedAt]
 
 
 class Persona(Base):
@@ -120,8 +123,8 @@ class Persona(Base):
     __tablename__ = "personas"
     __table_args__ = (UniqueConstraint("tenant_id", "slug"),)
 
-    id: Mapped[uuid.UUID] = _uuid_pk()
-    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    id: Mapped[Id]
+    tenant_id: Mapped[TenantId]
     slug: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(200))
@@ -133,7 +136,7 @@ class Persona(Base):
     hidden: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
     # Words that make this persona the one to answer in a buying committee (the director).
     topics: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
-    created_at: Mapped[datetime] = _created_at()
+    created_at: Mapped[CreatedAt]
 
 
 class Scenario(Base):
@@ -142,8 +145,8 @@ class Scenario(Base):
     __tablename__ = "scenarios"
     __table_args__ = (UniqueConstraint("tenant_id", "slug"),)
 
-    id: Mapped[uuid.UUID] = _uuid_pk()
-    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    id: Mapped[Id]
+    tenant_id: Mapped[TenantId]
     slug: Mapped[str] = mapped_column(String(64))
     title: Mapped[str] = mapped_column(String(200))
     product: Mapped[str] = mapped_column(Text)
@@ -158,9 +161,9 @@ class Scenario(Base):
     vendor_website_knowledge_base: Mapped[str | None] = mapped_column(String(30))
     # The rubric a finished session is scored against (None: no score).
     rubric_id: Mapped[uuid.UUID | None] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("rubrics.id", ondelete="SET NULL")
+        ForeignKey("rubrics.id", ondelete="SET NULL")
     )
-    created_at: Mapped[datetime] = _created_at()
+    created_at: Mapped[CreatedAt]
 
     personas: Mapped[list[ScenarioPersona]] = relationship(
         order_by="ScenarioPersona.position",
@@ -175,12 +178,12 @@ class ScenarioPersona(Base):
 
     __tablename__ = "scenario_personas"
 
-    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    tenant_id: Mapped[TenantId]
     scenario_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("scenarios.id", ondelete="CASCADE"), primary_key=True
+        ForeignKey("scenarios.id", ondelete="CASCADE"), primary_key=True
     )
     persona_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("personas.id", ondelete="CASCADE"), primary_key=True
+        ForeignKey("personas.id", ondelete="CASCADE"), primary_key=True
     )
     position: Mapped[int] = mapped_column(Integer, default=0)
 
@@ -190,30 +193,26 @@ class ScenarioPersona(Base):
 class TrainingSession(Base):
     __tablename__ = "training_sessions"
 
-    id: Mapped[uuid.UUID] = _uuid_pk()
-    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), index=True
-    )
-    scenario_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("scenarios.id", ondelete="RESTRICT")
-    )
+    id: Mapped[Id]
+    tenant_id: Mapped[TenantId]
+    user_id: Mapped[UserId]
+    scenario_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("scenarios.id", ondelete="RESTRICT"))
     status: Mapped[SessionStatus] = mapped_column(
         Enum(SessionStatus, name="session_status"), default=SessionStatus.active
     )
     mode: Mapped[SessionMode] = mapped_column(
         Enum(SessionMode, name="session_mode"),
-        default=SessionMode.practice,
-        server_default=SessionMode.practice.value,
+        default=SessionMode("practice"),
+        server_default="practice",
     )
     # The course the session was started in, if any (its mode applies).
     course_id: Mapped[uuid.UUID | None] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("courses.id", ondelete="SET NULL")
+        ForeignKey("courses.id", ondelete="SET NULL")
     )
     # Highest sequence number handed out; bumped in the same transaction as the turn insert.
     last_seq: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
-    created_at: Mapped[datetime] = _created_at()
-    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[CreatedAt]
+    ended_at: Mapped[datetime | None]
 
 
 class Turn(Base):
@@ -239,14 +238,12 @@ class Turn(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
-    session_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("training_sessions.id", ondelete="CASCADE")
-    )
+    tenant_id: Mapped[TenantId]
+    session_id: Mapped[SessionId]
     seq: Mapped[int] = mapped_column(Integer)
     speaker: Mapped[Speaker] = mapped_column(Enum(Speaker, name="speaker"))
     persona_id: Mapped[uuid.UUID | None] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("personas.id", ondelete="SET NULL")
+        ForeignKey("personas.id", ondelete="SET NULL")
     )
     client_turn_id: Mapped[str | None] = mapped_column(String(64))
     # For an NPC turn: the trainee turn it answers. Unique, so a reply is stored once.
@@ -256,7 +253,7 @@ class Turn(Base):
     model: Mapped[str | None] = mapped_column(String(200))
     # For an NPC turn: the knowledge chunks the reply was grounded on.
     citations: Mapped[list[dict] | None] = mapped_column(JsonDoc)
-    created_at: Mapped[datetime] = _created_at()
+    created_at: Mapped[CreatedAt]
 
 
 class KnowledgeBase(Base):
@@ -269,11 +266,11 @@ class KnowledgeBase(Base):
     __tablename__ = "knowledge_bases"
     __table_args__ = (UniqueConstraint("tenant_id", "slug"),)
 
-    id: Mapped[uuid.UUID] = _uuid_pk()
-    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    id: Mapped[Id]
+    tenant_id: Mapped[TenantId]
     slug: Mapped[str] = mapped_column(String(30))
     chunking: Mapped[dict] = mapped_column(JsonDoc)
-    created_at: Mapped[datetime] = _created_at()
+    created_at: Mapped[CreatedAt]
 
 
 class KnowledgeDocument(Base):
@@ -282,10 +279,10 @@ class KnowledgeDocument(Base):
     __tablename__ = "knowledge_documents"
     __table_args__ = (UniqueConstraint("knowledge_base_id", "sha256"),)
 
-    id: Mapped[uuid.UUID] = _uuid_pk()
-    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    id: Mapped[Id]
+    tenant_id: Mapped[TenantId]
     knowledge_base_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("knowledge_bases.id", ondelete="CASCADE"), index=True
+        ForeignKey("knowledge_bases.id", ondelete="CASCADE"), index=True
     )
     sha256: Mapped[str] = mapped_column(String(64))
     filename: Mapped[str] = mapped_column(String(255))
@@ -293,7 +290,7 @@ class KnowledgeDocument(Base):
     size_bytes: Mapped[int] = mapped_column(Integer)
     chunks: Mapped[int] = mapped_column(Integer)
     content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
-    created_at: Mapped[datetime] = _created_at()
+    created_at: Mapped[CreatedAt]
 
 
 class AuditEvent(Base):
@@ -302,13 +299,13 @@ class AuditEvent(Base):
     __tablename__ = "audit_events"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
-    actor_user_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    tenant_id: Mapped[TenantId]
+    actor_user_id: Mapped[uuid.UUID | None]
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str] = mapped_column(String(300))
     details: Mapped[dict] = mapped_column(JsonDoc, default=dict)
     request_id: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[datetime] = _created_at()
+    created_at: Mapped[CreatedAt]
 
 
 class Rubric(Base):
@@ -321,13 +318,13 @@ class Rubric(Base):
     __tablename__ = "rubrics"
     __table_args__ = (UniqueConstraint("tenant_id", "slug"),)
 
-    id: Mapped[uuid.UUID] = _uuid_pk()
-    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    id: Mapped[Id]
+    tenant_id: Mapped[TenantId]
     slug: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
     pass_score: Mapped[float] = mapped_column(Float)
     criteria: Mapped[list[dict]] = mapped_column(JsonDoc)
-    created_at: Mapped[datetime] = _created_at()
+    created_at: Mapped[CreatedAt]
 
 
 class ComplianceRule(Base):
@@ -336,8 +333,8 @@ class ComplianceRule(Base):
     __tablename__ = "compliance_rules"
     __table_args__ = (UniqueConstraint("tenant_id", "slug"),)
 
-    id: Mapped[uuid.UUID] = _uuid_pk()
-    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    id: Mapped[Id]
+    tenant_id: Mapped[TenantId]
     slug: Mapped[str] = mapped_column(String(64))
     description: Mapped[str] = mapped_column(Text)
     kind: Mapped[str] = mapped_column(String(24))
@@ -347,7 +344,7 @@ class ComplianceRule(Base):
     examples: Mapped[list[str]] = mapped_column(JsonDoc, default=list)
     threshold: Mapped[float] = mapped_column(Float, default=0.55)
     severity: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[datetime] = _created_at()
+    created_at: Mapped[CreatedAt]
 
 
 class AgentEvent(Base):
@@ -357,15 +354,13 @@ class AgentEvent(Base):
     __tablename__ = "agent_events"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
-    session_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("training_sessions.id", ondelete="CASCADE"), index=True
-    )
+    tenant_id: Mapped[TenantId]
+    session_id: Mapped[SessionId] = mapped_column(index=True)
     reply_to_seq: Mapped[int | None] = mapped_column(Integer)
     agent: Mapped[str] = mapped_column(String(32))
     kind: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict] = mapped_column(JsonDoc)
-    created_at: Mapped[datetime] = _created_at()
+    created_at: Mapped[CreatedAt]
 
 
 class SessionEvaluation(Base):
@@ -373,18 +368,14 @@ class SessionEvaluation(Base):
 
     __tablename__ = "session_evaluations"
 
-    session_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("training_sessions.id", ondelete="CASCADE"), primary_key=True
-    )
-    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), index=True
-    )
+    session_id: Mapped[SessionId] = mapped_column(primary_key=True)
+    tenant_id: Mapped[TenantId]
+    user_id: Mapped[UserId]
     rubric_slug: Mapped[str] = mapped_column(String(64))
     score: Mapped[float] = mapped_column(Float)
     passed: Mapped[bool]
     report: Mapped[dict] = mapped_column(JsonDoc)
-    created_at: Mapped[datetime] = _created_at()
+    created_at: Mapped[CreatedAt]
 
 
 class SkillScore(Base):
@@ -394,16 +385,12 @@ class SkillScore(Base):
     __table_args__ = (UniqueConstraint("session_id", "skill"),)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), index=True
-    )
-    session_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("training_sessions.id", ondelete="CASCADE")
-    )
+    tenant_id: Mapped[TenantId]
+    user_id: Mapped[UserId]
+    session_id: Mapped[SessionId]
     skill: Mapped[str] = mapped_column(String(64))
     score: Mapped[float] = mapped_column(Float)
-    created_at: Mapped[datetime] = _created_at()
+    created_at: Mapped[CreatedAt]
 
 
 class TraineeMemoryRow(Base):
@@ -412,17 +399,13 @@ class TraineeMemoryRow(Base):
 
     __tablename__ = "trainee_memories"
 
-    id: Mapped[uuid.UUID] = _uuid_pk()
-    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), index=True
-    )
-    session_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("training_sessions.id", ondelete="CASCADE"), unique=True
-    )
+    id: Mapped[Id]
+    tenant_id: Mapped[TenantId]
+    user_id: Mapped[UserId]
+    session_id: Mapped[SessionId] = mapped_column(unique=True)
     summary: Mapped[str] = mapped_column(Text)
     weak_skills: Mapped[list[str]] = mapped_column(JsonDoc)
-    created_at: Mapped[datetime] = _created_at()
+    created_at: Mapped[CreatedAt]
 
 
 class Team(Base):
@@ -431,21 +414,21 @@ class Team(Base):
     __tablename__ = "teams"
     __table_args__ = (UniqueConstraint("tenant_id", "name"),)
 
-    id: Mapped[uuid.UUID] = _uuid_pk()
-    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    id: Mapped[Id]
+    tenant_id: Mapped[TenantId]
     name: Mapped[str] = mapped_column(String(120))
-    created_at: Mapped[datetime] = _created_at()
+    created_at: Mapped[CreatedAt]
 
 
 class TeamMember(Base):
     __tablename__ = "team_members"
 
-    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    tenant_id: Mapped[TenantId]
     team_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True
+        ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True
     )
     user_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
 
 
@@ -454,15 +437,13 @@ class Invitation(Base):
 
     __tablename__ = "invitations"
 
-    id: Mapped[uuid.UUID] = _uuid_pk()
-    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), index=True
-    )
+    id: Mapped[Id]
+    tenant_id: Mapped[TenantId]
+    user_id: Mapped[UserId]
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = _created_at()
+    expires_at: Mapped[datetime]
+    accepted_at: Mapped[datetime | None]
+    created_at: Mapped[CreatedAt]
 
 
 class CourseStatus(enum.StrEnum):
@@ -477,8 +458,8 @@ class Course(Base):
     __tablename__ = "courses"
     __table_args__ = (UniqueConstraint("tenant_id", "slug"),)
 
-    id: Mapped[uuid.UUID] = _uuid_pk()
-    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    id: Mapped[Id]
+    tenant_id: Mapped[TenantId]
     slug: Mapped[str] = mapped_column(String(64))
     title: Mapped[str] = mapped_column(String(200))
     status: Mapped[CourseStatus] = mapped_column(
@@ -487,7 +468,7 @@ class Course(Base):
     pass_score: Mapped[float] = mapped_column(Float)
     mode: Mapped[SessionMode] = mapped_column(Enum(SessionMode, name="session_mode"))
     scenario_ids: Mapped[list[str]] = mapped_column(JsonDoc)  # in order
-    created_at: Mapped[datetime] = _created_at()
+    created_at: Mapped[CreatedAt]
 
 
 class CourseAssignment(Base):
@@ -495,19 +476,15 @@ class CourseAssignment(Base):
 
     __tablename__ = "course_assignments"
 
-    id: Mapped[uuid.UUID] = _uuid_pk()
-    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    id: Mapped[Id]
+    tenant_id: Mapped[TenantId]
     course_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("courses.id", ondelete="CASCADE"), index=True
+        ForeignKey("courses.id", ondelete="CASCADE"), index=True
     )
-    team_id: Mapped[uuid.UUID | None] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("teams.id", ondelete="CASCADE")
-    )
-    user_id: Mapped[uuid.UUID | None] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE")
-    )
-    due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = _created_at()
+    team_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    due_at: Mapped[datetime | None]
+    created_at: Mapped[CreatedAt]
 
 
 class SessionReview(Base):
@@ -516,18 +493,16 @@ class SessionReview(Base):
 
     __tablename__ = "session_reviews"
 
-    session_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("training_sessions.id", ondelete="CASCADE"), primary_key=True
-    )
-    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
+    session_id: Mapped[SessionId] = mapped_column(primary_key=True)
+    tenant_id: Mapped[TenantId]
     reviewer_id: Mapped[uuid.UUID | None] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
+        ForeignKey("users.id", ondelete="SET NULL")
     )
     score: Mapped[float] = mapped_column(Float)
     passed: Mapped[bool]
     reason: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = _created_at()
-    updated_at: Mapped[datetime] = _created_at()
+    created_at: Mapped[CreatedAt]
+    updated_at: Mapped[CreatedAt]
 
 
 class ReviewComment(Base):
@@ -535,14 +510,10 @@ class ReviewComment(Base):
 
     __tablename__ = "review_comments"
 
-    id: Mapped[uuid.UUID] = _uuid_pk()
-    tenant_id: Mapped[uuid.UUID] = _tenant_fk()
-    session_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("training_sessions.id", ondelete="CASCADE"), index=True
-    )
+    id: Mapped[Id]
+    tenant_id: Mapped[TenantId]
+    session_id: Mapped[SessionId] = mapped_column(index=True)
     seq: Mapped[int] = mapped_column(Integer)
-    author_id: Mapped[uuid.UUID | None] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
-    )
+    author_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     text: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = _created_at()
+    created_at: Mapped[CreatedAt]

@@ -8,7 +8,17 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from db.models import Invitation, Team, TeamMember, User
+from db.models import Invitation, Team, TeamMember, User, UserRole
+
+
+async def add_user(
+    session: AsyncSession, *, tenant_id: uuid.UUID, email: str, display_name: str, role: UserRole
+) -> User:
+    """A person without a password yet: they set one with an invitation."""
+    user = User(tenant_id=tenant_id, email=email, display_name=display_name, role=role)
+    session.add(user)
+    await session.flush()
+    return user
 
 
 async def list_users(session: AsyncSession, *, ids: set[uuid.UUID] | None = None) -> list[User]:

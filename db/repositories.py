@@ -86,7 +86,7 @@ async def create_training_session(
     tenant_id: uuid.UUID,
     user_id: uuid.UUID,
     scenario_id: uuid.UUID,
-    mode: SessionMode = SessionMode.practice,
+    mode: SessionMode,
     course_id: uuid.UUID | None = None,
 ) -> TrainingSession:
     training = TrainingSession(
@@ -240,13 +240,6 @@ async def end_training_session(session: AsyncSession, *, session_id: uuid.UUID) 
         .where(TrainingSession.id == session_id, TrainingSession.status == SessionStatus.active)
         .values(status=SessionStatus.ended, ended_at=func.now())
     )
-
-
-def turn_speaker(turn: Turn, persona_slugs: dict[uuid.UUID, str]) -> str:
-    """Who said a turn, as events name it: the persona's slug for NPC turns, else ``trainee``."""
-    if turn.persona_id is not None:
-        return persona_slugs.get(turn.persona_id, turn.speaker.value)
-    return turn.speaker.value
 
 
 async def persona_slugs(

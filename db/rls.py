@@ -12,9 +12,10 @@ from collections.abc import Iterable
 from alembic import op
 
 from db.embedded import APP_ROLE
+from db.engine import TENANT_SETTING
 
 POLICY = "tenant_isolation"
-TENANT_PREDICATE = "tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid"
+TENANT_PREDICATE = f"tenant_id = NULLIF(current_setting('{TENANT_SETTING}', true), '')::uuid"
 
 
 def _app_role_exists() -> bool:

@@ -13,6 +13,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from serve_apps.contracts.turn import SessionModeName
+
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 
 
@@ -52,9 +54,8 @@ class ThinkTime(_Strict):
 
 class TraineeSettings(_Strict):
     scenario: str = "crm-discovery-call"
-    # practice: every agent around the persona (what a trainee usually gets); conversation:
-    # the persona alone; assessment: no hints.
-    mode: Literal["practice", "assessment", "conversation"] = "practice"
+    # practice (what a trainee usually gets), assessment or conversation (the persona alone).
+    mode: SessionModeName = "practice"
     turns_per_session: int = Field(6, ge=1, le=100)
     # dev: the seeded demo trainee through development mode's headers (and query parameters
     # on the WebSocket); invite: each virtual trainee is invited by the demo admin, sets a

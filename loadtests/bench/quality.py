@@ -525,14 +525,14 @@ async def run_probes(
                     temperature=settings.npc_temperature
                     if persona == "current"
                     else BEFORE_TEMPERATURE,
+                    grounding=retrieve(scenario.get("knowledge_base"), line),
                     mode="assessment",
                 )
-                grounding = retrieve(request.knowledge_base, line)
                 speaker.done.clear()
                 first_tokens_before = len(chat.first_token_s)
                 final: NPCChunk | None = None
                 reviews: list[Review] = []
-                async for event in turn.run(request, grounding):
+                async for event in turn.run(request):
                     if isinstance(event, NPCChunk) and event.done:
                         final = event
                     elif isinstance(event, Review):

@@ -8,22 +8,27 @@ in that company and writes the reason to that company's audit log, where its adm
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
-from sqlalchemy import create_engine, select
-from sqlalchemy.orm import Session
 
-from db.engine import act_as_tenant
-from db.models import AuditEvent, Invitation, Tenant, User, UserRole
+from db import audit
+from db import people_repository as people
+from db import repositories as repo
+from db import tenant_repository as tenants
+from db.engine import act_as_tenant, create_engine, session_factory
+from db.models import UserRole
 from serve_apps.contracts.specs import SLUG_PATTERN
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from serve_apps.gateway.auth import AccessTokens
 
 operator_app = typer.Typer(
@@ -32,12 +37,13 @@ operator_app = typer.Typer(
 
 SUPPORT_EMAIL = "platform-support@salesboost.invalid"
 SLUG = re.compile(SLUG_PATTERN)
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
-def owner_session() -> Iterator[Session]:
-    """A session as the schema owner: the configured migration URL, or the embedded server
-    under the data directory (started for the command, or the running one reused)."""
+def owner_database() -> Iterator[str]:
+    """The schema owner's URL, migrated to head: the configured migration URL, or the embedded
+    server under the data directory (started for the command, or the running one reused)."""
     from serve_apps.settings import get_settings
 
     settings = get_settings()
@@ -55,89 +61,102 @@ def owner_session() -> Iterator[Session]:
         url = f"postgresql+psycopg://{OWNER_ROLE}@/{DATABASE}?host={socket_dir}"
     from db.migrate import upgrade
 
-    upgrade(url)
-    engine = create_engine(url)
     try:
-        with Session(engine) as session, session.begin():
-            yield session
+        upgrade(url)
+        yield url
     finally:
-        engine.dispose()
         if server is not None:
             server.cleanup()
 
 
-def _act_as(session: Session, tenant_id: uuid.UUID) -> None:
-    session.execute(*act_as_tenant(tenant_id))
+def as_owner(url: str, use: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """``use(session)`` in one transaction as the schema owner at ``url``, who may insert
+    companies; row-level security still holds inside a company (each use case acts as the
+    company it writes)."""
+
+    async def run() -> T:
+        engine = create_engine(url, pool_size=1)
+        try:
+            async with session_factory(engine)() as session, session.begin():
+                return await use(session)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
 
 
-def create_tenant(
-    session: Session, *, slug: str, name: str, admin_email: str, admin_name: str
+async def create_tenant(
+    session: AsyncSession, *, slug: str, name: str, admin_email: str, admin_name: str
 ) -> tuple[uuid.UUID, str]:
     """The company, its first admin (no password yet) and their invitation token."""
-    from serve_apps.gateway.auth import INVITE_PREFIX, new_tenant_token, token_digest
-    from serve_apps.gateway.use_cases.people import INVITATION_TTL
+    from serve_apps.gateway.auth import (
+        INVITATION_TTL,
+        INVITE_PREFIX,
+        new_tenant_token,
+        token_digest,
+    )
 
     if not SLUG.match(slug):
         raise ValueError(f"{slug!r}: use lowercase letters, digits and dashes")
-    if session.scalar(select(Tenant.id).where(Tenant.slug == slug)) is not None:
+    if await tenants.tenant_by_slug(session, slug=slug) is not None:
         raise ValueError(f"a company {slug!r} exists already")
-    tenant = Tenant(slug=slug, name=name)
-    session.add(tenant)
-    session.flush()
-    _act_as(session, tenant.id)
-    admin = User(
-        tenant_id=tenant.id, email=admin_email.lower(), display_name=admin_name, role=UserRole.admin
+    tenant = await tenants.add_tenant(session, slug=slug, name=name)
+    await session.execute(*act_as_tenant(tenant.id))
+    admin = await people.add_user(
+        session,
+        tenant_id=tenant.id,
+        email=admin_email.lower(),
+        display_name=admin_name,
+        role=UserRole.admin,
     )
-    session.add(admin)
-    session.flush()
     token = new_tenant_token(INVITE_PREFIX, tenant.id)
-    session.add(
-        Invitation(
-            tenant_id=tenant.id,
-            user_id=admin.id,
-            token_sha256=token_digest(token),
-            expires_at=datetime.now(UTC) + INVITATION_TTL,
-        )
+    await people.add_invitation(
+        session,
+        tenant_id=tenant.id,
+        user_id=admin.id,
+        token_sha256=token_digest(token),
+        expires_at=datetime.now(UTC) + INVITATION_TTL,
     )
-    session.add(
-        AuditEvent(
-            tenant_id=tenant.id,
-            action="operator.create_tenant",
-            target=slug,
-            details={"admin": admin.email},
-        )
+    await audit.record(
+        session,
+        tenant_id=tenant.id,
+        actor_user_id=None,
+        action="operator.create_tenant",
+        target=slug,
+        details={"admin": admin.email},
     )
     return tenant.id, token
 
 
-def support_access(session: Session, *, slug: str, reason: str, tokens: AccessTokens) -> str:
+async def support_access(
+    session: AsyncSession, *, slug: str, reason: str, tokens: AccessTokens
+) -> str:
     """A short-lived admin access token into ``slug``, recorded in its audit log."""
     from serve_apps.gateway.auth import AccessClaims
 
     if len(reason.strip()) < 10:
         raise ValueError("say why (at least 10 characters): the company's admins will read it")
-    tenant = session.scalar(select(Tenant).where(Tenant.slug == slug))
+    tenant = await tenants.tenant_by_slug(session, slug=slug)
     if tenant is None:
         raise ValueError(f"no company {slug!r}")
-    _act_as(session, tenant.id)
-    support = session.scalar(select(User).where(User.email == SUPPORT_EMAIL))
-    if support is None:  # no password: it can only act through these audited tokens
-        support = User(
+    await session.execute(*act_as_tenant(tenant.id))
+    try:
+        support = await repo.user_by_email(session, email=SUPPORT_EMAIL)
+    except repo.NotFoundError:  # no password: it can only act through these audited tokens
+        support = await people.add_user(
+            session,
             tenant_id=tenant.id,
             email=SUPPORT_EMAIL,
             display_name="Platform support",
             role=UserRole.admin,
         )
-        session.add(support)
-        session.flush()
-    session.add(
-        AuditEvent(
-            tenant_id=tenant.id,
-            actor_user_id=support.id,
-            action="operator.support_access",
-            target=slug,
-            details={"reason": reason.strip(), "minutes": tokens.ttl_s // 60},
-        )
+    await audit.record(
+        session,
+        tenant_id=tenant.id,
+        actor_user_id=support.id,
+        action="operator.support_access",
+        target=slug,
+        details={"reason": reason.strip(), "minutes": tokens.ttl_s // 60},
     )
     return tokens.issue(AccessClaims(tenant_id=tenant.id, user_id=support.id, role="admin"))
 
@@ -150,15 +169,20 @@ def create_tenant_command(
     admin_name: Annotated[str, typer.Option(help="The first admin's name.")] = "Admin",
 ) -> None:
     """Create a company and its first admin; prints the admin's invitation token."""
+    from serve_apps.gateway.auth import INVITATION_TTL
+
     try:
-        with owner_session() as session:
-            tenant_id, token = create_tenant(
-                session, slug=slug, name=name, admin_email=admin_email, admin_name=admin_name
+        with owner_database() as url:
+            tenant_id, token = as_owner(
+                url,
+                lambda session: create_tenant(
+                    session, slug=slug, name=name, admin_email=admin_email, admin_name=admin_name
+                ),
             )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     typer.echo(f"created {slug} ({tenant_id}) with admin {admin_email}")
-    typer.echo("the admin sets a password with (valid 7 days, once):")
+    typer.echo(f"the admin sets a password with (valid {INVITATION_TTL.days} days, once):")
     typer.echo(
         "  POST /v1/auth/accept-invite "
         f'{{"invitation_token": "{token}", "password": "<12+ characters>"}}'
@@ -184,8 +208,11 @@ def support_access_command(
         ttl_s=minutes * 60,
     )
     try:
-        with owner_session() as session:
-            token = support_access(session, slug=slug, reason=reason, tokens=tokens)
+        with owner_database() as url:
+            token = as_owner(
+                url,
+                lambda session: support_access(session, slug=slug, reason=reason, tokens=tokens),
+            )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     typer.echo(token)

@@ -12,7 +12,7 @@ with structured output.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -21,6 +21,18 @@ from retrieval.names import KB_SLUG_PATTERN
 # The one definition of a slug (personas, scenarios, rubrics, rules, courses, companies).
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
 Severity = Literal["info", "warning", "critical"]
+# The stages of a sales conversation, in order: a scenario starts at one of them, and the coach
+# follows the conversation through them.
+SalesStage = Literal[
+    "introduction",
+    "qualification",
+    "needs analysis",
+    "value proposition",
+    "solution presentation",
+    "objection handling",
+    "close",
+]
+SALES_STAGES: tuple[SalesStage, ...] = get_args(SalesStage)
 
 
 def storable(value: Any) -> Any:
@@ -220,15 +232,7 @@ class ScenarioSpec(_Spec):
     slug: str = Field(..., pattern=SLUG_PATTERN)
     title: str = Field(..., min_length=1, max_length=200)
     product: str = _Text
-    stage: Literal[
-        "introduction",
-        "qualification",
-        "needs analysis",
-        "value proposition",
-        "solution presentation",
-        "objection handling",
-        "close",
-    ] = "qualification"
+    stage: SalesStage = "qualification"
     difficulty: Literal["easy", "medium", "hard"] = "medium"
     description: str = _Text
     knowledge_base: str | None = Field(

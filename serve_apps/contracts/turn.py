@@ -49,6 +49,10 @@ class TranscriptTurn(BaseModel):
     text: str
 
 
+# Which agents work around the conversation: ``practice``, every agent, hints included;
+# ``assessment``, no hints (compliance, review and the score still run); ``conversation``, the
+# persona alone (no agents, no score). The one list of modes: the database's enum is built
+# from it (``db.models.SessionMode``).
 SessionModeName = Literal["practice", "assessment", "conversation"]
 
 

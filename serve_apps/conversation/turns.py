@@ -59,16 +59,6 @@ class TraineeTurnRecord:
     reply: StoredReply | None
 
 
-@dataclass(frozen=True)
-class ReplayTurn:
-    seq: int
-    speaker: str
-    text: str
-    client_turn_id: str | None
-    reply_to: int | None
-    citations: list[RetrievedChunk] = field(default_factory=list)
-
-
 class ConversationStore(Protocol):
     """Persistence of one session's turns (PostgreSQL in the product)."""
 
@@ -89,7 +79,7 @@ class ConversationStore(Protocol):
         self, *, reply_to_seq: int | None, events: list[AgentEvent | ErrorEvent]
     ) -> None: ...
 
-    async def turns_after(self, *, last_seq: int) -> list[ReplayTurn]: ...
+    async def turns_after(self, *, last_seq: int) -> list[StoredTurn]: ...
 
 
 class GenerationLocks(Protocol):
@@ -406,16 +396,7 @@ class Conversation:
 
     async def replay(self, last_seq: int) -> None:
         for turn in await self.store.turns_after(last_seq=last_seq):
-            await self._emit(
-                StoredTurn(
-                    seq=turn.seq,
-                    speaker=turn.speaker,
-                    text=turn.text,
-                    client_turn_id=turn.client_turn_id,
-                    reply_to=turn.reply_to,
-                    citations=turn.citations,
-                )
-            )
+            await self._emit(turn)
 
     async def report(self, event: BaseModel) -> None:
         """Send an event that is not part of a turn (an error, the session's score)."""

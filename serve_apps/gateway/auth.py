@@ -6,6 +6,7 @@
   ``sub`` (user), ``tid`` (tenant) and ``role`` all required.
 * Refresh tokens: opaque random strings that name their tenant (so the row can be found
   under row-level security); only their SHA-256 is stored; one use each (rotation).
+  Invitation tokens are made the same way, and set a password once within their lifetime.
 * WebSocket tickets: a browser cannot put a header on a WebSocket, and an access token in
   a URL ends up in logs, so the client trades its token for a single-use ticket that lives
   for seconds, and puts that in the URL.
@@ -18,6 +19,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 import jwt
 from argon2 import PasswordHasher
@@ -109,6 +111,8 @@ class AccessTokens:
 
 REFRESH_PREFIX = "rt"
 INVITE_PREFIX = "inv"
+# How long an invitation to set a password stays valid (used once).
+INVITATION_TTL = timedelta(days=7)
 
 
 def new_tenant_token(prefix: str, tenant_id: uuid.UUID) -> str:

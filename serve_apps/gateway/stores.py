@@ -11,6 +11,7 @@ from db import repositories as repo
 from db import training_repository as training
 from db.engine import tenant_transaction
 from db.models import Turn
+from db.transcript import citations_of, stored_turn
 from serve_apps.contracts.knowledge import RetrievedChunk
 from serve_apps.contracts.wire import (
     AgentEvent,
@@ -18,15 +19,12 @@ from serve_apps.contracts.wire import (
     ErrorEvent,
     Hint,
     Review,
+    StoredTurn,
     TurnTaking,
 )
-from serve_apps.conversation.turns import ReplayTurn, StoredReply, TraineeTurnRecord
+from serve_apps.conversation.turns import StoredReply, TraineeTurnRecord
 
 GENERATION_LOCK_TTL_S = 10
-
-
-def citations_of(turn: Turn) -> list[RetrievedChunk]:
-    return [RetrievedChunk.model_validate(c) for c in turn.citations or []]
 
 
 def _reply(turn: Turn, speaker: str | None = None) -> StoredReply:
@@ -121,21 +119,11 @@ class PostgresConversationStore:
                 events=[agent_row(e) for e in events],
             )
 
-    async def turns_after(self, *, last_seq: int) -> list[ReplayTurn]:
+    async def turns_after(self, *, last_seq: int) -> list[StoredTurn]:
         async with tenant_transaction(self._sessions, self._tenant_id) as session:
             turns = await repo.turns_after(session, session_id=self._session_id, after_seq=last_seq)
             speakers = await repo.persona_slugs(session, ids={t.persona_id for t in turns})
-        return [
-            ReplayTurn(
-                seq=t.seq,
-                speaker=repo.turn_speaker(t, speakers),
-                text=t.content,
-                client_turn_id=t.client_turn_id,
-                reply_to=t.reply_to_seq,
-                citations=citations_of(t),
-            )
-            for t in turns
-        ]
+        return [stored_turn(t, speakers) for t in turns]
 
 
 class RedisGenerationLocks:

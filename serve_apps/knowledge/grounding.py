@@ -1,8 +1,8 @@
-"""A trainee turn's knowledge chunks, asked of the knowledge service by whoever holds the turn.
+"""A trainee turn's knowledge chunks, asked of the knowledge service.
 
-The gateway asks the moment a turn arrives (beside storing it), the orchestrator for a
-request that came without them; both the same way. Retrieval failing or running late costs
-the grounding, never the reply.
+The gateway, the one owner of a turn's grounding, asks the moment a turn arrives (beside
+storing it) and sends the chunks to the orchestrator in the turn's request. Retrieval failing
+or running late costs the grounding, never the reply.
 """
 
 from __future__ import annotations

@@ -66,9 +66,9 @@ class TrainingOrchestrator:
         # One line per reply asked of the model, in the replica's Serve log with the request
         # id: a retried turn must not show up twice.
         _serve_log.info("model asked: session %s turn %s", request.session_id, request.reply_to_seq)
-        # The gateway retrieved the turn's knowledge while it stored the turn: the one owner
-        # of a turn's grounding.
-        async for event in self._turn.run(request, request.grounding):
+        # The request carries the turn's knowledge: the gateway, the one owner of a turn's
+        # grounding, retrieved it while it stored the turn.
+        async for event in self._turn.run(request):
             yield event
 
     async def evaluate(

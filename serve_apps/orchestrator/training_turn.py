@@ -28,7 +28,6 @@ from collections.abc import AsyncIterator, Awaitable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from serve_apps.contracts.knowledge import RetrievedChunk
 from serve_apps.contracts.turn import NPCChunk, TurnRequest
 from serve_apps.contracts.wire import (
     ComplianceFinding,
@@ -119,14 +118,13 @@ class TrainingTurn:
         )
         self._director = Director(judge if settings.director_uses_judge else None)
 
-    async def run(
-        self, request: TurnRequest, grounding: list[RetrievedChunk]
-    ) -> AsyncIterator[TurnEvent]:
+    async def run(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
         if request.mode == "conversation":  # the persona alone
             async for chunk in self._npc.stream_reply(request):
                 yield chunk
             return
         seq = request.reply_to_seq
+        grounding = request.grounding
         compliance = ComplianceChecker(
             request.compliance_rules,
             self._judge if self._settings.compliance_uses_judge else None,

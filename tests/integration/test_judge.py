@@ -83,7 +83,7 @@ async def test_a_judge_that_times_out_costs_an_error_event_not_the_reply(engine)
         max_tokens=24,
         mode="practice",
     )
-    events = [event async for event in turn.run(request, [])]
+    events = [event async for event in turn.run(request)]
     errors = [e for e in events if getattr(e, "type", None) == "error"]
     assert [(e.agent, e.code) for e in errors] == [("coach", "agent_failed")]
     (done,) = [e for e in events if isinstance(e, NPCChunk) and e.done]

@@ -7,10 +7,8 @@ import uuid
 
 import httpx
 import pytest
-from sqlalchemy import create_engine
-from sqlalchemy.orm import Session
 
-from serve_apps.cli.operator import create_tenant, support_access
+from serve_apps.cli.operator import as_owner, create_tenant, support_access
 from serve_apps.gateway.auth import AccessTokens
 from serve_apps.stack import signing_secret
 
@@ -18,18 +16,21 @@ pytestmark = pytest.mark.integration
 PASSWORD = "a long and unguessable test passphrase"
 
 
-def _owner(owner_db_url: str):
-    return Session(create_engine(owner_db_url))
-
-
 def test_a_new_company_gets_an_admin_who_signs_in_with_the_invitation(base_url, owner_db_url):
     slug = f"acme-{uuid.uuid4().hex[:6]}"
-    with _owner(owner_db_url) as session, session.begin():
-        _, token = create_tenant(
+    _, token = as_owner(
+        owner_db_url,
+        lambda session: create_tenant(
             session, slug=slug, name="Acme", admin_email="Boss@Acme.example", admin_name="Boss"
+        ),
+    )
+    with pytest.raises(ValueError):
+        as_owner(
+            owner_db_url,
+            lambda session: create_tenant(
+                session, slug=slug, name="Again", admin_email="x@y.z", admin_name="X"
+            ),
         )
-    with _owner(owner_db_url) as session, session.begin(), pytest.raises(ValueError):
-        create_tenant(session, slug=slug, name="Again", admin_email="x@y.z", admin_name="X")
     with httpx.Client(base_url=base_url, timeout=30) as http:
         accepted = http.post(
             "/v1/auth/accept-invite", json={"invitation_token": token, "password": PASSWORD}
@@ -52,12 +53,17 @@ def test_support_access_is_short_lived_and_written_to_the_companys_audit_log(
         audience=stack.settings.jwt_audience,
         ttl_s=5 * 60,
     )
-    with _owner(owner_db_url) as session, session.begin(), pytest.raises(ValueError):
-        support_access(session, slug="demo", reason="because", tokens=tokens)
-    with _owner(owner_db_url) as session, session.begin():
-        token = support_access(
-            session, slug="demo", reason="ticket 4711: scores look wrong", tokens=tokens
+    with pytest.raises(ValueError):
+        as_owner(
+            owner_db_url,
+            lambda session: support_access(session, slug="demo", reason="because", tokens=tokens),
         )
+    token = as_owner(
+        owner_db_url,
+        lambda session: support_access(
+            session, slug="demo", reason="ticket 4711: scores look wrong", tokens=tokens
+        ),
+    )
     with httpx.Client(base_url=base_url, timeout=30) as http:
         bearer = {"Authorization": f"Bearer {token}"}
         assert http.get("/v1/users", headers=bearer).status_code == 200

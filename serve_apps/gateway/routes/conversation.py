@@ -24,14 +24,14 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from db import repositories as repo
 from db import training_repository as training
 from db.engine import tenant_transaction
-from db.models import SessionMode
+from db.transcript import history_turn
 from serve_apps.contracts.specs import ComplianceRuleSpec
 from serve_apps.contracts.turn import (
-    HistoryTurn,
     NPCChunk,
     PersonaCard,
     PersonaPapers,
     ScenarioCard,
+    SessionModeName,
     TurnRequest,
 )
 from serve_apps.contracts.wire import (
@@ -233,22 +233,13 @@ async def _open_conversation(
     async with tenant_transaction(state.sessions, who.tenant_id) as session:
         ctx = await repo.load_session_context(session, session_id=session_id, user_id=who.user_id)
         rules = (
-            await training.compliance_rules(session)
-            if ctx.session.mode != SessionMode.conversation
-            else []
+            await training.compliance_rules(session) if ctx.session.mode != "conversation" else []
         )
     persona = ctx.personas[0]
     slugs = {p.id: p.slug for p in ctx.personas}
-    history = [
-        HistoryTurn(
-            speaker="trainee" if t.speaker.value == "trainee" else "npc",
-            text=t.content,
-            persona=slugs.get(t.persona_id) if t.persona_id else None,
-        )
-        for t in ctx.turns
-    ]
+    history = [history_turn(t, slugs) for t in ctx.turns]
     memory = None
-    if ctx.session.mode == SessionMode.practice and not ctx.turns:
+    if ctx.session.mode == "practice" and not ctx.turns:
         memory = await trainee_memory(
             state.sessions, state.knowledge, who, ctx.scenario.description
         )
@@ -275,7 +266,7 @@ async def _open_conversation(
         scenario=ScenarioCard.model_validate(scenario, from_attributes=True),
         history=history,
         committee=[_persona_card(p) for p in ctx.personas],
-        mode=ctx.session.mode.value,
+        mode=cast(SessionModeName, ctx.session.mode.value),
         compliance_rules=[
             ComplianceRuleSpec.model_validate(r, from_attributes=True) for r in rules
         ],

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from db import people_repository as people
 from db import repositories as repo
 from db.models import Scenario
+from db.transcript import stored_turn
 from serve_apps.gateway.deps import CallerDep, TenantSessionDep
 from serve_apps.gateway.errors import APIError
 from serve_apps.gateway.schemas.sessions import (
@@ -18,7 +19,6 @@ from serve_apps.gateway.schemas.sessions import (
     SessionOut,
     TurnOut,
 )
-from serve_apps.gateway.stores import citations_of
 from serve_apps.gateway.use_cases.sessions import start_session
 
 router = APIRouter(tags=["training"])
@@ -87,14 +87,7 @@ async def get_session(
         scenario=_scenario_out(ctx.scenario),
         stream_url=f"/v1/sessions/{ctx.session.id}/stream",
         turns=[
-            TurnOut(
-                seq=t.seq,
-                speaker=repo.turn_speaker(t, speakers),
-                text=t.content,
-                client_turn_id=t.client_turn_id,
-                reply_to=t.reply_to_seq,
-                citations=citations_of(t),
-            )
+            TurnOut.model_validate(stored_turn(t, speakers), from_attributes=True)
             for t in ctx.turns
         ],
     )

@@ -16,14 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db import repositories as repo
 from db import training_repository as training
 from db.engine import tenant_transaction
-from db.models import SessionMode, Turn
+from db.transcript import transcript_turn
 from serve_apps.contracts.specs import RubricSpec, TraineeMemory
 from serve_apps.contracts.turn import (
     EvaluationReport,
     EvaluationRequest,
     PersonaCard,
     ScenarioCard,
-    TranscriptTurn,
 )
 from serve_apps.contracts.wire import ErrorEvent
 from serve_apps.gateway.errors import APIError
@@ -59,14 +58,14 @@ async def finish_session(
         rubric = await training.rubric_by_id(session, rubric_id=ctx.scenario.rubric_id)
     if stored is not None:
         return EvaluationReport.model_validate(stored.report), []
-    if rubric is None or ctx.session.mode == SessionMode.conversation:
+    if rubric is None or ctx.session.mode == "conversation":
         return None, []
     speakers = {p.id: p.slug for p in ctx.personas}
     evaluation = EvaluationRequest(
         session_id=str(session_id),
         scenario=ScenarioCard.model_validate(ctx.scenario, from_attributes=True),
         personas=[PersonaCard.model_validate(p, from_attributes=True) for p in ctx.personas],
-        transcript=[_transcript_turn(t, speakers) for t in ctx.turns],
+        transcript=[transcript_turn(t, speakers) for t in ctx.turns],
         rubric=RubricSpec(
             slug=rubric.slug,
             name=rubric.name,
@@ -158,9 +157,3 @@ async def trainee_memory(
     for memory in recent:
         weak.extend(s for s in memory.weak_skills if s not in weak)
     return TraineeMemory(summary=nearest.summary, weak_skills=weak)
-
-
-def _transcript_turn(turn: Turn, speakers: dict[uuid.UUID, str]) -> TranscriptTurn:
-    return TranscriptTurn(
-        seq=turn.seq, speaker=repo.turn_speaker(turn, speakers), text=turn.content
-    )

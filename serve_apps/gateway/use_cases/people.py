@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -18,12 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import people_repository as people
 from db.models import TeamMember, User, UserRole
-from serve_apps.gateway.auth import INVITE_PREFIX, new_tenant_token, token_digest
+from serve_apps.gateway.auth import INVITATION_TTL, INVITE_PREFIX, new_tenant_token, token_digest
 from serve_apps.gateway.errors import APIError
 from serve_apps.gateway.identity import Identity
 from serve_apps.gateway.schemas.people import ImportReportOut, ImportRowOut, InviteRequest
 
-INVITATION_TTL = timedelta(days=7)
 MAX_IMPORT_BYTES = 1 << 20
 MAX_IMPORT_ROWS = 1000
 IMPORT_COLUMNS = ("email", "display_name", "role", "team")

@@ -15,23 +15,15 @@ import re
 from pydantic import BaseModel, Field
 
 from serve_apps.contracts.knowledge import RetrievedChunk
-from serve_apps.contracts.specs import TraineeMemory
+from serve_apps.contracts.specs import SALES_STAGES, TraineeMemory
 from serve_apps.contracts.turn import HistoryTurn, PersonaCard, TurnRequest
 from serve_apps.contracts.wire import Hint
 from serve_apps.orchestrator.agents.judge import Judge
 from serve_apps.orchestrator.npc_prompt import sentences
 from serve_apps.orchestrator.semantic import SemanticMatcher
 
-STAGES = (
-    "introduction",
-    "qualification",
-    "needs analysis",
-    "value proposition",
-    "solution presentation",
-    "objection handling",
-    "close",
-    "end",
-)
+# The sales stages, then the goodbye (where a conversation ends, never where a scenario starts).
+STAGES = (*SALES_STAGES, "end")
 # What the trainee's words say about the stage they are in (checked from the last stage back).
 STAGE_CUES: dict[str, re.Pattern[str]] = {
     "end": re.compile(r"(?i)\b(thanks? (you )?for your time|goodbye|bye|talk soon)\b"),

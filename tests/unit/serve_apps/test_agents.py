@@ -134,7 +134,7 @@ def turn_request(text, *, history=(), mode="practice", committee=(), memory=None
 
 
 async def run_turn(turn: TrainingTurn, request: TurnRequest):
-    return [event async for event in turn.run(request, [])]
+    return [event async for event in turn.run(request)]
 
 
 # --- compliance ------------------------------------------------------------------------

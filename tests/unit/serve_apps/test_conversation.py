@@ -13,13 +13,8 @@ import pytest
 
 from serve_apps.contracts.knowledge import RetrievedChunk
 from serve_apps.contracts.turn import NPCChunk, PersonaCard, ScenarioCard
-from serve_apps.contracts.wire import TraineeTurn
-from serve_apps.conversation.turns import (
-    Conversation,
-    ReplayTurn,
-    StoredReply,
-    TraineeTurnRecord,
-)
+from serve_apps.contracts.wire import StoredTurn, TraineeTurn
+from serve_apps.conversation.turns import Conversation, StoredReply, TraineeTurnRecord
 
 PERSONA = PersonaCard(slug="cfo", name="Sam", role="CFO", company="Acme", personality="careful")
 SCENARIO = ScenarioCard(
@@ -30,7 +25,7 @@ SCENARIO = ScenarioCard(
 class InMemoryConversationStore:
     def __init__(self, log: list[str]) -> None:
         self.log = log
-        self.turns: list[ReplayTurn] = []
+        self.turns: list[StoredTurn] = []
         self.by_client_id: dict[str, int] = {}
         self.replies: dict[int, StoredReply] = {}
         self.agent_events: list = []
@@ -43,7 +38,9 @@ class InMemoryConversationStore:
             seq = self.by_client_id[client_turn_id]
             return TraineeTurnRecord(seq=seq, duplicate=True, reply=self.replies.get(seq))
         seq = self._next()
-        self.turns.append(ReplayTurn(seq, "trainee", text, client_turn_id, None))
+        self.turns.append(
+            StoredTurn(seq=seq, speaker="trainee", text=text, client_turn_id=client_turn_id)
+        )
         self.by_client_id[client_turn_id] = seq
         self.log.append(f"stored trainee {seq}")
         return TraineeTurnRecord(seq=seq, duplicate=False, reply=None)
@@ -52,7 +49,11 @@ class InMemoryConversationStore:
         self, *, reply_to_seq, text, output_tokens, model, citations, speaker
     ):
         seq = self._next()
-        self.turns.append(ReplayTurn(seq, speaker, text, None, reply_to_seq, citations))
+        self.turns.append(
+            StoredTurn(
+                seq=seq, speaker=speaker, text=text, reply_to=reply_to_seq, citations=citations
+            )
+        )
         reply = StoredReply(
             seq=seq, text=text, output_tokens=output_tokens, citations=citations, speaker=speaker
         )
