@@ -72,7 +72,7 @@ export function AdminContent() {
         <div>
           <ErrorNote error={items.error} />
           {items.loading && !items.data && <Loading what={k.label.toLowerCase()} />}
-          <ul class="plain" data-testid="content-list">
+          <ul class="plain content-list" data-testid="content-list">
             {items.data?.length === 0 && <li class="muted">None yet.</li>}
             {items.data?.map((i) => (
               <li key={i.slug}>
