@@ -1,5 +1,6 @@
 """The web app's own unit tests (vitest: the conversation reducer, the field an API error is
-about), run from pytest so that `make test` covers them too."""
+about, the content editors' bodies and where a refusal of one goes), run from pytest so that
+`make test` covers them too."""
 
 from __future__ import annotations
 

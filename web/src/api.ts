@@ -66,7 +66,7 @@ export function fieldError(error: unknown): { field: string; message: string } |
   return m ? { field: m[1], message: sentence(m[2]) } : null;
 }
 
-function sentence(text: string): string {
+export function sentence(text: string): string {
   const t = text.trim();
   if (!t) return "Something went wrong.";
   const s = t[0].toUpperCase() + t.slice(1);

@@ -3,7 +3,7 @@ import { createContext } from "preact";
 import { useContext, useEffect, useState } from "preact/hooks";
 import { api, type Me } from "./api";
 import { match, navigate, usePath } from "./router";
-import { Link, Loading, Toasts } from "./ui";
+import { ErrorNote, Link, Loading, Toasts } from "./ui";
 import { SignIn, AcceptInvite } from "./pages/signin";
 import { TraineeHome } from "./pages/home";
 import { Practice } from "./pages/practice";
@@ -11,7 +11,26 @@ import { SessionReport } from "./pages/report";
 import { Progress } from "./pages/progress";
 import { Settings } from "./pages/settings";
 import { ManagerOverview, TraineeDetail } from "./pages/manager";
-import { AdminPeople, AdminKnowledge, AdminAudit, AdminContent } from "./pages/admin";
+
+// The manager's and admin's pages (their editors are most of the app) load when first opened.
+type AdminPages = typeof import("./pages/admin");
+let adminPages: Promise<AdminPages> | null = null;
+
+function Admin(props: { page: keyof AdminPages }) {
+  const [pages, setPages] = useState<AdminPages | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  useEffect(() => {
+    adminPages ??= import("./pages/admin");
+    adminPages.then(setPages, (err) => {
+      adminPages = null; // the next visit tries again
+      setError(err);
+    });
+  }, []);
+  if (error) return <ErrorNote error={error} />;
+  if (!pages) return <Loading />;
+  const Page = pages[props.page];
+  return <Page />;
+}
 
 export const MeContext = createContext<Me | null>(null);
 export const useMe = () => useContext(MeContext)!;
@@ -30,10 +49,10 @@ const PAGES: Page[] = [
   { pattern: "/settings", render: () => <Settings /> },
   { pattern: "/manager", roles: ["manager", "admin"], render: () => <ManagerOverview /> },
   { pattern: "/manager/trainees/:id", roles: ["manager", "admin"], render: (p) => <TraineeDetail userId={p.id} /> },
-  { pattern: "/admin/people", roles: ["admin"], render: () => <AdminPeople /> },
-  { pattern: "/admin/content", roles: ["admin", "manager"], render: () => <AdminContent /> },
-  { pattern: "/admin/knowledge", roles: ["admin", "manager"], render: () => <AdminKnowledge /> },
-  { pattern: "/admin/audit", roles: ["admin"], render: () => <AdminAudit /> },
+  { pattern: "/admin/people", roles: ["admin"], render: () => <Admin page="AdminPeople" /> },
+  { pattern: "/admin/content", roles: ["admin", "manager"], render: () => <Admin page="AdminContent" /> },
+  { pattern: "/admin/knowledge", roles: ["admin", "manager"], render: () => <Admin page="AdminKnowledge" /> },
+  { pattern: "/admin/audit", roles: ["admin"], render: () => <Admin page="AdminAudit" /> },
 ];
 
 const NAV: { to: string; label: string; roles: Me["role"][] }[] = [

@@ -2,7 +2,8 @@
 reviewed (a comment on a turn, an adjusted score the trainee then sees), a course assigned to
 a team and a person; people invited and imported, a document uploaded, searched and an
 earlier version restored; a team made and its members changed, a compliance rule tried on
-sentences, a knowledge base's chunking set, the audit log filtered by the server; and a
+sentences, a knowledge base's chunking set, the audit log filtered by the server; rubrics,
+personas and scenarios edited in forms that show the server's refusals at their fields; and a
 trainee refused the pages and the API."""
 
 from __future__ import annotations
@@ -281,13 +282,16 @@ def test_admin_runs_teams_tries_a_rule_sets_chunking_and_filters_the_audit_log(
         stored = [t for t in http.get("/v1/teams").json() if t["name"] == team]
     assert [t["members"] for t in stored] == [[]]
 
-    # A compliance rule tried before it is saved: a regular expression, then a semantic rule.
+    # A compliance rule tried as the form holds it, before it is saved: a regular expression,
+    # one the server refuses (said at the pattern's field), then a semantic rule, saved.
     page.goto("/app/admin/content")
     page.get_by_role("tab", name="Compliance rules").click()
     page.get_by_role("button", name="New compliance rule").click()
-    editor = page.get_by_label("New compliance rule (JSON)")
-    rule = {"slug": f"try-{tag}", "description": "No guarantees.", "pattern": "(?i)guarantee"}
-    editor.fill(json.dumps(rule))
+    editor = page.get_by_test_id("rule-editor")
+    editor.get_by_label("Slug").fill(f"try-{tag}")
+    editor.get_by_label("Description").fill("No guarantees.")
+    pattern = editor.get_by_label("Pattern (regular expression)")
+    pattern.fill("(?i)guarantee")
     page.get_by_label("Sentence", exact=True).fill("Hello. We guarantee a 20% saving in year one.")
     page.get_by_role("button", name="Try it").click()
     findings = page.get_by_test_id("try-findings")
@@ -296,23 +300,26 @@ def test_admin_runs_teams_tries_a_rule_sets_chunking_and_filters_the_audit_log(
     page.get_by_label("Sentence", exact=True).fill("We expect a saving.")
     page.get_by_role("button", name="Try it").click()
     page.get_by_role("status").filter(has_text="The sentence keeps the rule.").wait_for()
-    editor.fill(json.dumps({**rule, "pattern": "(unclosed"}))
+    pattern.fill("(unclosed")
     page.get_by_role("button", name="Try it").click()
-    refusal = page.get_by_test_id("try-rule").get_by_role("alert")
-    refusal.filter(has_text="The rule's field pattern").wait_for()
-    assert "regular expression" in refusal.inner_text()
-    semantic = {
-        "slug": f"try-{tag}",
-        "description": "No pressure tactics.",
-        "kind": "semantic",
-        "threshold": 0.62,
-        "examples": ["This price is only valid if you sign today."],
-    }
-    editor.fill(json.dumps(semantic))
+    page.locator("#rule-pattern-error").filter(has_text="regular expression").wait_for()
+    assert pattern.get_attribute("aria-invalid") == "true"
+    assert "the field marked in the rule" in page.get_by_test_id("try-rule").inner_text()
+    editor.get_by_label("Kind").select_option("semantic")
+    editor.get_by_label("Similarity threshold").fill("0.62")
+    editor.get_by_label("Example 1").fill("This price is only valid if you sign today.")
+    editor.get_by_label("Description").fill("No pressure tactics.")
     page.get_by_label("Sentence", exact=True).fill("This price only holds if you sign today.")
     page.get_by_role("button", name="Try it").click()
     findings.filter(has_text="similarity 0.").wait_for()
+    assert page.locator("#rule-pattern-error").count() == 0
     check_page(page, "admin-try-rule")
+    editor.get_by_role("button", name="Save", exact=True).click()
+    editor.get_by_role("status").filter(has_text="Saved.").wait_for()
+    with httpx.Client(base_url=base_url, headers=DEMO_ADMIN, timeout=30) as http:
+        saved = http.get(f"/v1/compliance-rules/try-{tag}").json()
+    assert (saved["kind"], saved["threshold"], saved["pattern"]) == ("semantic", 0.62, None)
+    assert saved["examples"] == ["This price is only valid if you sign today."]
 
     # Chunking: a refusal at the field, then saved and shown in the status line.
     page.goto("/app/admin/knowledge")
@@ -357,6 +364,113 @@ def test_admin_runs_teams_tries_a_rule_sets_chunking_and_filters_the_audit_log(
     page.get_by_role("button", name="Show").click()
     page.locator("#audit-to-error").filter(has_text="Must be later than from").wait_for()
     check_page(page, "admin-audit-filtered")
+
+
+def test_content_is_edited_in_forms_with_the_servers_refusals_at_their_fields(
+    new_context, base_url, invite
+):
+    """A rubric refused at one check's field, fixed and saved; a persona refused at its slug,
+    fixed and saved with its lists; a scenario that seats it after a seeded persona (moved up)
+    and scores with the new rubric. The API stores what the forms showed."""
+    admin, token, _ = invite("admin")
+    _accept(base_url, token)
+    tag = uuid.uuid4().hex[:6]
+    page = sign_in_as(admin)(new_context(PHONE).new_page())
+    page.goto("/app/admin/content")
+
+    page.get_by_role("tab", name="Rubrics").click()
+    page.get_by_role("button", name="New rubric").click()
+    editor = page.get_by_test_id("rubric-editor")
+    editor.get_by_label("Slug").fill(f"rubric-{tag}")
+    editor.get_by_label("Name", exact=True).fill(f"Budget talk {tag}")
+    criterion = editor.get_by_role("group", name="Criterion 1")
+    criterion.get_by_label("Skill").fill("budget")
+    criterion.get_by_label("Criterion name").fill("Budget")
+    first = criterion.get_by_role("group", name="Check 1 of criterion 1")
+    first.get_by_label("Question").fill("Did the trainee ask about the budget?")
+    first.get_by_label("Kind").select_option("pattern")
+    pattern = first.get_by_label("Pattern (regular expression)")
+    pattern.fill("(budget")
+    editor.get_by_role("button", name="Save", exact=True).click()
+    refusal = page.locator("#rubric-criteria-0-checks-0-pattern-error")
+    refusal.filter(has_text="Not a valid regular expression").wait_for()
+    assert pattern.get_attribute("aria-invalid") == "true"
+    assert pattern.get_attribute("aria-describedby") == "rubric-criteria-0-checks-0-pattern-error"
+    check_page(page, "admin-rubric-refused")
+    pattern.fill("(?i)budget")
+    editor.get_by_role("button", name="Add check to criterion 1").click()
+    second = criterion.get_by_role("group", name="Check 2 of criterion 1")
+    second.get_by_label("Question").fill("Did the trainee ask three questions?")
+    second.get_by_label("Kind").select_option("questions")
+    second.get_by_label("At least this many questions").fill("3")
+    second.get_by_label("Check weight").fill("2")
+    editor.get_by_role("button", name="Save", exact=True).click()
+    editor.get_by_role("status").filter(has_text="Saved.").wait_for()
+    assert refusal.count() == 0
+    page.get_by_test_id("content-list").get_by_role("button", name=f"Budget talk {tag}").wait_for()
+    check_page(page, "admin-rubric")
+
+    page.get_by_role("tab", name="Personas").click()
+    page.get_by_role("button", name="New persona").click()
+    editor = page.get_by_test_id("persona-editor")
+    slug = editor.get_by_label("Slug")
+    slug.fill(f"Buyer {tag}")
+    editor.get_by_label("Name", exact=True).fill(f"Dana Buyer {tag}")
+    editor.get_by_label("Role").fill("Procurement lead")
+    editor.get_by_label("Company").fill("Northwind")
+    editor.get_by_label("Personality").fill("Brisk; wants numbers first.")
+    editor.get_by_role("button", name="Add goal").click()
+    editor.get_by_label("Goal 1").fill("Cut licence costs")
+    editor.get_by_role("button", name="Add hidden item").click()
+    editor.get_by_label("Hidden item 1").fill("The budget is 40k")
+    editor.get_by_role("button", name="Save", exact=True).click()
+    page.locator("#persona-slug-error").filter(has_text="should match pattern").wait_for()
+    assert slug.get_attribute("aria-invalid") == "true"
+    slug.fill(f"buyer-{tag}")
+    editor.get_by_role("button", name="Save", exact=True).click()
+    editor.get_by_role("status").filter(has_text="Saved.").wait_for()
+    assert page.locator("#persona-slug-error").count() == 0
+    check_page(page, "admin-persona")
+
+    page.get_by_role("tab", name="Scenarios").click()
+    page.get_by_role("button", name="New scenario").click()
+    editor = page.get_by_test_id("scenario-editor")
+    editor.get_by_label("Slug").fill(f"renewal-{tag}")
+    editor.get_by_label("Title").fill(f"Renewal {tag}")
+    editor.get_by_label("Product").fill("CloudCRM, at renewal")
+    editor.get_by_label("Stage").select_option("objection handling")
+    editor.get_by_label("Difficulty").select_option("hard")
+    editor.get_by_label("Description").fill("Procurement pushes back on the renewal price.")
+    editor.get_by_label("Seller's knowledge base").select_option("product")
+    editor.get_by_label("Rubric").select_option(f"rubric-{tag}")
+    add = editor.get_by_label("Add a persona")
+    for persona in (f"buyer-{tag}", "skeptical-it-director"):
+        add.select_option(persona)
+        editor.get_by_role("button", name="Add persona", exact=True).click()
+    editor.get_by_role("button", name="Up Priya Raman").click()
+    editor.get_by_role("button", name="Save", exact=True).click()
+    editor.get_by_role("status").filter(has_text="Saved.").wait_for()
+    check_page(page, "admin-scenario")
+
+    with httpx.Client(base_url=base_url, headers=DEMO_ADMIN, timeout=30) as http:
+        rubric = http.get(f"/v1/rubrics/rubric-{tag}").json()
+        persona = http.get(f"/v1/personas/buyer-{tag}").json()
+        scenario = http.get(f"/v1/scenarios/renewal-{tag}").json()
+    checks = rubric["criteria"][0]["checks"]
+    assert (checks[0]["kind"], checks[0]["pattern"]) == ("pattern", "(?i)budget")
+    assert (checks[1]["kind"], checks[1]["min_count"], checks[1]["weight"]) == ("questions", 3, 2)
+    assert (persona["goals"], persona["hidden"], persona["facts"]) == (
+        ["Cut licence costs"],
+        ["The budget is 40k"],
+        [],
+    )
+    assert scenario["personas"] == ["skeptical-it-director", f"buyer-{tag}"]
+    assert (scenario["rubric"], scenario["knowledge_base"], scenario["stage"]) == (
+        f"rubric-{tag}",
+        "product",
+        "objection handling",
+    )
+    assert scenario["customer_knowledge_base"] is None
 
 
 def test_a_trainee_is_refused_manager_and_admin_pages_and_the_api(new_context, base_url, invite):
