@@ -48,6 +48,7 @@ from serve_apps.gateway.analytics_routes import AnalyticsRoutes
 from serve_apps.gateway.api import api
 from serve_apps.gateway.auth import AccessTokens
 from serve_apps.gateway.auth_routes import AuthRoutes
+from serve_apps.gateway.config import GatewayConfig
 from serve_apps.gateway.content_routes import ContentRoutes
 from serve_apps.gateway.course_routes import CourseRoutes
 from serve_apps.gateway.errors import APIError
@@ -72,7 +73,6 @@ from serve_apps.gateway.stores import (
 )
 from serve_apps.knowledge.grounding import ground
 from serve_apps.orchestrator.semantic import SemanticMatcher, ServeSentenceEmbedder
-from serve_apps.settings import get_settings
 
 log = logging.getLogger("salesboost.gateway")
 
@@ -178,12 +178,8 @@ def _persona_card(persona: Any) -> PersonaCard:
     return PersonaCard.model_validate(persona, from_attributes=True)
 
 
-@serve.deployment(
-    name="Gateway",
-    ray_actor_options={"num_cpus": 0.5},
-    max_ongoing_requests=512,
-    autoscaling_config={"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 128},
-)
+# Serve options come from the config (GatewayConfig.default_deployment_options, serve_apps/app.py).
+@serve.deployment(name="Gateway")
 @serve.ingress(api)
 class Gateway(
     AuthRoutes,
@@ -196,10 +192,16 @@ class Gateway(
     AdminRoutes,
     ReviewRoutes,
 ):
-    def __init__(self, orchestrator: Any, knowledge: Any, embedder: Any | None = None) -> None:
+    def __init__(
+        self,
+        config: GatewayConfig,
+        orchestrator: Any,
+        knowledge: Any,
+        embedder: Any | None = None,
+    ) -> None:
         from redis.asyncio import Redis
 
-        self.settings = get_settings()
+        self.settings = config.with_connections()
         if not self.settings.database_url or not self.settings.redis_url:
             raise ValueError("DATABASE_URL and REDIS_URL must reach the gateway replica")
         self.engine = create_engine(
@@ -218,7 +220,7 @@ class Gateway(
         if not self.settings.secret_key:
             raise ValueError("SALESBOOST_SECRET_KEY must reach the gateway replica")
         self.tokens = AccessTokens(
-            secret=self.settings.secret_key,
+            secret=self.settings.secret_key.get_secret_value(),
             issuer=self.settings.jwt_issuer,
             audience=self.settings.jwt_audience,
             ttl_s=self.settings.access_token_ttl_s,

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
+from cluster.local_stack import signing_secret
 from serve_apps.cli.operator import create_tenant, support_access
 from serve_apps.gateway.auth import AccessTokens
-from serve_apps.stack import signing_secret
 
 pytestmark = pytest.mark.integration
 PASSWORD = "a long and unguessable test passphrase"
