@@ -330,8 +330,10 @@ def engine_dtype_lines(config: ServeConfigFile, settings: Settings) -> list[str]
             continue
         seen: set[str] = set()
         for engine in SalesBoostAppArgs.model_validate(spec.args).llm_settings():
-            choice = engine.dtype_choice(settings.cpu_dtype) if engine is not None else None
-            if choice is None or engine.model_id in seen:
+            if engine is None or engine.model_id in seen:
+                continue
+            choice = engine.dtype_choice(settings.cpu_dtype)
+            if choice is None:
                 continue
             seen.add(engine.model_id)
             lines.append(

@@ -27,7 +27,7 @@ from serve_apps.knowledge.config import EmbedderConfig, KnowledgeConfig, Reranke
 from serve_apps.orchestrator.config import OrchestratorConfig
 
 if TYPE_CHECKING:
-    from ray.serve import Application
+    from ray.serve import Application, Deployment
 
     from models.encoders import EncoderDeploymentSettings
     from models.llm import LLMDeploymentSettings
@@ -189,6 +189,14 @@ class SalesBoostAppArgs(BaseModel):
         return npc, LLMDeploymentSettings.from_file(resolve_model_config(self.judge_llm_config))
 
 
+def _deployment(decorated: object) -> Deployment:
+    """A class that ``@serve.deployment`` made a ``Deployment`` (mypy keeps it a class)."""
+    from ray.serve import Deployment
+
+    assert isinstance(decorated, Deployment), decorated
+    return decorated
+
+
 def build_app(args: Mapping[str, Any] | None = None) -> Application:
     """The application: ``args`` validated once, here, and each deployment bound with its
     typed config and given the Serve options that config names."""
@@ -220,32 +228,48 @@ def build_app(args: Mapping[str, Any] | None = None) -> Application:
     embedder_config = EmbedderConfig(
         encoder=embedder_settings, deployment_options=parsed.embedder_options
     )
-    embedder = EmbedderDeployment.options(**deployment_options(embedder_config)).bind(
-        config=embedder_config
+    embedder = (
+        _deployment(EmbedderDeployment)
+        .options(**deployment_options(embedder_config))
+        .bind(config=embedder_config)
     )
     reranker = None
     if reranker_settings is not None:
         reranker_config = RerankerConfig(
             encoder=reranker_settings, deployment_options=parsed.reranker_options
         )
-        reranker = RerankerDeployment.options(**deployment_options(reranker_config)).bind(
-            config=reranker_config
+        reranker = (
+            _deployment(RerankerDeployment)
+            .options(**deployment_options(reranker_config))
+            .bind(config=reranker_config)
         )
-    knowledge = KnowledgeService.options(**deployment_options(parsed.knowledge)).bind(
-        config=parsed.knowledge,
-        embedder=embedder,
-        embedding_model=embedder_settings.model,
-        reranker=reranker,
+    knowledge = (
+        _deployment(KnowledgeService)
+        .options(**deployment_options(parsed.knowledge))
+        .bind(
+            config=parsed.knowledge,
+            embedder=embedder,
+            embedding_model=embedder_settings.model,
+            reranker=reranker,
+        )
     )
-    orchestrator = TrainingOrchestrator.options(**deployment_options(parsed.orchestrator)).bind(
-        config=parsed.orchestrator,
-        npc_llm=npc_llm,
-        npc_model_id=npc.model_id,
-        judge_llm=judge_llm,
-        judge_model_id=judge_model_id,
-        embedder=embedder,  # the semantic checks use the knowledge service's embedder
+    orchestrator = (
+        _deployment(TrainingOrchestrator)
+        .options(**deployment_options(parsed.orchestrator))
+        .bind(
+            config=parsed.orchestrator,
+            npc_llm=npc_llm,
+            npc_model_id=npc.model_id,
+            judge_llm=judge_llm,
+            judge_model_id=judge_model_id,
+            embedder=embedder,  # the semantic checks use the knowledge service's embedder
+        )
     )
     # The gateway tries semantic compliance rules on a sentence with the same embedder.
-    return Gateway.options(**deployment_options(parsed.gateway)).bind(
-        config=parsed.gateway, orchestrator=orchestrator, knowledge=knowledge, embedder=embedder
+    return (
+        _deployment(Gateway)
+        .options(**deployment_options(parsed.gateway))
+        .bind(
+            config=parsed.gateway, orchestrator=orchestrator, knowledge=knowledge, embedder=embedder
+        )
     )
