@@ -117,7 +117,7 @@ class Stack:
         if self.settings.mode == "development":  # production companies come from the operator
             self.progress("seeding the demo tenant")
             seed_file(migration_url)
-        self.env = self._replica_env(database_url, redis_url) | SERVE_TUNING
+        self.env = self._application_env(database_url, redis_url) | SERVE_TUNING
         if layout is not None:
             self.env.update(layout.engine_env())
         with serving_cores():
@@ -196,8 +196,12 @@ class Stack:
     def _secret_key(self) -> str:
         return signing_secret(self.settings)
 
-    def _replica_env(self, database_url: str, redis_url: str) -> dict[str, str]:
+    def _application_env(self, database_url: str, redis_url: str) -> dict[str, str]:
+        """The application's ``runtime_env`` ``env_vars``: the settings, which its builder
+        turns into each deployment's config, and the URLs and secrets its replicas read.
+        The secrets are resolved here, so the Vault token stays here."""
         env = self.settings.as_environment()
+        env.pop("SALESBOOST_VAULT_TOKEN", None)
         env.update(
             SALESBOOST_SECRET_KEY=self._secret_key(),
             DATABASE_URL=database_url,
