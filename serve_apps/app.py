@@ -52,6 +52,9 @@ def _known() -> list[str]:
 
 
 class SalesBoostAppArgs(BaseModel):
+    """The application's arguments (``args:`` in a Serve config): the model configs, and each
+    deployment's typed config, which the builder binds to the deployment as it is."""
+
     model_config = ConfigDict(extra="forbid")
 
     npc_llm_config: str = Field(
