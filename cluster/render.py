@@ -24,6 +24,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from cluster.local_stack import SERVE_TUNING
 from cluster.serve_config import (
     ServeConfigError,
     check_accelerators,
@@ -242,8 +243,6 @@ def _labels(values: ClusterValues, component: str) -> dict[str, str]:
 
 
 def _env(values: ClusterValues) -> list[dict[str, Any]]:
-    from serve_apps.stack import SERVE_TUNING
-
     env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(values.env.items())]
     env += [{"name": k, "value": v} for k, v in sorted(SERVE_TUNING.items())]
     env += [{"name": k, "valueFrom": ref.ref()} for k, ref in sorted(values.secret_env.items())]

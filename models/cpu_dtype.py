@@ -79,20 +79,25 @@ def choose_cpu_dtype(
     return DtypeChoice("float32", "this CPU has no bf16 instructions", forced=False)
 
 
-def dtype_setting(configured: DtypeSetting = "auto") -> DtypeSetting:
-    """A config's own dtype wins; ``auto`` defers to ``SALESBOOST_CPU_DTYPE`` when set."""
+def dtype_setting(
+    configured: DtypeSetting = "auto", forced: DtypeSetting | None = None
+) -> DtypeSetting:
+    """A config's own dtype wins; ``auto`` defers to ``forced``, or when that is not given to
+    ``SALESBOOST_CPU_DTYPE`` when set."""
     if configured != "auto":
         return configured
-    forced = os.environ.get(FORCE_ENV, "auto").strip().lower() or "auto"
-    if forced not in ("auto", "bfloat16", "float32"):
-        raise ValueError(f"{FORCE_ENV}={forced!r}: expected auto, bfloat16 or float32")
-    return forced  # type: ignore[return-value]
+    if forced is not None:
+        return forced
+    from_env = os.environ.get(FORCE_ENV, "auto").strip().lower() or "auto"
+    if from_env not in ("auto", "bfloat16", "float32"):
+        raise ValueError(f"{FORCE_ENV}={from_env!r}: expected auto, bfloat16 or float32")
+    return from_env  # type: ignore[return-value]
 
 
-def cpu_dtype(configured: DtypeSetting = "auto") -> DtypeChoice:
+def cpu_dtype(configured: DtypeSetting = "auto", forced: DtypeSetting | None = None) -> DtypeChoice:
     """The choice for this machine."""
     forced_by = "the model config" if configured != "auto" else FORCE_ENV
-    return choose_cpu_dtype(detect_cpu(), dtype_setting(configured), forced_by=forced_by)
+    return choose_cpu_dtype(detect_cpu(), dtype_setting(configured, forced), forced_by=forced_by)
 
 
 @cache

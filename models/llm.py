@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.catalog import BUNDLED_MODELS
-from models.cpu_dtype import FORCE_ENV, DtypeChoice, cpu_dtype
+from models.cpu_dtype import FORCE_ENV, DtypeChoice, DtypeSetting, cpu_dtype
 
 if TYPE_CHECKING:
     from ray.serve import Application
@@ -112,11 +112,12 @@ class LLMDeploymentSettings(BaseModel):
             return str(bundled.folder(models_dir))
         return self.source
 
-    def dtype_choice(self) -> DtypeChoice | None:
-        """The CPU engine's dtype on this machine and why (None on a GPU)."""
+    def dtype_choice(self, forced: DtypeSetting | None = None) -> DtypeChoice | None:
+        """The CPU engine's dtype on this machine and why (None on a GPU); ``forced`` stands
+        for SALESBOOST_CPU_DTYPE when given."""
         if self.accelerator != "cpu":
             return None
-        return cpu_dtype(self.dtype)  # type: ignore[arg-type]
+        return cpu_dtype(self.dtype, forced)  # type: ignore[arg-type]
 
     def resolved_engine_kwargs(self) -> dict[str, Any]:
         """``engine_kwargs`` with the dtype this machine runs the model in."""

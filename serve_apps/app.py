@@ -15,16 +15,23 @@ The same builder serves ``salesboost up``, a Serve config YAML (``cluster/``), a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from serve_apps.deployment_options import DeploymentOptions, deployment_options
+from serve_apps.gateway.config import GatewayConfig
+from serve_apps.knowledge.config import EmbedderConfig, KnowledgeConfig, RerankerConfig
+from serve_apps.orchestrator.config import OrchestratorConfig
 
 if TYPE_CHECKING:
-    from ray.serve import Application
+    from ray.serve import Application, Deployment
 
     from models.encoders import EncoderDeploymentSettings
     from models.llm import LLMDeploymentSettings
+    from serve_apps.settings import Settings
 
 MODEL_CONFIGS_DIR = Path(__file__).resolve().parent.parent / "models" / "configs"
 
@@ -45,6 +52,9 @@ def _known() -> list[str]:
 
 
 class SalesBoostAppArgs(BaseModel):
+    """The application's arguments (``args:`` in a Serve config): the model configs, and each
+    deployment's typed config, which the builder binds to the deployment as it is."""
+
     model_config = ConfigDict(extra="forbid")
 
     npc_llm_config: str = Field(
@@ -55,9 +65,20 @@ class SalesBoostAppArgs(BaseModel):
         description="Judge model config for the agents (guided JSON); the same file or "
         "model_id as the NPC shares its deployment; None: agents use rules only.",
     )
-    agents: dict[str, Any] = Field(
-        default_factory=dict,
-        description="How the agents work (serve_apps.orchestrator.training_turn.AgentSettings).",
+    gateway: GatewayConfig = Field(
+        default_factory=GatewayConfig,
+        description="The gateway's settings (over SALESBOOST_* of the build's environment) and "
+        "its deployment_options.",
+    )
+    orchestrator: OrchestratorConfig = Field(
+        default_factory=OrchestratorConfig,
+        description="How the agents work (agents, or `agents:` at the top level) and the "
+        "orchestrator's deployment_options.",
+    )
+    knowledge: KnowledgeConfig = Field(
+        default_factory=KnowledgeConfig,
+        description="Search depths (search, or `search:` at the top level), the Qdrant local "
+        "folder (<data_dir>/qdrant) and the knowledge service's deployment_options.",
     )
     embedding_model: str = Field(
         "all-MiniLM-L6-v2", description="Embedder deployment's model (bge-base-en-v1.5 on GPU)."
@@ -66,10 +87,6 @@ class SalesBoostAppArgs(BaseModel):
         None,
         description="A cross-encoder for the Reranker deployment (BAAI/bge-reranker-v2-m3 on "
         "GPU); unset reranks inside Qdrant with late interaction on the bundled embedder.",
-    )
-    search: dict[str, Any] = Field(
-        default_factory=dict,
-        description="Search depth and score threshold (retrieval.search.SearchConfig).",
     )
     embedder_config: str | None = Field(
         None,
@@ -81,6 +98,43 @@ class SalesBoostAppArgs(BaseModel):
         description="Reranker config (models/configs/reranker_gpu): a cross-encoder and its "
         "device; takes the place of reranker_model.",
     )
+    embedder_options: DeploymentOptions = Field(
+        default_factory=DeploymentOptions, description="The Embedder's Serve options."
+    )
+    reranker_options: DeploymentOptions = Field(
+        default_factory=DeploymentOptions, description="The Reranker's Serve options."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _agents_and_search_at_the_top(cls, data: Any) -> Any:
+        """``agents:`` and ``search:`` stay where the Serve configs have always had them."""
+        if not isinstance(data, Mapping):
+            return data
+        data = dict(data)
+        for name, section in (("agents", "orchestrator"), ("search", "knowledge")):
+            if name not in data:
+                continue
+            inner = data.get(section) or {}
+            if not isinstance(inner, Mapping):
+                continue
+            if name in inner:
+                raise ValueError(f"set {name} or {section}.{name}, not both")
+            data[section] = {**inner, name: data.pop(name)}
+        return data
+
+    @classmethod
+    def over_settings(cls, args: Mapping[str, Any], settings: Settings) -> SalesBoostAppArgs:
+        """``args`` over what the build's environment sets: the gateway's ``SALESBOOST_*``
+        settings and the data directory's Qdrant folder (validated once, together)."""
+        merged = dict(args)
+        gateway = merged.get("gateway") or {}
+        if isinstance(gateway, Mapping):
+            merged["gateway"] = {**settings.gateway_settings(), **gateway}
+        knowledge = merged.get("knowledge") or {}
+        if isinstance(knowledge, Mapping):
+            merged["knowledge"] = {"qdrant_folder": settings.data_dir / "qdrant", **knowledge}
+        return cls.model_validate(merged)
 
     @field_validator("embedding_model")
     @classmethod
@@ -92,20 +146,6 @@ class SalesBoostAppArgs(BaseModel):
                 f"unknown embedding model {value!r}; known: {sorted(EMBEDDING_MODELS)}"
             )
         return value
-
-    @field_validator("agents")
-    @classmethod
-    def _valid_agents(cls, value: dict[str, Any]) -> dict[str, Any]:
-        from serve_apps.orchestrator.training_turn import AgentSettings
-
-        return AgentSettings.model_validate(value).model_dump()
-
-    @field_validator("search")
-    @classmethod
-    def _valid_search(cls, value: dict[str, Any]) -> dict[str, Any]:
-        from retrieval.search import SearchConfig
-
-        return SearchConfig.model_validate(value).model_dump()
 
     def encoder_settings(
         self,
@@ -152,19 +192,29 @@ class SalesBoostAppArgs(BaseModel):
         return npc, LLMDeploymentSettings.from_file(resolve_model_config(self.judge_llm_config))
 
 
-def build_app(args: dict[str, Any] | None = None) -> Application:
+def _deployment(decorated: object) -> Deployment:
+    """A class that ``@serve.deployment`` made a ``Deployment`` (mypy keeps it a class)."""
+    from ray.serve import Deployment
+
+    assert isinstance(decorated, Deployment), decorated
+    return decorated
+
+
+def build_app(args: Mapping[str, Any] | None = None) -> Application:
+    """The application: ``args`` validated once, here, and each deployment bound with its
+    typed config and given the Serve options that config names."""
     from models.llm import build_llm_app
     from serve_apps.gateway.deployment import Gateway
     from serve_apps.knowledge.deployment import KnowledgeService
     from serve_apps.knowledge.embedder import EmbedderDeployment
     from serve_apps.knowledge.reranker import RerankerDeployment
     from serve_apps.orchestrator.deployment import TrainingOrchestrator
-    from serve_apps.settings import get_settings
+    from serve_apps.settings import Settings
 
-    parsed = SalesBoostAppArgs.model_validate(args or {})
+    settings = Settings()  # the environment this build runs in
+    parsed = SalesBoostAppArgs.over_settings(args or {}, settings)
     npc, judge = parsed.llm_settings()
-    models_dir = get_settings().models_dir
-    npc_llm = build_llm_app(npc, models_dir)
+    npc_llm = build_llm_app(npc, settings.models_dir)
     judge_llm, judge_model_id = None, None
     if judge is not None:
         judge_model_id = judge.model_id
@@ -176,38 +226,53 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
                 )
             judge_llm = npc_llm  # one engine serves both (the CPU default)
         else:
-            judge_llm = build_llm_app(judge, models_dir)
+            judge_llm = build_llm_app(judge, settings.models_dir)
     embedder_settings, reranker_settings = parsed.encoder_settings()
-    embedder = EmbedderDeployment.bind(
-        model=embedder_settings.model,
-        device=embedder_settings.device,
-        use_fp16=embedder_settings.use_fp16,
-        batch_size=embedder_settings.batch_size,
+    embedder_config = EmbedderConfig(
+        encoder=embedder_settings, deployment_options=parsed.embedder_options
     )
-    reranker = (
-        RerankerDeployment.bind(
-            model=reranker_settings.model,
-            device=reranker_settings.device,
-            use_fp16=reranker_settings.use_fp16,
-            max_length=reranker_settings.max_length,
-            batch_size=reranker_settings.batch_size,
+    embedder = (
+        _deployment(EmbedderDeployment)
+        .options(**deployment_options(embedder_config))
+        .bind(config=embedder_config)
+    )
+    reranker = None
+    if reranker_settings is not None:
+        reranker_config = RerankerConfig(
+            encoder=reranker_settings, deployment_options=parsed.reranker_options
         )
-        if reranker_settings is not None
-        else None
+        reranker = (
+            _deployment(RerankerDeployment)
+            .options(**deployment_options(reranker_config))
+            .bind(config=reranker_config)
+        )
+    knowledge = (
+        _deployment(KnowledgeService)
+        .options(**deployment_options(parsed.knowledge))
+        .bind(
+            config=parsed.knowledge,
+            embedder=embedder,
+            embedding_model=embedder_settings.model,
+            reranker=reranker,
+        )
     )
-    knowledge = KnowledgeService.bind(
-        embedder=embedder,
-        embedding_model=embedder_settings.model,
-        search=parsed.search,
-        reranker=reranker,
-    )
-    orchestrator = TrainingOrchestrator.bind(
-        npc_llm=npc_llm,
-        npc_model_id=npc.model_id,
-        judge_llm=judge_llm,
-        judge_model_id=judge_model_id,
-        agents=parsed.agents,
-        embedder=embedder,  # the semantic checks use the knowledge service's embedder
+    orchestrator = (
+        _deployment(TrainingOrchestrator)
+        .options(**deployment_options(parsed.orchestrator))
+        .bind(
+            config=parsed.orchestrator,
+            npc_llm=npc_llm,
+            npc_model_id=npc.model_id,
+            judge_llm=judge_llm,
+            judge_model_id=judge_model_id,
+            embedder=embedder,  # the semantic checks use the knowledge service's embedder
+        )
     )
     # The gateway tries semantic compliance rules on a sentence with the same embedder.
-    return Gateway.bind(orchestrator=orchestrator, knowledge=knowledge, embedder=embedder)
+    return (
+        _deployment(Gateway)
+        .options(**deployment_options(parsed.gateway))
+        .bind(
+            config=parsed.gateway, orchestrator=orchestrator, knowledge=knowledge, embedder=embedder
+        )
+    )

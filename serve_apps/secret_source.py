@@ -9,7 +9,9 @@ still missing or is a placeholder (``Settings.check_production_ready``).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, get_args
+
+from pydantic import SecretStr
 
 from serve_apps.settings import Settings
 
@@ -33,7 +35,8 @@ def read_vault(settings: Settings, client: Any | None = None) -> dict[str, str]:
     """The key/value pairs stored at the configured KV v2 path."""
     import hvac
 
-    client = client or hvac.Client(url=settings.vault_addr, token=settings.vault_token, timeout=10)
+    token = settings.vault_token.get_secret_value() if settings.vault_token else None
+    client = client or hvac.Client(url=settings.vault_addr, token=token, timeout=10)
     try:
         response = client.secrets.kv.v2.read_secret_version(
             path=settings.vault_path,
@@ -53,12 +56,14 @@ def resolve_secrets(settings: Settings) -> Settings:
     from_vault: dict[str, str] = {}
     if settings.vault_addr:
         from_vault = read_vault(settings)
-    updates: dict[str, str] = {}
+    updates: dict[str, str | SecretStr] = {}
     for name in SECRET_FIELDS:
         if getattr(settings, name):
             audit.info("secret %s read from the environment", name)
         elif name in from_vault:
-            updates[name] = from_vault[name]
+            # model_copy does not validate: a SecretStr field gets its type here.
+            holds_secret_str = SecretStr in get_args(Settings.model_fields[name].annotation)
+            updates[name] = SecretStr(from_vault[name]) if holds_secret_str else from_vault[name]
             audit.info(
                 "secret %s read from vault %s/%s", name, settings.vault_mount, settings.vault_path
             )

@@ -276,7 +276,7 @@ def run_one_cluster(
     nodes: int, config: ScalingBenchConfig, settings: Settings, progress: Progress
 ) -> dict[str, Any]:
     from cluster.local import cluster_report
-    from serve_apps.stack import Stack
+    from cluster.local_stack import Stack
 
     data_dir = Path(tempfile.mkdtemp(prefix=f"bench-scaling-{nodes}-"))
     try:

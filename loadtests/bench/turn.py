@@ -466,7 +466,7 @@ def bench_stack(
     if url is not None:
         yield url
         return
-    from serve_apps.stack import Stack
+    from cluster.local_stack import Stack
 
     data_dir = Path(tempfile.mkdtemp(prefix="bench-stack-"))
     bench_settings = settings.model_copy(

@@ -76,7 +76,7 @@ def up(
 ) -> None:
     """Start everything here (embedded PostgreSQL/Redis unless URLs are set) and serve."""
     from cluster.local import ClusterSizeError, check_nodes
-    from serve_apps.stack import Stack
+    from cluster.local_stack import Stack
 
     settings = _settings()
     try:

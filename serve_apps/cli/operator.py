@@ -196,9 +196,9 @@ def support_access_command(
     minutes: Annotated[int, typer.Option(min=1, max=60, help="Token lifetime.")] = 15,
 ) -> None:
     """Print a short-lived admin token into a company; the company's audit log records it."""
+    from cluster.local_stack import signing_secret
     from serve_apps.gateway.auth import AccessTokens
     from serve_apps.settings import get_settings
-    from serve_apps.stack import signing_secret
 
     settings = get_settings()
     tokens = AccessTokens(

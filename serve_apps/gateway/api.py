@@ -2,6 +2,7 @@
 
 from fastapi import FastAPI
 
+from serve_apps.gateway.config import GatewaySettings
 from serve_apps.gateway.errors import CORS, install_error_handling, install_request_ids
 from serve_apps.gateway.routes import (
     admin,
@@ -18,7 +19,6 @@ from serve_apps.gateway.routes import (
     sessions,
 )
 from serve_apps.gateway.web_app import install_web_app
-from serve_apps.settings import Settings
 
 ROUTERS = (
     admin.router,
@@ -36,7 +36,7 @@ ROUTERS = (
 )
 
 
-def create_api(settings: Settings) -> FastAPI:
+def create_api(settings: GatewaySettings) -> FastAPI:
     """The app a replica serves; its routes reach the replica's clients through
     ``app.state.gateway`` (``serve_apps.gateway.deps``), which the deployment sets."""
     api = FastAPI(

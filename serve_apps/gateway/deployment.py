@@ -10,32 +10,29 @@ from redis.asyncio import Redis
 from db.engine import create_engine, session_factory
 from serve_apps.gateway.api import create_api
 from serve_apps.gateway.auth import AccessTokens
+from serve_apps.gateway.config import GatewayConfig
 from serve_apps.gateway.identity import IdentityResolver
 from serve_apps.gateway.rate_limits import RateLimiter
 from serve_apps.gateway.state import GatewayState
 from serve_apps.orchestrator.semantic import SemanticMatcher, ServeSentenceEmbedder
-from serve_apps.settings import get_settings
 
 
 # ``serve.ingress()`` without an app: Serve calls ``__serve_build_asgi_app__`` on the replica
 # after ``__init__``, so the app that serves is the one that holds this replica's state. (An
 # app given to ``serve.ingress(app)`` is copied when the class is decorated; what
 # ``__init__`` would set on the module's app never reaches the copy that serves.)
-@serve.deployment(
-    name="Gateway",
-    ray_actor_options={"num_cpus": 0.5},
-    max_ongoing_requests=512,
-    autoscaling_config={"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 128},
-)
+# Serve options come from the config (GatewayConfig.default_deployment_options, serve_apps/app.py).
+@serve.deployment(name="Gateway")
 @serve.ingress()
 class Gateway:
     def __init__(
         self,
+        config: GatewayConfig,
         orchestrator: DeploymentHandle,
         knowledge: DeploymentHandle,
         embedder: DeploymentHandle | None = None,
     ) -> None:
-        settings = get_settings()
+        settings = config.with_connections()
         if not settings.database_url or not settings.redis_url:
             raise ValueError("DATABASE_URL and REDIS_URL must reach the gateway replica")
         if not settings.secret_key:
@@ -48,7 +45,7 @@ class Gateway:
         sessions = session_factory(engine)
         redis = Redis.from_url(settings.redis_url)
         tokens = AccessTokens(
-            secret=settings.secret_key,
+            secret=settings.secret_key.get_secret_value(),
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
             ttl_s=settings.access_token_ttl_s,

@@ -16,7 +16,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serve_apps.settings import Settings
+from serve_apps.gateway.config import GatewaySettings
 
 log = logging.getLogger("salesboost.gateway")
 
@@ -151,7 +151,7 @@ def install_request_ids(app: FastAPI) -> None:
     app.add_middleware(RequestIds)
 
 
-def install_error_handling(app: FastAPI, settings: Settings) -> None:
+def install_error_handling(app: FastAPI, settings: GatewaySettings) -> None:
     body_limit = settings.max_body_bytes
     multipart_limit = settings.max_upload_bytes + 64 * 1024
 

@@ -9,17 +9,17 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from serve_apps.gateway.auth import AccessTokens
+from serve_apps.gateway.config import GatewaySettings
 from serve_apps.gateway.identity import IdentityResolver
 from serve_apps.gateway.rate_limits import RateLimiter
 from serve_apps.orchestrator.semantic import SemanticMatcher
-from serve_apps.settings import Settings
 
 
 @dataclass(frozen=True)
 class GatewayState:
     """Built by the deployment's ``__init__`` and put on the app (``app.state.gateway``)."""
 
-    settings: Settings
+    settings: GatewaySettings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     redis: Redis

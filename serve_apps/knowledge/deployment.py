@@ -24,8 +24,8 @@ from retrieval.chunking import ChunkingConfig
 from retrieval.knowledge_base import KnowledgeBase
 from retrieval.memory import TraineeMemoryIndex
 from retrieval.parsing import DocumentParser, DocumentRejected
-from retrieval.search import SearchConfig
 from retrieval.store import KnowledgeStore
+from serve_apps.connections import Connections
 from serve_apps.contracts.knowledge import (
     ExplainedChunk,
     IngestOutcome,
@@ -34,10 +34,10 @@ from serve_apps.contracts.knowledge import (
     RetrievedChunk,
     StageScore,
 )
+from serve_apps.knowledge.config import KnowledgeConfig
 from serve_apps.knowledge.embedder import RemoteEmbedder
 from serve_apps.knowledge.loop_calls import ReplicaLoopCaller
 from serve_apps.knowledge.reranker import RemoteReranker
-from serve_apps.settings import get_settings
 
 log = logging.getLogger("salesboost.knowledge")
 
@@ -49,33 +49,29 @@ def collection_slug(tenant_id: str, knowledge_base: str) -> str:
     return f"{tenant_id.replace('-', '')}_{knowledge_base}"
 
 
-@serve.deployment(
-    name="KnowledgeService",
-    num_replicas=1,
-    ray_actor_options={"num_cpus": 0.5},
-    max_ongoing_requests=64,
-)
+# Serve options come from the config (KnowledgeConfig, serve_apps/app.py).
+@serve.deployment(name="KnowledgeService")
 class KnowledgeService:
     def __init__(
         self,
+        config: KnowledgeConfig,
         embedder: Any,
         embedding_model: str,
-        search: dict[str, Any] | None = None,
         reranker: Any | None = None,
     ) -> None:
-        settings = get_settings()
-        if settings.qdrant_url:
-            self._store = KnowledgeStore(url=settings.qdrant_url, api_key=settings.qdrant_api_key)
+        qdrant = Connections()
+        if qdrant.qdrant_url:
+            api_key = qdrant.qdrant_api_key.get_secret_value() if qdrant.qdrant_api_key else None
+            self._store = KnowledgeStore(url=qdrant.qdrant_url, api_key=api_key)
             self._guard: Any = contextlib.nullcontext()
         else:
-            folder = settings.data_dir / "qdrant"
-            folder.mkdir(parents=True, exist_ok=True)
+            config.qdrant_folder.mkdir(parents=True, exist_ok=True)
             compat.install()
-            self._store = KnowledgeStore(path=str(folder))
+            self._store = KnowledgeStore(path=str(config.qdrant_folder))
             self._guard = threading.Lock()
         loop = ReplicaLoopCaller.of_running_loop()
         self._embedder = RemoteEmbedder(embedder, embedding_model, loop)
-        self._search = SearchConfig.model_validate(search or {})
+        self._search = config.search
         self._cross_encoder = RemoteReranker(reranker, loop) if reranker is not None else None
         self._parser = DocumentParser()
         self._bases: dict[tuple[str, str, str], KnowledgeBase] = {}

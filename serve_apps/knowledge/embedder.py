@@ -13,21 +13,20 @@ import numpy as np
 from ray import serve
 
 from retrieval.embedder import EMBEDDING_MODELS, Embedder
+from serve_apps.knowledge.config import EmbedderConfig
 from serve_apps.knowledge.loop_calls import ReplicaLoopCaller
 
 
-@serve.deployment(
-    name="Embedder",
-    ray_actor_options={"num_cpus": 1},
-    max_ongoing_requests=32,
-    autoscaling_config={"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 8},
-)
+# Serve options come from the config (EmbedderConfig, serve_apps/app.py).
+@serve.deployment(name="Embedder")
 class EmbedderDeployment:
-    def __init__(
-        self, model: str, device: str = "cpu", use_fp16: bool = False, batch_size: int = 32
-    ) -> None:
+    def __init__(self, config: EmbedderConfig) -> None:
+        encoder = config.encoder
         self._embedder = Embedder(
-            model=model, device=device, use_fp16=use_fp16, batch_size=batch_size
+            model=encoder.model,
+            device=encoder.device,
+            use_fp16=encoder.use_fp16,
+            batch_size=encoder.batch_size,
         )
         self._embedder.warm_up()
 

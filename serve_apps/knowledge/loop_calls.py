@@ -2,7 +2,7 @@
 
 Indexing and search are blocking code (parsing, Qdrant local mode) that runs in worker
 threads, and it calls the embedder (and reranker) deployments as it goes. A deployment
-handle's router can live on the replica's own event loop (``serve_apps/stack.py`` sets that
+handle's router can live on the replica's own event loop (``cluster/local_stack.py`` sets that
 for speed), and then it takes calls only from that loop. So a worker thread does not call the
 handle itself: it hands the call to the loop and waits for the answer.
 """

@@ -12,30 +12,24 @@ from typing import Any
 
 from ray import serve
 
+from serve_apps.knowledge.config import RerankerConfig
 from serve_apps.knowledge.loop_calls import ReplicaLoopCaller
 
 
-@serve.deployment(
-    name="Reranker",
-    ray_actor_options={"num_cpus": 1},
-    max_ongoing_requests=16,
-    autoscaling_config={"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 4},
-)
+# Serve options come from the config (RerankerConfig, serve_apps/app.py).
+@serve.deployment(name="Reranker")
 class RerankerDeployment:
-    def __init__(
-        self,
-        model: str,
-        device: str = "cuda",
-        use_fp16: bool = True,
-        max_length: int = 512,
-        batch_size: int = 32,
-    ) -> None:
+    def __init__(self, config: RerankerConfig) -> None:
         from FlagEmbedding import FlagReranker
 
+        encoder = config.encoder
         self._model = FlagReranker(
-            model, use_fp16=use_fp16, devices=[device], batch_size=batch_size
+            encoder.model,
+            use_fp16=encoder.use_fp16,
+            devices=[encoder.device],
+            batch_size=encoder.batch_size,
         )
-        self._max_length = max_length
+        self._max_length = encoder.max_length
 
     def _score(self, query: str, passages: list[str]) -> list[float]:
         scores = self._model.compute_score(

@@ -14,9 +14,9 @@ from serve_apps.orchestrator.agents.evaluator import Evaluator
 from serve_apps.orchestrator.agents.judge import Judge
 from serve_apps.orchestrator.agents.npc import NPCConversation
 from serve_apps.orchestrator.chat_engine import ServeLLMChatEngine
+from serve_apps.orchestrator.config import OrchestratorConfig
 from serve_apps.orchestrator.semantic import SemanticMatcher, ServeSentenceEmbedder
 from serve_apps.orchestrator.training_turn import (
-    AgentSettings,
     TrainingTurn,
     TurnEvent,
     agent_error,
@@ -27,30 +27,25 @@ from serve_apps.orchestrator.training_turn import (
 _serve_log = logging.getLogger("ray.serve.salesboost.orchestrator")
 
 
-@serve.deployment(
-    name="TrainingOrchestrator",
-    ray_actor_options={"num_cpus": 0.5},
-    max_ongoing_requests=256,
-    autoscaling_config={"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 64},
-)
+# Serve options come from the config (OrchestratorConfig, serve_apps/app.py).
+@serve.deployment(name="TrainingOrchestrator")
 class TrainingOrchestrator:
     def __init__(
         self,
+        config: OrchestratorConfig,
         npc_llm: Any,
         npc_model_id: str,
         judge_llm: Any | None = None,
         judge_model_id: str | None = None,
-        agents: dict[str, Any] | None = None,
         embedder: Any | None = None,
     ) -> None:
-
         self._npc_engine = ServeLLMChatEngine(npc_llm, npc_model_id)
         self._judge_engine = (
             ServeLLMChatEngine(judge_llm, judge_model_id or npc_model_id)
             if judge_llm is not None
             else None
         )
-        settings = AgentSettings.model_validate(agents or {})
+        settings = config.agents
         judge = (
             Judge(self._judge_engine, timeout_s=settings.judge_timeout_s)
             if self._judge_engine is not None

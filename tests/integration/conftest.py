@@ -12,9 +12,8 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-# The environment before the session's stack wrote its settings into it (the stack carries
-# them in os.environ while it runs): a second stack a test starts as a subprocess takes this
-# one, or it would reach the session's database with the app's role.
+# The test process's environment as it started: a second stack a test starts as a
+# subprocess takes this one and its own settings, never the session stack's.
 ENVIRONMENT_BEFORE_THE_STACK = dict(os.environ)
 
 
@@ -34,8 +33,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory):
+    from cluster.local_stack import Stack
     from serve_apps.settings import Settings
-    from serve_apps.stack import Stack
 
     data_dir = tmp_path_factory.mktemp("salesboost-data")
     port = _free_port()

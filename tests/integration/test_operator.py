@@ -8,9 +8,9 @@ import uuid
 import httpx
 import pytest
 
+from cluster.local_stack import signing_secret
 from serve_apps.cli.operator import as_owner, create_tenant, support_access
 from serve_apps.gateway.auth import AccessTokens
-from serve_apps.stack import signing_secret
 
 pytestmark = pytest.mark.integration
 PASSWORD = "a long and unguessable test passphrase"

@@ -89,7 +89,7 @@ def test_secrets_missing_from_the_environment_come_from_vault_and_each_read_is_a
     settings = _settings(vault_addr=vault.url, vault_token=TOKEN, redis_url="redis://r:6379")
     with caplog.at_level(logging.INFO, logger="salesboost.audit.secrets"):
         resolved = resolve_secrets(settings)
-    assert resolved.secret_key == GOOD_KEY
+    assert resolved.secret_key.get_secret_value() == GOOD_KEY
     assert resolved.database_url.endswith("@db/salesboost")
     assert len(vault.requests) == 1  # one read for all of them
     lines = [r.getMessage() for r in caplog.records]
@@ -100,7 +100,7 @@ def test_secrets_missing_from_the_environment_come_from_vault_and_each_read_is_a
 
 def test_the_environment_wins_over_vault(vault):
     settings = _settings(vault_addr=vault.url, vault_token=TOKEN, secret_key="e" * 40)
-    assert resolve_secrets(settings).secret_key == "e" * 40
+    assert resolve_secrets(settings).secret_key.get_secret_value() == "e" * 40
 
 
 def test_an_unreadable_vault_is_a_clear_error(vault):

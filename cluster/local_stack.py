@@ -1,7 +1,8 @@
 """Start and stop the whole product on one machine: embedded parts, Ray, Serve applications.
 
 Used by ``salesboost up``, by the benchmarks and by the integration tests, so all three run
-the same thing.
+the same thing. The process's own environment is left as it is: what the replicas and the
+application's builder read reaches them through Serve's ``runtime_env`` ``env_vars``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from cluster.serve_config import SALESBOOST_IMPORT_PATH
 from models.cpu_layout import CpuLayout
 from serve_apps.settings import Settings
 
@@ -93,7 +95,6 @@ class Stack:
     _embedded: Any = None
     _ray_started: bool = False
     _local_cluster: Any = None
-    _saved_environ: dict[str, str | None] = field(default_factory=dict)
 
     def start(self, *, wait_ready_s: float = 600) -> Stack:
         from db.migrate import upgrade
@@ -116,7 +117,7 @@ class Stack:
         if self.settings.mode == "development":  # production companies come from the operator
             self.progress("seeding the demo tenant")
             seed_file(migration_url)
-        self.env = self._replica_env(database_url, redis_url) | SERVE_TUNING
+        self.env = self._application_env(database_url, redis_url) | SERVE_TUNING
         if layout is not None:
             self.env.update(layout.engine_env())
         with serving_cores():
@@ -159,7 +160,7 @@ class Stack:
         from serve_apps.app import SalesBoostAppArgs
 
         for spec in config.applications:
-            if spec.import_path != "serve_apps.app:build_app":
+            if spec.import_path != SALESBOOST_IMPORT_PATH:
                 continue
             engines = [s for s in SalesBoostAppArgs.model_validate(spec.args).llm_settings() if s]
             if any(engine.accelerator == "cpu" for engine in engines):
@@ -195,8 +196,12 @@ class Stack:
     def _secret_key(self) -> str:
         return signing_secret(self.settings)
 
-    def _replica_env(self, database_url: str, redis_url: str) -> dict[str, str]:
+    def _application_env(self, database_url: str, redis_url: str) -> dict[str, str]:
+        """The application's ``runtime_env`` ``env_vars``: the settings, which its builder
+        turns into each deployment's config, and the URLs and secrets its replicas read.
+        The secrets are resolved here, so the Vault token stays here."""
         env = self.settings.as_environment()
+        env.pop("SALESBOOST_VAULT_TOKEN", None)
         env.update(
             SALESBOOST_SECRET_KEY=self._secret_key(),
             DATABASE_URL=database_url,
@@ -215,15 +220,8 @@ class Stack:
         self.progress(
             f"starting Ray ({self.settings.ray_num_cpus} logical CPUs) and Serve on {host}:{port}"
         )
-        # Replicas read settings from the environment; the driver's os.environ carries the same
-        # values while the stack runs, so that builders that run here see them too.
-        self._saved_environ = {key: os.environ.get(key) for key in self.env}
-        os.environ.update(self.env)
-        for line in engine_dtype_lines(config):  # SALESBOOST_CPU_DTYPE is in the environment now
+        for line in engine_dtype_lines(config, self.settings):
             self.progress(line)
-        from serve_apps.settings import get_settings
-
-        get_settings.cache_clear()
         from cluster.deploy import deploy_serve_config
         from cluster.local import QDRANT_FOLDER_RESOURCE, LocalRayCluster
 
@@ -301,15 +299,6 @@ class Stack:
         if self._embedded is not None:
             self._embedded.stop()
             self._embedded = None
-        for key, value in self._saved_environ.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        self._saved_environ = {}
-        from serve_apps.settings import get_settings
-
-        get_settings.cache_clear()
 
     def __enter__(self) -> Stack:
         return self
@@ -322,7 +311,7 @@ def signing_secret(settings: Settings) -> str:
     """The token signing secret: from the settings, or in development one made once per data
     directory (random, readable by this user only), so restarts keep sessions."""
     if settings.secret_key:
-        return settings.secret_key
+        return settings.secret_key.get_secret_value()
     path = settings.data_dir / "secret-key"
     if not path.exists():
         import secrets
@@ -334,19 +323,21 @@ def signing_secret(settings: Settings) -> str:
     return path.read_text().strip()
 
 
-def engine_dtype_lines(config: ServeConfigFile) -> list[str]:
+def engine_dtype_lines(config: ServeConfigFile, settings: Settings) -> list[str]:
     """What each CPU model engine of ``config`` will compute in on this machine, and why."""
     from models.cpu_dtype import detect_cpu
     from serve_apps.app import SalesBoostAppArgs
 
     lines: list[str] = []
     for spec in config.applications:
-        if spec.import_path != "serve_apps.app:build_app":
+        if spec.import_path != SALESBOOST_IMPORT_PATH:
             continue
         seen: set[str] = set()
         for engine in SalesBoostAppArgs.model_validate(spec.args).llm_settings():
-            choice = engine.dtype_choice() if engine is not None else None
-            if choice is None or engine.model_id in seen:
+            if engine is None or engine.model_id in seen:
+                continue
+            choice = engine.dtype_choice(settings.cpu_dtype)
+            if choice is None:
                 continue
             seen.add(engine.model_id)
             lines.append(

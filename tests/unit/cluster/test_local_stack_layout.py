@@ -5,8 +5,8 @@ import os
 import pytest
 import yaml
 
+from cluster.local_stack import ServeConfigFile, Stack
 from serve_apps.settings import Settings
-from serve_apps.stack import ServeConfigFile, Stack
 
 
 def layout_for(tmp_path, engine_cpus, npc="npc_cpu", judge="npc_cpu"):
