@@ -5,6 +5,7 @@ from __future__ import annotations
 from serve_apps.gateway.errors import APIError
 from serve_apps.gateway.schemas.content import RuleTryIn, RuleTryOut
 from serve_apps.orchestrator.agents.compliance import ComplianceChecker
+from serve_apps.orchestrator.agents.patterns import PatternTimeout
 from serve_apps.orchestrator.semantic import SemanticMatcher
 
 # What a sentence alone decides: judge rules need the judge model and knowledge_claims rules
@@ -27,9 +28,12 @@ async def try_rule(matcher: SemanticMatcher | None, body: RuleTryIn) -> RuleTryO
         )
     party = rule.applies_to[0]
     if rule.kind != "semantic":
-        findings = ComplianceChecker([rule]).check(
-            body.sentence, party=party, speaker=party, reply_to=0
-        )
+        try:
+            findings = ComplianceChecker([rule]).check(
+                body.sentence, party=party, speaker=party, reply_to=0, strict=True
+            )
+        except PatternTimeout as exc:  # in a session the rule would be skipped on this turn
+            raise APIError(422, "pattern_too_slow", str(exc)) from None
         return RuleTryOut(findings=findings)
     unavailable = "the sentence embedder is unavailable just now; try again in a moment"
     if matcher is None:

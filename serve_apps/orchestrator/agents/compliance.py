@@ -10,7 +10,7 @@ whole sentence (or sentences) that broke the rule.
 
 from __future__ import annotations
 
-import re
+import logging
 from typing import Literal
 
 from pydantic import BaseModel, Field, create_model
@@ -20,8 +20,16 @@ from serve_apps.contracts.specs import ComplianceRuleSpec
 from serve_apps.contracts.wire import ComplianceFinding
 from serve_apps.orchestrator.agents.claims import agrees, figures
 from serve_apps.orchestrator.agents.judge import Judge
+from serve_apps.orchestrator.agents.patterns import (
+    Match,
+    PatternTimeout,
+    compile_pattern,
+    search,
+)
 from serve_apps.orchestrator.npc_prompt import sentence_spans, sentences
 from serve_apps.orchestrator.semantic import SemanticMatcher
+
+log = logging.getLogger("salesboost.compliance")
 
 EXCERPT_CHARS = 400
 Party = Literal["trainee", "npc"]
@@ -40,7 +48,7 @@ def whole_sentences(text: str, start: int | None = None, end: int | None = None)
     return text[chosen[0][0] : chosen[-1][1]].strip()[:EXCERPT_CHARS]
 
 
-def _excerpt(text: str, match: re.Match[str] | None) -> str:
+def _excerpt(text: str, match: Match[str] | None) -> str:
     if match is None:
         return whole_sentences(text)
     return whole_sentences(text, match.start(), match.end())
@@ -58,8 +66,8 @@ class ComplianceChecker:
         self._matcher = matcher
         self._compiled = {
             rule.slug: (
-                re.compile(rule.pattern) if rule.pattern else None,
-                re.compile(rule.trigger) if rule.trigger else None,
+                compile_pattern(rule.pattern) if rule.pattern else None,
+                compile_pattern(rule.trigger) if rule.trigger else None,
             )
             for rule in rules
         }
@@ -68,20 +76,28 @@ class ComplianceChecker:
         return [r for r in self._rules if party in r.applies_to and r.kind in kinds]
 
     def check(
-        self, text: str, *, party: Party, speaker: str, reply_to: int
+        self, text: str, *, party: Party, speaker: str, reply_to: int, strict: bool = False
     ) -> list[ComplianceFinding]:
-        """The rules a regular expression decides, at once."""
+        """The rules a regular expression decides, at once. A rule whose pattern gives up on
+        ``text`` (:class:`PatternTimeout`) is skipped and logged, so one admin's pattern
+        never stalls a conversation; ``strict`` raises it instead (trying a rule)."""
         findings = []
         for rule in self._applicable(party, {"forbidden", "disclosure"}):
             pattern, trigger = self._compiled[rule.slug]
             assert pattern is not None  # the spec requires one for these kinds
-            if rule.kind == "forbidden":
-                match = pattern.search(text)
-                broken = match is not None
-            else:
-                assert trigger is not None
-                match = trigger.search(text)
-                broken = match is not None and pattern.search(text) is None
+            try:
+                if rule.kind == "forbidden":
+                    match = search(pattern, text)
+                    broken = match is not None
+                else:
+                    assert trigger is not None
+                    match = search(trigger, text)
+                    broken = match is not None and search(pattern, text) is None
+            except PatternTimeout as exc:
+                if strict:
+                    raise
+                log.warning("compliance rule %r skipped on turn %d: %s", rule.slug, reply_to, exc)
+                continue
             if broken:
                 findings.append(self._finding(rule, text, match, speaker, reply_to, "rule"))
         return findings
@@ -205,7 +221,7 @@ class ComplianceChecker:
     def _finding(
         rule: ComplianceRuleSpec,
         text: str,
-        match: re.Match[str] | None,
+        match: Match[str] | None,
         speaker: str,
         reply_to: int,
         decided_by: Literal["rule", "semantic", "knowledge", "judge"],

@@ -11,6 +11,7 @@ comes with evidence: the turn numbers and quotes, each a whole sentence.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from typing import Literal
 
@@ -27,6 +28,12 @@ from serve_apps.contracts.turn import (
 )
 from serve_apps.orchestrator.agents.compliance import whole_sentences
 from serve_apps.orchestrator.agents.judge import AgentFailed, Judge
+from serve_apps.orchestrator.agents.patterns import (
+    Match,
+    PatternTimeout,
+    compile_pattern,
+    search,
+)
 from serve_apps.orchestrator.npc_prompt import sentences
 from serve_apps.orchestrator.semantic import SemanticMatcher
 
@@ -34,6 +41,7 @@ QUOTE_CHARS = 400
 MAX_EVIDENCE = 3
 TRANSCRIPT_CHARS = 3000  # what the judge reads: the end of the conversation
 STRONG, WEAK = 75.0, 50.0
+log = logging.getLogger("salesboost.evaluator")
 _QUESTION = re.compile(r"[^.!?]*\?")
 
 
@@ -43,7 +51,7 @@ class JudgedCheck(BaseModel):
     quote: str = Field("", max_length=QUOTE_CHARS)
 
 
-def _quote(text: str, match: re.Match[str] | None = None) -> str:
+def _quote(text: str, match: Match[str] | None = None) -> str:
     """The sentence(s) the match is in, whole."""
     if match is None:
         return whole_sentences(text)
@@ -142,12 +150,18 @@ class Evaluator:
 
         if check.kind == "pattern":
             assert check.pattern is not None
-            pattern = re.compile(check.pattern)
-            evidence = [
-                Evidence(seq=t.seq, quote=_quote(t.text, m))
-                for t in trainee
-                if (m := pattern.search(t.text))
-            ]
+            pattern = compile_pattern(check.pattern)
+            evidence = []
+            for t in trainee:
+                try:
+                    m = search(pattern, t.text)
+                except PatternTimeout as exc:  # the turn counts as no match
+                    log.warning(
+                        "rubric check %r skipped on turn %d: %s", check.question, t.seq, exc
+                    )
+                    continue
+                if m:
+                    evidence.append(Evidence(seq=t.seq, quote=_quote(t.text, m)))
             return result(bool(evidence), evidence)
         if check.kind == "questions":
             asked = [
