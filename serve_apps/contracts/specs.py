@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal, get_args
 
+import regex
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from retrieval.names import KB_SLUG_PATTERN
@@ -64,10 +65,12 @@ class _Spec(StorableText):
 
 
 def _compiles(pattern: str | None) -> str | None:
+    # Checked by the engine the agents search with (serve_apps/orchestrator/agents/patterns.py),
+    # so a pattern saved is one a turn can compile.
     if pattern is not None:
         try:
-            re.compile(pattern)
-        except re.error as exc:
+            regex.compile(pattern)
+        except regex.error as exc:
             raise ValueError(f"not a valid regular expression: {exc}") from None
     return pattern
 
