@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
-from sqlalchemy import TextClause, text
+from sqlalchemy import TextClause, event, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -14,17 +14,51 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from serve_apps.telemetry.metrics import product_metrics
+
 TENANT_SETTING = "app.tenant_id"
 
 
 def create_engine(url: str, *, pool_size: int = 5, pool_recycle_s: int = 1800) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,  # a server restart must not surface as an error on the next turn
         pool_recycle=pool_recycle_s,
     )
+    _watch_pool(engine)
+    return engine
+
+
+def _watch_pool(engine: AsyncEngine) -> None:
+    """The connections checked out of the pool, in the metrics, at every checkout and return."""
+    pool = engine.sync_engine.pool
+    in_use = product_metrics().db_pool_in_use
+
+    def update(*_: object) -> None:
+        in_use.set(pool.checkedout())  # type: ignore[attr-defined]
+
+    event.listen(pool, "checkout", update)
+    event.listen(pool, "checkin", update)
+
+
+_waiting = 0
+
+
+@contextmanager
+def _waiting_for_connection() -> Iterator[None]:
+    """Counts the transactions of this process that wait for their connection (and its first
+    statement, a sub-millisecond one): above zero for long, the pool is too small."""
+    global _waiting
+    gauge = product_metrics().db_pool_waiting
+    _waiting += 1
+    gauge.set(_waiting)
+    try:
+        yield
+    finally:
+        _waiting -= 1
+        gauge.set(_waiting)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -50,5 +84,6 @@ async def tenant_transaction(
     never carries one tenant into another's transaction.
     """
     async with sessions() as session, session.begin():
-        await session.execute(*act_as_tenant(tenant_id))
+        with _waiting_for_connection():
+            await session.execute(*act_as_tenant(tenant_id))
         yield session

@@ -234,12 +234,14 @@ async def store_npc_turn(
         return stored
 
 
-async def end_training_session(session: AsyncSession, *, session_id: uuid.UUID) -> None:
-    await session.execute(
+async def end_training_session(session: AsyncSession, *, session_id: uuid.UUID) -> bool:
+    """End an active session; False when it had ended already."""
+    result = await session.execute(
         update(TrainingSession)
         .where(TrainingSession.id == session_id, TrainingSession.status == SessionStatus.active)
         .values(status=SessionStatus.ended, ended_at=func.now())
     )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def persona_slugs(

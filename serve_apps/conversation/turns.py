@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from opentelemetry import trace
 from pydantic import BaseModel
 
 from serve_apps.contracts.knowledge import RetrievedChunk
@@ -33,12 +34,15 @@ from serve_apps.contracts.wire import (
     AgentEvent,
     ErrorEvent,
     ReplyDone,
+    Review,
     StoredTurn,
     Token,
     TraineeTurn,
     TurnTiming,
     for_the_trainee,
 )
+from serve_apps.telemetry import tracing
+from serve_apps.telemetry.metrics import product_metrics
 
 log = logging.getLogger("salesboost.conversation")
 
@@ -113,6 +117,10 @@ class TurnClock:
         if step not in self._marks:
             self._marks[step] = round((time.perf_counter() - self._arrived) * 1000, 1)
 
+    def seconds(self, step: str) -> float | None:
+        ms = self._marks.get(step)
+        return None if ms is None else ms / 1000
+
     def timing(self) -> TurnTiming:
         return TurnTiming(
             stored_ms=self._marks["stored"],
@@ -174,13 +182,25 @@ class Conversation:
             log.info("session %s: client went away while sending", self.session_id)
 
     async def handle_turn(self, turn: TraineeTurn) -> None:
+        """Answer one turn; its spans go under the current one (the gateway's turn span)."""
         clock = TurnClock()
         grounding = asyncio.ensure_future(self._read(turn.text))  # while the turn is stored
         try:
-            await self._handle_turn(turn, grounding, clock)
+            outcome = await self._handle_turn(turn, grounding, clock)
         finally:
             if not grounding.done():
                 grounding.cancel()
+        self._count(outcome, clock)
+
+    def _count(self, outcome: str, clock: TurnClock) -> None:
+        """The turn in the product's metrics: its outcome, and the times the trainee saw."""
+        metrics = product_metrics()
+        tags: dict[str, str] = {"mode": self.mode}
+        metrics.turns.inc(1, tags={"mode": self.mode, "outcome": outcome})
+        if (first_token := clock.seconds("first_token")) is not None:
+            metrics.turn_ttft.observe(first_token, tags=tags)
+        if (done := clock.seconds("reply_stored")) is not None:
+            metrics.turn_duration.observe(done, tags=tags)
 
     async def _read(self, text: str) -> TurnReading:
         """The seller's chunks and the persona's papers for a turn, at once; what fails or
@@ -189,12 +209,16 @@ class Conversation:
         async def seller() -> list[RetrievedChunk]:
             if self.grounder is None or not self.knowledge_base:
                 return []
-            return await self.grounder(text)
+            with tracing.span("retrieve.seller_knowledge") as current:
+                chunks = await self.grounder(text)
+                current.set_attribute("chunks", len(chunks))
+                return chunks
 
         async def papers() -> PersonaPapers:
             if self.paper_reader is None:
                 return PersonaPapers()
-            return await self.paper_reader(text)
+            with tracing.span("retrieve.persona_papers"):
+                return await self.paper_reader(text)
 
         chunks, read = await asyncio.gather(seller(), papers(), return_exceptions=True)
         for failure in (chunks, read):
@@ -210,17 +234,20 @@ class Conversation:
         turn: TraineeTurn,
         grounding: asyncio.Future[TurnReading],
         clock: TurnClock,
-    ) -> None:
-        record = await self.store.store_trainee_turn(
-            client_turn_id=turn.client_turn_id, text=turn.text
-        )
+    ) -> str:
+        """The turn's outcome (``metrics.TURN_OUTCOMES``)."""
+        with tracing.span("store_turn"):
+            record = await self.store.store_trainee_turn(
+                client_turn_id=turn.client_turn_id, text=turn.text
+            )
         clock.mark("stored")
+        trace.get_current_span().set_attribute(tracing.TURN_SEQ, record.seq)
         await self._emit(
             Ack(client_turn_id=turn.client_turn_id, seq=record.seq, duplicate=record.duplicate)
         )
         if record.reply is not None:  # a retry of a turn that was answered: no model call
             await self._emit(self._reply_done(record.seq, record.reply))
-            return
+            return "resent"
         lock_key = f"{self.session_id}:{record.seq}"
         if not await self.locks.acquire(lock_key):
             await self._emit(
@@ -230,10 +257,10 @@ class Conversation:
                     client_turn_id=turn.client_turn_id,
                 )
             )
-            return
+            return "in_progress"
         renewal = asyncio.create_task(self._keep_lock(lock_key))
         try:
-            await self._generate(record.seq, turn, grounding, clock)
+            return await self._generate(record.seq, turn, grounding, clock)
         finally:
             renewal.cancel()
             try:
@@ -265,7 +292,7 @@ class Conversation:
         turn: TraineeTurn,
         grounding: asyncio.Future[TurnReading],
         clock: TurnClock,
-    ) -> None:
+    ) -> str:
         chunks, papers = await grounding
         request = TurnRequest(
             session_id=str(self.session_id),
@@ -290,13 +317,22 @@ class Conversation:
         # turn done; those that come after the reply are stored when the stream ends.
         agent_events: list[AgentEvent | ErrorEvent] = []
         reply: StoredReply | None = None
+        replaced = False
+        # The model's span is the current one only while the stream is asked for (the handle
+        # call carries it to the orchestrator); storing the reply is its sibling.
+        model_span = tracing.start_span("model.stream_turn", {"grounding_chunks": len(chunks)})
         try:
-            async for event in self.reply_source(request):
+            with trace.use_span(model_span):
+                stream = self.reply_source(request)
+            async for event in stream:
                 if not isinstance(event, NPCChunk):
                     agent_events.append(event)
+                    replaced |= isinstance(event, Review) and event.action == "replaced"
                     if for_the_trainee(event):
                         await self._emit(event)
                 elif not event.done:
+                    if clock.seconds("first_token") is None:
+                        model_span.add_event("first_token")
                     clock.mark("first_token")
                     await self._emit(
                         Token(
@@ -307,9 +343,18 @@ class Conversation:
                         )
                     )
                 else:
+                    tracing.set_attributes(
+                        model_span,
+                        {
+                            "output_tokens": event.output_tokens,
+                            "finish_reason": event.finish_reason,
+                        },
+                    )
+                    model_span.end()
                     reply = await self._finish_reply(seq, turn, event, agent_events, clock)
                     agent_events = []
         except Exception as exc:
+            tracing.mark_error(model_span, "model_unavailable" if reply is None else "agents")
             if reply is None:
                 log.warning("session %s turn %s: model failed: %r", self.session_id, seq, exc)
                 await self._emit(
@@ -320,12 +365,17 @@ class Conversation:
                         client_turn_id=turn.client_turn_id,
                     )
                 )
-                return
+                return "model_unavailable"
             log.warning(
                 "session %s turn %s: agents failed after the reply: %r", self.session_id, seq, exc
             )
+        finally:
+            model_span.end()  # a second end is ignored
         if agent_events:
             await self._store_agent_events(seq, agent_events)
+        if reply is None:  # the stream ended without a reply
+            return "model_unavailable"
+        return "replaced" if replaced else "replied"
 
     async def _finish_reply(
         self,
@@ -336,15 +386,16 @@ class Conversation:
         clock: TurnClock,
     ) -> StoredReply:
         speaker = done.speaker or self.persona.slug
-        reply = await self.store.store_npc_reply(
-            reply_to_seq=seq,
-            text=done.final_text or "",
-            output_tokens=done.output_tokens,
-            model=done.model,
-            citations=done.citations,
-            speaker=speaker,
-        )
-        await self._store_agent_events(seq, agent_events)
+        with tracing.span("store_reply", {"agent_events": len(agent_events)}):
+            reply = await self.store.store_npc_reply(
+                reply_to_seq=seq,
+                text=done.final_text or "",
+                output_tokens=done.output_tokens,
+                model=done.model,
+                citations=done.citations,
+                speaker=speaker,
+            )
+            await self._store_agent_events(seq, agent_events)
         clock.mark("reply_stored")
         self.history.append(HistoryTurn(speaker="trainee", text=turn.text))
         self.history.append(HistoryTurn(speaker="npc", text=reply.text, persona=speaker))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import FastAPI
 from ray import serve
 from ray.serve.handle import DeploymentHandle
@@ -15,6 +17,8 @@ from serve_apps.gateway.identity import IdentityResolver
 from serve_apps.gateway.rate_limits import RateLimiter
 from serve_apps.gateway.state import GatewayState
 from serve_apps.orchestrator.semantic import SemanticMatcher, ServeSentenceEmbedder
+from serve_apps.telemetry.metrics import product_metrics
+from serve_apps.telemetry.tracing import trace_database_and_redis
 
 
 # ``serve.ingress()`` without an app: Serve calls ``__serve_build_asgi_app__`` on the replica
@@ -44,6 +48,7 @@ class Gateway:
         )
         sessions = session_factory(engine)
         redis = Redis.from_url(settings.redis_url)
+        trace_database_and_redis(engine.sync_engine)
         tokens = AccessTokens(
             secret=settings.secret_key.get_secret_value(),
             issuer=settings.jwt_issuer,
@@ -77,6 +82,23 @@ class Gateway:
             ),
             allowed_origins=frozenset(o.rstrip("/") for o in settings.allowed_origins),
         )
+
+    async def check_health(self) -> None:
+        """Serve's periodic health check: whether the database and Redis answer, into the
+        metrics (the alerts on them). Never raises: a replica restarted for a database
+        outage would not bring the database back."""
+        up = product_metrics().dependency_up
+
+        async def database() -> None:
+            async with self.state.engine.connect() as connection:
+                await connection.exec_driver_sql("SELECT 1")
+
+        for name, probe in (("database", database), ("redis", self.state.redis.ping)):
+            try:
+                await asyncio.wait_for(probe(), timeout=2)
+                up.set(1, tags={"dependency": name})
+            except Exception:
+                up.set(0, tags={"dependency": name})
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         api = create_api(self.state.settings)

@@ -21,6 +21,7 @@ import uuid
 from redis.asyncio import Redis
 
 from serve_apps.gateway.errors import APIError
+from serve_apps.telemetry.metrics import product_metrics
 
 PREFIX = "salesboost:rl:"
 DAY_S = 86_400
@@ -83,7 +84,9 @@ class RateLimiter:
             total, _ = await pipe.execute()
         return int(total), window + window_s - now
 
-    async def _hit(self, what: str, key: str, limit: int) -> None:
+    async def _hit(self, what: str, bucket: str, key: str, limit: int) -> None:
+        """Count a request against ``key``'s limit; over it, refuse (``bucket`` names the kind
+        of limit in the metrics: a bounded label, unlike the key)."""
         now = time.time()
         window = int(now - now % MINUTE_S)
         current_key = f"{PREFIX}{key}:{window}"
@@ -96,6 +99,7 @@ class RateLimiter:
         previous = int(previous or 0)
         estimate = current + previous * (1 - elapsed_s / MINUTE_S)
         if estimate > limit:
+            product_metrics().rate_limited.inc(1, tags={"limit": bucket})
             raise RateLimited(
                 what,
                 seconds_until_allowed(
@@ -108,24 +112,27 @@ class RateLimiter:
             )
 
     async def check_ip(self, ip: str | None) -> None:
-        await self._hit("requests from this address", f"ip:{ip or 'unknown'}", self.per_ip)
+        await self._hit("requests from this address", "ip", f"ip:{ip or 'unknown'}", self.per_ip)
 
     async def check_sign_in(self, tenant: str, email: str) -> None:
         """Password guesses against one account, from anywhere."""
         # The tenant as hex: the sign-in form's tenant may contain ":", so "a:b" + "c@x" and
         # "a" + "b:c@x" (an email may contain ":" too) would otherwise be one account's key.
         account = f"login:{tenant.encode().hex()}:{email}"
-        await self._hit("sign-in attempts for this account", account, 10)
+        await self._hit("sign-in attempts for this account", "sign_in", account, 10)
 
     async def check_caller(self, tenant_id: uuid.UUID, user_id: uuid.UUID) -> None:
-        await self._hit("requests from this user", f"user:{user_id}", self.per_user)
-        await self._hit("requests from this company", f"tenant:{tenant_id}", self.per_tenant)
+        await self._hit("requests from this user", "user", f"user:{user_id}", self.per_user)
+        await self._hit(
+            "requests from this company", "tenant", f"tenant:{tenant_id}", self.per_tenant
+        )
 
     async def check_token_budget(self, tenant_id: uuid.UUID) -> None:
         now = int(time.time())
         day = now - now % DAY_S
         used = await self._redis.get(f"{PREFIX}tokens:{tenant_id}:{day}")
         if used is not None and int(used) >= self.tenant_tokens_per_day:
+            product_metrics().rate_limited.inc(1, tags={"limit": "tokens"})
             raise RateLimited("model tokens used by this company today", day + DAY_S - now)
 
     async def spend_tokens(self, tenant_id: uuid.UUID, tokens: int) -> None:

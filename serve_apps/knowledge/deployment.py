@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from typing import Any
 
 from ray import serve
@@ -38,6 +39,8 @@ from serve_apps.knowledge.config import KnowledgeConfig
 from serve_apps.knowledge.embedder import RemoteEmbedder
 from serve_apps.knowledge.loop_calls import ReplicaLoopCaller
 from serve_apps.knowledge.reranker import RemoteReranker
+from serve_apps.telemetry import tracing
+from serve_apps.telemetry.metrics import product_metrics
 
 log = logging.getLogger("salesboost.knowledge")
 
@@ -133,12 +136,24 @@ class KnowledgeService:
         self, *, tenant_id: str, knowledge_base: str, query: str, top_k: int = 5
     ) -> list[RetrievedChunk]:
         base = self._base(tenant_id, knowledge_base, None)
+        latency = product_metrics().retrieval
+        started = time.perf_counter()
         # Embedded before taking the store's lock, so that turns arriving together are
         # embedded together (the embedder batches them) rather than one per lock holder.
-        dense = await self._embedder.embed_query_async(query)
-        hits = await self._run(
-            base.search, tenant_id=tenant_id, query=query, top_k=top_k, query_vector=dense
-        )
+        with tracing.span("retrieval.embed"):
+            dense = await self._embedder.embed_query_async(query)
+        embedded = time.perf_counter()
+        latency.observe(embedded - started, tags={"stage": "embed"})
+        # Dense and sparse search, fusion and the late-interaction rerank (or the
+        # cross-encoder's, a span of its own) in the store, behind its lock.
+        with tracing.span("retrieval.search", {"top_k": top_k}) as search_span:
+            hits = await self._run(
+                base.search, tenant_id=tenant_id, query=query, top_k=top_k, query_vector=dense
+            )
+            search_span.set_attribute("hits", len(hits))
+        done = time.perf_counter()
+        latency.observe(done - embedded, tags={"stage": "search"})
+        latency.observe(done - started, tags={"stage": "total"})
         return [RetrievedChunk.from_hit(h.id, h.score, h.payload) for h in hits]
 
     async def explain(

@@ -8,12 +8,15 @@ the CPU default reranks inside Qdrant with late interaction instead (``retrieval
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from ray import serve
 
 from serve_apps.knowledge.config import RerankerConfig
 from serve_apps.knowledge.loop_calls import ReplicaLoopCaller
+from serve_apps.telemetry import tracing
+from serve_apps.telemetry.metrics import product_metrics
 
 
 # Serve options come from the config (RerankerConfig, serve_apps/app.py).
@@ -55,4 +58,10 @@ class RemoteReranker:
         self._timeout_s = timeout_s
 
     def score(self, query: str, passages: list[str]) -> list[float]:
-        return self._loop.call(lambda: self._handle.score.remote(query, passages), self._timeout_s)
+        started = time.perf_counter()
+        with tracing.span("retrieval.rerank", {"passages": len(passages)}):
+            scores = self._loop.call(
+                lambda: self._handle.score.remote(query, passages), self._timeout_s
+            )
+        product_metrics().retrieval.observe(time.perf_counter() - started, tags={"stage": "rerank"})
+        return scores

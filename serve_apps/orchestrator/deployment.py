@@ -6,10 +6,11 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+from opentelemetry import trace
 from ray import serve
 
 from serve_apps.contracts.turn import EvaluationReport, EvaluationRequest, TurnRequest
-from serve_apps.contracts.wire import ErrorEvent
+from serve_apps.contracts.wire import ComplianceFinding, ErrorEvent, Review
 from serve_apps.orchestrator.agents.evaluator import Evaluator
 from serve_apps.orchestrator.agents.judge import Judge
 from serve_apps.orchestrator.agents.npc import NPCConversation
@@ -21,6 +22,8 @@ from serve_apps.orchestrator.training_turn import (
     TurnEvent,
     agent_error,
 )
+from serve_apps.telemetry import tracing
+from serve_apps.telemetry.metrics import product_metrics
 
 # A child of Serve's logger: its records go to the replica's log file under Ray's session
 # directory (logs/serve/replica_<app>_TrainingOrchestrator_*.log).
@@ -63,7 +66,19 @@ class TrainingOrchestrator:
         _serve_log.info("model asked: session %s turn %s", request.session_id, request.reply_to_seq)
         # The request carries the turn's knowledge: the gateway, the one owner of a turn's
         # grounding, retrieved it while it stored the turn.
+        tracing.set_attributes(
+            trace.get_current_span(),
+            {tracing.SESSION_ID: request.session_id, tracing.TURN_SEQ: request.reply_to_seq},
+        )
+        metrics = product_metrics()
         async for event in self._turn.run(request):
+            if isinstance(event, Review):
+                metrics.reviews.inc(1, tags={"action": event.action})
+            elif isinstance(event, ComplianceFinding):
+                party = "trainee" if event.speaker == "trainee" else "persona"
+                metrics.compliance_findings.inc(
+                    1, tags={"severity": event.severity, "party": party}
+                )
             yield event
 
     async def evaluate(

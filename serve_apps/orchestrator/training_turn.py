@@ -26,6 +26,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable
 
+from opentelemetry import trace
 from pydantic import BaseModel, ConfigDict, Field
 
 from serve_apps.contracts.turn import NPCChunk, TurnRequest
@@ -47,6 +48,8 @@ from serve_apps.orchestrator.agents.reviewer import (
     feedback_message,
 )
 from serve_apps.orchestrator.semantic import SemanticMatcher
+from serve_apps.telemetry import tracing
+from serve_apps.telemetry.metrics import product_metrics
 
 log = logging.getLogger("salesboost.orchestrator")
 
@@ -90,6 +93,8 @@ class AgentSettings(BaseModel):
 
 
 def agent_error(failure: AgentFailed, reply_to: int | None) -> ErrorEvent:
+    """An optional agent's failure as the typed event that is stored, counted once here."""
+    product_metrics().agent_failures.inc(1, tags={"agent": failure.agent, "code": failure.code})
     return ErrorEvent(
         code="agent_failed",
         message=f"the {failure.agent} could not answer ({failure.code}); the conversation goes on",
@@ -130,14 +135,17 @@ class TrainingTurn:
             self._judge if self._settings.compliance_uses_judge else None,
             self._matcher,
         )
-        for finding in compliance.check(
-            request.trainee_text, party="trainee", speaker="trainee", reply_to=seq
-        ):
+        with tracing.span("compliance.trainee_rules", {"rules": len(request.compliance_rules)}):
+            findings = compliance.check(
+                request.trainee_text, party="trainee", speaker="trainee", reply_to=seq
+            )
+        for finding in findings:
             yield finding
 
-        choice = await self._director.choose(
-            request.personas, request.trainee_text, request.history
-        )
+        with tracing.span("director", {"personas": len(request.personas)}):
+            choice = await self._director.choose(
+                request.personas, request.trainee_text, request.history
+            )
         if choice.failure is not None:
             yield agent_error(choice.failure, seq)
         if len(request.personas) > 1:
@@ -151,7 +159,8 @@ class TrainingTurn:
         coaching = request.mode == "practice"
         stage = stage_from_history(request.history, request.scenario.stage)
         if coaching:
-            hints, stage = self._coach.rule_hints(request, stage)
+            with tracing.span("coach.rules"):
+                hints, stage = self._coach.rule_hints(request, stage)
             for hint in hints:
                 yield hint
 
@@ -170,6 +179,7 @@ class TrainingTurn:
                         ),
                         seq,
                         "compliance",
+                        "compliance.semantic_rules",
                     )
                 )
             if coaching and self._matcher is not None and grounding:
@@ -183,10 +193,13 @@ class TrainingTurn:
                         ),
                         seq,
                         "coach",
+                        "coach.knowledge_hint",
                     )
                 )
             if coaching and self._coach.uses_judge:
-                work.append(_as_events(self._coach.next_step(request, stage), seq))
+                work.append(
+                    _as_events(self._coach.next_step(request, stage), seq, name="coach.judge")
+                )
             if compliance.has_judge_rules:
                 work.append(
                     _as_events(
@@ -194,6 +207,7 @@ class TrainingTurn:
                             request.trainee_text, speaker="trainee", reply_to=seq
                         ),
                         seq,
+                        name="compliance.judge_rules",
                     )
                 )
             return work
@@ -203,44 +217,60 @@ class TrainingTurn:
         final: NPCChunk | None = None
         output_tokens = 0
         feedback: list[dict[str, str]] = []
+        # The agents that start beside the persona are spans of the turn, not of its attempt.
+        turn_span = trace.get_current_span()
         for attempt in range(self._reviewer.max_retries + 1):
             done: NPCChunk | None = None
-            async for chunk in self._npc.stream_reply(
-                request, speaker=choice.speaker, attempt=attempt, feedback=feedback
-            ):
-                if not judge_started:
-                    late = [asyncio.ensure_future(w) for w in judge_work()]
-                    judge_started = True
-                if chunk.done:
-                    done = chunk
-                else:
-                    yield chunk
-                for event in _finished(late):
-                    yield event
-            assert done is not None
+            with tracing.span(
+                "persona.attempt", {"attempt": attempt, "speaker": choice.speaker.slug}
+            ) as attempt_span:
+                async for chunk in self._npc.stream_reply(
+                    request, speaker=choice.speaker, attempt=attempt, feedback=feedback
+                ):
+                    if not judge_started:
+                        attempt_span.add_event("first_token")
+                        with trace.use_span(turn_span):
+                            late = [asyncio.ensure_future(w) for w in judge_work()]
+                        judge_started = True
+                    if chunk.done:
+                        done = chunk
+                    else:
+                        yield chunk
+                    for event in _finished(late):
+                        yield event
+                assert done is not None
+                tracing.set_attributes(
+                    attempt_span,
+                    {"output_tokens": done.output_tokens, "finish_reason": done.finish_reason},
+                )
             output_tokens += done.output_tokens or 0
             text = done.final_text or ""
-            npc_findings = compliance.check(
-                text, party="npc", speaker=choice.speaker.slug, reply_to=seq
-            )
-            cut = done.finish_reason == "length" and not done.trimmed
-            issues = await self._reviewer.rule_issues(
-                text,
-                persona=choice.speaker,
-                scenario=request.scenario,
-                question=request.trainee_text,
-                cut=cut,
-            )
-            issues += [
-                f"breaks the rule {f.rule!r}" for f in npc_findings if f.severity == "critical"
-            ]
-            if not issues and self._reviewer.uses_judge:
-                try:
-                    issues = await self._reviewer.judge_issues(
-                        text, persona=choice.speaker, scenario=request.scenario
-                    )
-                except AgentFailed as failure:
-                    yield agent_error(failure, seq)
+            with tracing.span("reviewer", {"attempt": attempt}) as review_span:
+                npc_findings = compliance.check(
+                    text, party="npc", speaker=choice.speaker.slug, reply_to=seq
+                )
+                cut = done.finish_reason == "length" and not done.trimmed
+                issues = await self._reviewer.rule_issues(
+                    text,
+                    persona=choice.speaker,
+                    scenario=request.scenario,
+                    question=request.trainee_text,
+                    cut=cut,
+                )
+                issues += [
+                    f"breaks the rule {f.rule!r}" for f in npc_findings if f.severity == "critical"
+                ]
+                judge_failure: AgentFailed | None = None
+                if not issues and self._reviewer.uses_judge:
+                    try:
+                        issues = await self._reviewer.judge_issues(
+                            text, persona=choice.speaker, scenario=request.scenario
+                        )
+                    except AgentFailed as failure:
+                        judge_failure = failure
+                review_span.set_attribute("issues", len(issues))
+            if judge_failure is not None:
+                yield agent_error(judge_failure, seq)
             last_attempt = attempt == self._reviewer.max_retries
             if not issues:
                 yield Review(
@@ -300,16 +330,21 @@ async def _as_events(
     work: Awaitable[Hint | list[ComplianceFinding] | list[Hint] | None],
     seq: int,
     agent: str | None = None,
+    name: str = "agent",
 ) -> list[TurnEvent]:
-    """One agent's answer as events, or its failure as a typed error event (stored for the
-    report, not shown to the trainee)."""
+    """One agent's answer as events (a span of its own, ``name``), or its failure as a typed
+    error event (stored for the report, not shown to the trainee)."""
     try:
-        answer = await work
+        with tracing.span(name):
+            answer = await work
     except AgentFailed as failure:
         log.info("turn %s: %s", seq, failure)
         return [agent_error(failure, seq)]
     except Exception as exc:  # an agent bug must not cost the trainee the reply
         log.exception("turn %s: agent failed", seq)
+        product_metrics().agent_failures.inc(
+            1, tags={"agent": agent or "judge", "code": "exception"}
+        )
         return [
             ErrorEvent(
                 code="agent_failed",

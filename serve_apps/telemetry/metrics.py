@@ -43,7 +43,7 @@ DEPENDENCY_UP = "salesboost_dependency_up"
 TURN_OUTCOMES = ("replied", "replaced", "resent", "in_progress", "model_unavailable")
 RETRIEVAL_STAGES = ("embed", "search", "rerank", "total")
 REVIEW_ACTIONS = ("accepted", "retry", "replaced")
-DEPENDENCIES = ("database", "redis", "models", "knowledge")
+DEPENDENCIES = ("database", "redis", "model", "knowledge")
 
 
 @dataclass(frozen=True)
@@ -137,17 +137,15 @@ def _register() -> ProductMetrics:
         ),
         db_pool_in_use=Gauge(
             DB_POOL_IN_USE,
-            "Database connections checked out of this replica's pool.",
-            tag_keys=("deployment",),
+            "Database connections checked out of this process's pool.",
         ),
         db_pool_waiting=Gauge(
             DB_POOL_WAITING,
-            "Requests of this replica waiting for a database connection.",
-            tag_keys=("deployment",),
+            "Tenant transactions of this process waiting for a database connection.",
         ),
         dependency_up=Gauge(
             DEPENDENCY_UP,
-            "1 when the gateway's readiness check reached the dependency, else 0.",
+            "1 when the gateway last reached the dependency (health checks, readiness), else 0.",
             tag_keys=("dependency",),
         ),
     )

@@ -100,7 +100,9 @@ def _serve_spans_dir() -> str:
 
 
 @contextmanager
-def span(name: str, attributes: Mapping[str, AttributeValue | None] | None = None) -> Iterator[Span]:
+def span(
+    name: str, attributes: Mapping[str, AttributeValue | None] | None = None
+) -> Iterator[Span]:
     """A product span, the current one inside the block (handle calls made in it carry it).
 
     An exception leaving the block marks the span as an error and is re-raised.
@@ -109,6 +111,12 @@ def span(name: str, attributes: Mapping[str, AttributeValue | None] | None = Non
         name, attributes=_present(attributes), record_exception=True
     ) as current:
         yield current
+
+
+def start_span(name: str, attributes: Mapping[str, AttributeValue | None] | None = None) -> Span:
+    """A child of the current span that the caller ends: for work whose span must not stay
+    the current one across the ``await``s and ``yield``s it spans (a reply's stream)."""
+    return _tracer.start_span(name, attributes=_present(attributes))
 
 
 @contextmanager
@@ -141,6 +149,29 @@ def mark_error(current: Span, code: str) -> None:
     """A failure that is answered (a typed error event), not raised."""
     current.set_status(Status(StatusCode.ERROR, code))
     current.set_attribute("salesboost.error_code", code)
+
+
+def enabled_here() -> bool:
+    """Whether this process exports spans (Serve set up its provider from the tracing config)."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    return isinstance(trace.get_tracer_provider(), TracerProvider)
+
+
+def trace_database_and_redis(sync_engine: Any) -> None:
+    """Database statements and Redis commands as child spans, by OpenTelemetry's own
+    instrumentations: SQL as the driver sees it (parameters bound apart, so no values), Redis
+    commands with their arguments replaced by ``?``. Only where spans are exported: with
+    tracing off they would cost a no-op span per call."""
+    if not enabled_here():
+        return
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+    SQLAlchemyInstrumentor().instrument(engine=sync_engine, enable_commenter=False)
+    redis = RedisInstrumentor()
+    if not redis.is_instrumented_by_opentelemetry:
+        redis.instrument()
 
 
 def current_ids() -> tuple[str, str] | None:

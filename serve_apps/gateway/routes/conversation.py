@@ -57,6 +57,8 @@ from serve_apps.gateway.state import GatewayState
 from serve_apps.gateway.stores import PostgresConversationStore, RedisGenerationLocks
 from serve_apps.gateway.use_cases.evaluation import finish_session, trainee_memory
 from serve_apps.knowledge.grounding import ground
+from serve_apps.telemetry import tracing
+from serve_apps.telemetry.metrics import product_metrics
 
 log = logging.getLogger("salesboost.gateway")
 router = APIRouter()
@@ -81,6 +83,10 @@ STORE_DID_NOT_ANSWER = (
     PoolTimeoutError,
     TimeoutError,
 )
+
+
+# Conversation sockets open on this replica (its gauge in the metrics).
+_OPEN_SOCKETS = [0]
 
 
 def session_channel(session_id: uuid.UUID) -> str:
@@ -195,6 +201,9 @@ async def stream(
     # both; a client keeps one per ``seq``), never missed.
     pubsub = state.redis.pubsub(ignore_subscribe_messages=True)
     pushed: asyncio.Task[None] | None = None
+    open_sockets = product_metrics().websockets_open
+    _OPEN_SOCKETS[0] += 1
+    open_sockets.set(_OPEN_SOCKETS[0])
     try:
         await pubsub.subscribe(session_channel(session_id))
         pushed = asyncio.create_task(_push_published(pubsub, conversation))
@@ -208,6 +217,8 @@ async def stream(
         if websocket.application_state != WebSocketState.DISCONNECTED:
             await websocket.close(code=CLOSE_INTERNAL, reason="internal error")
     finally:
+        _OPEN_SOCKETS[0] -= 1
+        open_sockets.set(_OPEN_SOCKETS[0])
         if pushed is not None:
             pushed.cancel()
         with contextlib.suppress(Exception):
@@ -418,23 +429,34 @@ async def _take_turns(
 
 
 async def take_turn(limits: RateLimiter, conversation: Conversation, frame: TraineeTurn) -> None:
-    """Answer a trainee turn; a store that does not answer in time makes it ``unavailable``."""
-    try:
-        await _answer_turn(limits, conversation, frame)
-    except STORE_DID_NOT_ANSWER as exc:
-        # A store that did not answer in time (a saturated machine, a failover): this
-        # turn is told to come again, and the socket stays open. Its trainee turn, if it
-        # was acknowledged, is stored; sent again with the same client_turn_id it is
-        # answered then, once.
-        log.warning("ws %s: a store did not answer: %r", conversation.session_id, exc)
-        await conversation.report(
-            ErrorEvent(
-                code="unavailable",
-                message="the service is busy; send the turn again in a few seconds",
-                client_turn_id=frame.client_turn_id,
-                retry_after_s=UNAVAILABLE_RETRY_AFTER_S,
-            )
+    """Answer a trainee turn, in a trace of its own; a store that does not answer in time
+    makes it ``unavailable``."""
+    attributes = {
+        tracing.SESSION_ID: str(conversation.session_id),
+        tracing.TENANT_ID: str(conversation.tenant_id),
+        tracing.MODE: conversation.mode,
+    }
+    with tracing.root_span("turn", attributes) as turn_span:
+        try:
+            await _answer_turn(limits, conversation, frame)
+        except STORE_DID_NOT_ANSWER as exc:
+            tracing.mark_error(turn_span, "unavailable")
+            await _unavailable(conversation, frame, exc)
+
+
+async def _unavailable(conversation: Conversation, frame: TraineeTurn, exc: Exception) -> None:
+    """A store that did not answer in time (a saturated machine, a failover): this turn is
+    told to come again, and the socket stays open. Its trainee turn, if it was acknowledged,
+    is stored; sent again with the same client_turn_id it is answered then, once."""
+    log.warning("ws %s: a store did not answer: %r", conversation.session_id, exc)
+    await conversation.report(
+        ErrorEvent(
+            code="unavailable",
+            message="the service is busy; send the turn again in a few seconds",
+            client_turn_id=frame.client_turn_id,
+            retry_after_s=UNAVAILABLE_RETRY_AFTER_S,
         )
+    )
 
 
 async def _answer_turn(limits: RateLimiter, conversation: Conversation, frame: TraineeTurn) -> None:

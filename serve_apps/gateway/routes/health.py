@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from serve_apps.gateway.deps import StateDep
 from serve_apps.gateway.schemas.health import HealthOut
+from serve_apps.telemetry.metrics import product_metrics
 
 router = APIRouter(tags=["health"])
 
@@ -41,6 +42,9 @@ async def ready(state: StateDep) -> JSONResponse:
         except Exception as exc:  # any failure means not ready; the reason is reported
             results[name] = f"failed: {type(exc).__name__}"
     ok = all(v == "ok" for v in results.values())
+    up = product_metrics().dependency_up
+    for name, result in results.items():  # what Serve's health probe sees, for the alerts
+        up.set(1 if result == "ok" else 0, tags={"dependency": name})
     engines: list[dict[str, str]] = []
     if results["model"] == "ok":
         with contextlib.suppress(Exception):  # what the engines run in is not readiness

@@ -29,6 +29,7 @@ from serve_apps.gateway.errors import APIError
 from serve_apps.gateway.identity import Identity
 from serve_apps.gateway.stores import agent_row
 from serve_apps.orchestrator.agents.evaluator import memory_of
+from serve_apps.telemetry.metrics import product_metrics
 
 log = logging.getLogger("salesboost.gateway")
 EVALUATION_TIMEOUT_S = 120
@@ -53,9 +54,12 @@ async def finish_session(
             )
         except repo.NotFoundError:
             raise APIError(404, "session_not_found", "no such training session") from None
-        await repo.end_training_session(session, session_id=session_id)
+        ended_now = await repo.end_training_session(session, session_id=session_id)
         stored = await training.evaluation_of(session, session_id=session_id)
         rubric = await training.rubric_by_id(session, rubric_id=ctx.scenario.rubric_id)
+    mode = {"mode": ctx.session.mode.value}
+    if ended_now:
+        product_metrics().sessions_ended.inc(1, tags=mode)
     if stored is not None:
         return EvaluationReport.model_validate(stored.report), []
     if rubric is None or ctx.session.mode == "conversation":
@@ -103,6 +107,7 @@ async def finish_session(
             )
     if not first:  # someone else scored it meanwhile: theirs is the one stored
         return await _stored_report(sessions, who, session_id), []
+    product_metrics().sessions_scored.inc(1, tags=mode)
     try:
         await knowledge.remember.remote(
             tenant_id=str(who.tenant_id),

@@ -37,6 +37,7 @@ class FakeConversation:
         self.session_id = uuid.uuid4()
         self.tenant_id = uuid.uuid4()
         self.user_id = uuid.uuid4()
+        self.mode = "practice"
         self.reported: list[ErrorEvent] = []
         self.handled: list[TraineeTurn] = []
         self.failure = failure
