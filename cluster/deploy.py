@@ -11,11 +11,20 @@ from typing import Any
 from cluster.serve_config import load_serve_config
 
 
-def local_serve_config(path: Path, *, env: dict[str, str], host: str, port: int) -> dict[str, Any]:
+def local_serve_config(
+    path: Path,
+    *,
+    env: dict[str, str],
+    host: str,
+    port: int,
+    cluster_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The file's config for a cluster on this machine: the proxy on the head only (proxies
-    of several local nodes would all bind the same port), at the stack's host and port, and
-    the stack's environment under each application's own ``env_vars`` (which win)."""
+    of several local nodes would all bind the same port), at the stack's host and port, the
+    stack's environment under each application's own ``env_vars`` (which win), and the
+    stack's cluster-wide options (``tracing_config``, ``logging_config``) over the file's."""
     config = copy.deepcopy(load_serve_config(path))
+    config.update(cluster_options or {})
     config["proxy_location"] = "HeadOnly"
     config["http_options"] = {**(config.get("http_options") or {}), "host": host, "port": port}
     for app in config["applications"]:
@@ -25,13 +34,20 @@ def local_serve_config(path: Path, *, env: dict[str, str], host: str, port: int)
     return config
 
 
-def deploy_serve_config(path: Path, *, env: dict[str, str], host: str, port: int) -> list[str]:
+def deploy_serve_config(
+    path: Path,
+    *,
+    env: dict[str, str],
+    host: str,
+    port: int,
+    cluster_options: dict[str, Any] | None = None,
+) -> list[str]:
     """Send the config to the controller (Serve must be started); returns the app names."""
     from ray.serve.context import _get_global_client
     from ray.serve.schema import ServeDeploySchema
 
     schema = ServeDeploySchema.model_validate(
-        local_serve_config(path, env=env, host=host, port=port)
+        local_serve_config(path, env=env, host=host, port=port, cluster_options=cluster_options)
     )
     # The client `serve.run` and `serve deploy` use; `deploy_apps` is the dashboard's path.
     client = _get_global_client()

@@ -103,6 +103,8 @@ class LocalRayCluster:
     num_cpus: int
     env: dict[str, str] = field(default_factory=dict)
     log_dir: Path | None = None
+    # Each node's metrics agent serves on its own port on this machine: this one and the next.
+    metrics_port: int | None = None
     address: str = ""
     _processes: list[subprocess.Popen] = field(default_factory=list)
     _auth_before: dict[str, str | None] | None = None
@@ -123,6 +125,7 @@ class LocalRayCluster:
             "--include-dashboard=false",
             f"--resources={json.dumps({QDRANT_FOLDER_RESOURCE: 1})}",
             "--labels=salesboost.io/node=head",
+            *self._metrics_port_args(0),
         ]
         self._spawn("head", head, per_node)
         try:
@@ -131,6 +134,7 @@ class LocalRayCluster:
                 worker = [
                     f"--address={self.address}",
                     f"--labels=salesboost.io/node=worker-{index}",
+                    *self._metrics_port_args(index),
                 ]
                 self._spawn(f"worker-{index}", worker, per_node)
             self._wait_for_nodes(self.nodes, timeout_s)
@@ -138,6 +142,17 @@ class LocalRayCluster:
             self.stop()
             raise
         return self
+
+    def _metrics_port_args(self, index: int) -> list[str]:
+        if self.metrics_port is None:
+            return []
+        return [f"--metrics-export-port={self.metrics_port + index}"]
+
+    @property
+    def metrics_targets(self) -> list[str]:
+        if self.metrics_port is None:
+            return []
+        return [f"127.0.0.1:{self.metrics_port + index}" for index in range(self.nodes)]
 
     def _use_auth_token(self) -> None:
         """`ray start` turns on Ray's token authentication: one random token per cluster, in

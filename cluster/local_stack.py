@@ -209,6 +209,7 @@ class Stack:
             HF_HUB_OFFLINE="1",
             TRANSFORMERS_OFFLINE="1",
         )
+        env.update(self.settings.tracing_config().environment(self.settings.trace_dir))
         return env
 
     def _start_serve(self, config: ServeConfigFile) -> None:
@@ -233,6 +234,7 @@ class Stack:
                 self.settings.ray_num_cpus,
                 env=self.env,
                 log_dir=self.settings.data_dir / "ray-nodes",
+                metrics_port=self.settings.metrics_port,
             ).start()
             options["address"] = self._local_cluster.address
             self.progress(f"Ray head at {self._local_cluster.address}")
@@ -244,6 +246,7 @@ class Stack:
                 address="local",
                 num_cpus=self.settings.ray_num_cpus,
                 resources={QDRANT_FOLDER_RESOURCE: 1},
+                _metrics_export_port=self.settings.metrics_port,
             )
         ray.init(
             include_dashboard=False,
@@ -252,13 +255,40 @@ class Stack:
             **options,
         )
         self._ray_started = True
-        serve.start(proxy_location="HeadOnly", http_options={"host": host, "port": port})
+        # Serve's tracing is cluster-wide and fixed at start: the proxy, every replica and
+        # the product's spans under theirs (serve_apps/telemetry/tracing.py). Serve's own
+        # logs are JSON lines like the product's.
+        cluster_options = self.cluster_options()
+        serve.start(
+            proxy_location="HeadOnly", http_options={"host": host, "port": port}, **cluster_options
+        )
         # As a RayService deploys its serveConfigV2: the file's deployment options apply.
         for name in deploy_serve_config(
-            self.settings.serve_config, env=self.env, host=host, port=port
+            self.settings.serve_config,
+            env=self.env,
+            host=host,
+            port=port,
+            cluster_options=cluster_options,
         ):
             self.progress(f"deploying application {name!r} from {self.settings.serve_config}")
         self.base_url = f"http://{host}:{port}"
+
+    def cluster_options(self) -> dict[str, Any]:
+        """Serve's cluster-wide ``tracing_config`` and ``logging_config`` from the settings."""
+        return {
+            "tracing_config": self.settings.tracing_config().serve_tracing_config(),
+            "logging_config": {
+                "encoding": "JSON" if self.settings.log_format == "json" else "TEXT",
+                "log_level": self.settings.log_level,
+            },
+        }
+
+    @property
+    def metrics_targets(self) -> list[str]:
+        """Each Ray node's metrics endpoint (host:port): the product's, Serve's and vLLM's."""
+        if self._local_cluster is not None:
+            return self._local_cluster.metrics_targets
+        return [f"127.0.0.1:{self.settings.metrics_port}"]
 
     def _wait_ready(self, timeout_s: float) -> None:
         self.progress("waiting for the model engine and health checks (about a minute)")

@@ -71,6 +71,11 @@ class LLMDeploymentSettings(BaseModel):
     )
     autoscaling: AutoscalingSettings = Field(default_factory=AutoscalingSettings)
     max_ongoing_requests: int = Field(64, ge=1, description="Streams one replica admits.")
+    log_engine_metrics: bool = Field(
+        True,
+        description="vLLM's engine metrics through Ray's (ray_vllm_*: time to first token, "
+        "inter-token latency, queue, KV cache), beside Serve's and the product's.",
+    )
     stream_batching_interval_ms: float = Field(
         0,
         ge=0,
@@ -167,7 +172,7 @@ class LLMDeploymentSettings(BaseModel):
                 # under the same setting (engine_env carries a forcing SALESBOOST_CPU_DTYPE).
                 CPU_DTYPE_SETTING_KEY: self.dtype if self.accelerator == "cpu" else None,
             },
-            log_engine_metrics=False,
+            log_engine_metrics=self.log_engine_metrics,
         )
 
 

@@ -21,6 +21,7 @@ from pydantic_settings import SettingsConfigDict
 from models.cpu_layout import parse_cpu_list
 from serve_apps.connections import Connections
 from serve_apps.gateway.config import GatewaySettings
+from serve_apps.telemetry.tracing import TracingConfig
 
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "dev-secret-change-me"})
 
@@ -75,6 +76,34 @@ class Settings(Connections, GatewaySettings):
         Path("cluster/serve_local.yaml"), description="Serve config that `salesboost up` deploys."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = Field(
+        "json",
+        description="The product's log lines: one JSON object per event (with request, "
+        "session, tenant, turn and trace ids), or text for a person at a terminal.",
+    )
+    tracing: bool = Field(True, description="Traces from every Serve process and the product.")
+    trace_exporter: Literal["file", "otlp"] = Field(
+        "file",
+        description="file: JSON lines under <data_dir>/traces, read by `salesboost trace`; otlp: "
+        "to the collector at OTEL_EXPORTER_OTLP_ENDPOINT.",
+    )
+    trace_sampling_ratio: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="The share of turns and requests traced, each whole or not at all (every "
+        "one on one machine; a small share under production traffic).",
+    )
+    metrics_port: int = Field(
+        8085,
+        ge=1024,
+        le=65535,
+        description="Where Ray's metrics agent serves the product's, Serve's and vLLM's metrics "
+        "(Prometheus format); a local cluster's worker nodes take the ports after it.",
+    )
+    prometheus_port: int = Field(
+        9090, ge=1024, le=65535, description="`salesboost up --observability`: Prometheus's port."
+    )
 
     @field_validator("engine_cpus")
     @classmethod
@@ -121,6 +150,17 @@ class Settings(Connections, GatewaySettings):
             env[str(key)] = json.dumps(value) if isinstance(value, list | dict) else str(value)
         env["SALESBOOST_MODELS_DIR"] = str(self.models_dir)
         return env
+
+    @property
+    def trace_dir(self) -> Path:
+        return self.data_dir / "traces"
+
+    def tracing_config(self) -> TracingConfig:
+        return TracingConfig(
+            enabled=self.tracing,
+            exporter=self.trace_exporter,
+            sampling_ratio=self.trace_sampling_ratio,
+        )
 
     def gateway_settings(self) -> dict[str, Any]:
         """The gateway's settings as the application's arguments write them."""

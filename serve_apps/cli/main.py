@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
-import logging
 import signal
 import threading
 from pathlib import Path
@@ -16,6 +15,7 @@ import typer
 from serve_apps.cli.cluster import cluster_app
 from serve_apps.cli.kb import kb_app
 from serve_apps.cli.operator import operator_app
+from serve_apps.telemetry.logs import configure_logging
 
 app = typer.Typer(
     help="SalesBoost: an AI sales-training simulator on Ray Serve.", no_args_is_help=True
@@ -84,7 +84,9 @@ def up(
     except ClusterSizeError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")
+    configure_logging(
+        "cli", level=settings.log_level, log_format=settings.log_format, whole_process=True
+    )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -42,6 +42,7 @@ from serve_apps.contracts.wire import (
     for_the_trainee,
 )
 from serve_apps.telemetry import tracing
+from serve_apps.telemetry.logs import log_context
 from serve_apps.telemetry.metrics import product_metrics
 
 log = logging.getLogger("salesboost.conversation")
@@ -242,6 +243,16 @@ class Conversation:
             )
         clock.mark("stored")
         trace.get_current_span().set_attribute(tracing.TURN_SEQ, record.seq)
+        with log_context(turn_seq=record.seq):
+            return await self._answer_stored(turn, record, grounding, clock)
+
+    async def _answer_stored(
+        self,
+        turn: TraineeTurn,
+        record: TraineeTurnRecord,
+        grounding: asyncio.Future[TurnReading],
+        clock: TurnClock,
+    ) -> str:
         await self._emit(
             Ack(client_turn_id=turn.client_turn_id, seq=record.seq, duplicate=record.duplicate)
         )

@@ -17,6 +17,7 @@ from serve_apps.gateway.identity import IdentityResolver
 from serve_apps.gateway.rate_limits import RateLimiter
 from serve_apps.gateway.state import GatewayState
 from serve_apps.orchestrator.semantic import SemanticMatcher, ServeSentenceEmbedder
+from serve_apps.telemetry.logs import configure_logging
 from serve_apps.telemetry.metrics import product_metrics
 from serve_apps.telemetry.tracing import trace_database_and_redis
 
@@ -36,6 +37,7 @@ class Gateway:
         knowledge: DeploymentHandle,
         embedder: DeploymentHandle | None = None,
     ) -> None:
+        configure_logging("gateway")
         settings = config.with_connections()
         if not settings.database_url or not settings.redis_url:
             raise ValueError("DATABASE_URL and REDIS_URL must reach the gateway replica")

@@ -40,6 +40,7 @@ from serve_apps.knowledge.embedder import RemoteEmbedder
 from serve_apps.knowledge.loop_calls import ReplicaLoopCaller
 from serve_apps.knowledge.reranker import RemoteReranker
 from serve_apps.telemetry import tracing
+from serve_apps.telemetry.logs import configure_logging
 from serve_apps.telemetry.metrics import product_metrics
 
 log = logging.getLogger("salesboost.knowledge")
@@ -62,6 +63,7 @@ class KnowledgeService:
         embedding_model: str,
         reranker: Any | None = None,
     ) -> None:
+        configure_logging("knowledge")
         qdrant = Connections()
         if qdrant.qdrant_url:
             api_key = qdrant.qdrant_api_key.get_secret_value() if qdrant.qdrant_api_key else None

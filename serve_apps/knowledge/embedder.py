@@ -15,12 +15,14 @@ from ray import serve
 from retrieval.embedder import EMBEDDING_MODELS, Embedder
 from serve_apps.knowledge.config import EmbedderConfig
 from serve_apps.knowledge.loop_calls import ReplicaLoopCaller
+from serve_apps.telemetry.logs import configure_logging
 
 
 # Serve options come from the config (EmbedderConfig, serve_apps/app.py).
 @serve.deployment(name="Embedder")
 class EmbedderDeployment:
     def __init__(self, config: EmbedderConfig) -> None:
+        configure_logging("embedder")
         encoder = config.encoder
         self._embedder = Embedder(
             model=encoder.model,

@@ -16,6 +16,7 @@ from ray import serve
 from serve_apps.knowledge.config import RerankerConfig
 from serve_apps.knowledge.loop_calls import ReplicaLoopCaller
 from serve_apps.telemetry import tracing
+from serve_apps.telemetry.logs import configure_logging
 from serve_apps.telemetry.metrics import product_metrics
 
 
@@ -23,6 +24,7 @@ from serve_apps.telemetry.metrics import product_metrics
 @serve.deployment(name="Reranker")
 class RerankerDeployment:
     def __init__(self, config: RerankerConfig) -> None:
+        configure_logging("reranker")
         from FlagEmbedding import FlagReranker
 
         encoder = config.encoder

@@ -23,7 +23,8 @@ from serve_apps.orchestrator.training_turn import (
     agent_error,
 )
 from serve_apps.telemetry import tracing
-from serve_apps.telemetry.metrics import product_metrics
+from serve_apps.telemetry.logs import configure_logging, log_context
+from serve_apps.telemetry.metrics import ProductMetrics, product_metrics
 
 # A child of Serve's logger: its records go to the replica's log file under Ray's session
 # directory (logs/serve/replica_<app>_TrainingOrchestrator_*.log).
@@ -42,6 +43,7 @@ class TrainingOrchestrator:
         judge_model_id: str | None = None,
         embedder: Any | None = None,
     ) -> None:
+        configure_logging("orchestrator")
         self._npc_engine = ServeLLMChatEngine(npc_llm, npc_model_id)
         self._judge_engine = (
             ServeLLMChatEngine(judge_llm, judge_model_id or npc_model_id)
@@ -71,15 +73,14 @@ class TrainingOrchestrator:
             {tracing.SESSION_ID: request.session_id, tracing.TURN_SEQ: request.reply_to_seq},
         )
         metrics = product_metrics()
-        async for event in self._turn.run(request):
-            if isinstance(event, Review):
-                metrics.reviews.inc(1, tags={"action": event.action})
-            elif isinstance(event, ComplianceFinding):
-                party = "trainee" if event.speaker == "trainee" else "persona"
-                metrics.compliance_findings.inc(
-                    1, tags={"severity": event.severity, "party": party}
-                )
-            yield event
+        with log_context(
+            session_id=request.session_id,
+            tenant_id=request.tenant_id,
+            turn_seq=request.reply_to_seq,
+        ):
+            async for event in self._turn.run(request):
+                _count(event, metrics)
+                yield event
 
     async def evaluate(
         self, request: EvaluationRequest
@@ -98,3 +99,12 @@ class TrainingOrchestrator:
         if self._judge_engine is not None and self._judge_engine.model_id != engines[0].model_id:
             engines.append(self._judge_engine)
         return [await engine.engine_info() for engine in engines]
+
+
+def _count(event: TurnEvent, metrics: ProductMetrics) -> None:
+    """The reviewer's verdicts and the compliance findings, in the metrics."""
+    if isinstance(event, Review):
+        metrics.reviews.inc(1, tags={"action": event.action})
+    elif isinstance(event, ComplianceFinding):
+        party = "trainee" if event.speaker == "trainee" else "persona"
+        metrics.compliance_findings.inc(1, tags={"severity": event.severity, "party": party})

@@ -58,6 +58,7 @@ from serve_apps.gateway.stores import PostgresConversationStore, RedisGeneration
 from serve_apps.gateway.use_cases.evaluation import finish_session, trainee_memory
 from serve_apps.knowledge.grounding import ground
 from serve_apps.telemetry import tracing
+from serve_apps.telemetry.logs import log_context
 from serve_apps.telemetry.metrics import product_metrics
 
 log = logging.getLogger("salesboost.gateway")
@@ -197,6 +198,18 @@ async def stream(
         log.info("ws %s refused: %s", session_id, reason)
         await websocket.close(code=CLOSE_POLICY, reason=reason[:120])
         return
+    with log_context(session_id=str(session_id), tenant_id=str(who.tenant_id)):
+        await _serve_conversation(state, websocket, conversation, who, replay_after)
+
+
+async def _serve_conversation(
+    state: GatewayState,
+    websocket: WebSocket,
+    conversation: Conversation,
+    who: Identity,
+    replay_after: int | None,
+) -> None:
+    session_id = conversation.session_id
     # Listening before the replay: a reply stored in between is replayed or pushed (or
     # both; a client keeps one per ``seq``), never missed.
     pubsub = state.redis.pubsub(ignore_subscribe_messages=True)
