@@ -70,3 +70,16 @@ if ! command -v chromium > /dev/null && command -v apt-get > /dev/null; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium > /dev/null
 fi
+
+# Prometheus and promtool: the local observability stack (cluster/prometheus.py runs the
+# binary itself, never the package's service) and the alert-rule tests. Without the
+# recommended node exporter: one more service that nothing here scrapes.
+if { ! command -v prometheus > /dev/null || ! command -v promtool > /dev/null; } \
+  && command -v apt-get > /dev/null; then
+  echo "installing Prometheus for the local observability stack and the rule tests (apt-get)"
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    prometheus > /dev/null
+fi
