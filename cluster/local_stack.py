@@ -88,6 +88,8 @@ class Stack:
     # Ray nodes on this machine: 1 is one `ray.init`; more start a head and workers as
     # separate `ray start` processes (cluster/local.py).
     nodes: int = 1
+    # Also a Prometheus here, scraping every node's metrics with the alert rules loaded.
+    observability: bool = False
     base_url: str = ""
     env: dict[str, str] = field(default_factory=dict)
     database_url: str = ""
@@ -95,6 +97,7 @@ class Stack:
     _embedded: Any = None
     _ray_started: bool = False
     _local_cluster: Any = None
+    prometheus: Any = None
 
     def start(self, *, wait_ready_s: float = 600) -> Stack:
         from db.migrate import upgrade
@@ -125,7 +128,22 @@ class Stack:
         self._wait_ready(wait_ready_s)
         if self.settings.mode == "development":
             self._seed_knowledge()
+        if self.observability:
+            self._start_prometheus()
         return self
+
+    def _start_prometheus(self) -> None:
+        from cluster.prometheus import LocalPrometheus
+
+        self.prometheus = LocalPrometheus(
+            targets=self.metrics_targets,
+            storage_dir=self.settings.data_dir / "prometheus",
+            port=self.settings.prometheus_port,
+        )
+        self.prometheus.start()
+        self.progress(
+            f"Prometheus at {self.prometheus.url}, scraping {', '.join(self.metrics_targets)}"
+        )
 
     def _seed_knowledge(self, path: Path | None = None) -> None:
         """Upload the demo tenant's knowledge documents through the API, as its admin.
@@ -314,6 +332,9 @@ class Stack:
         raise TimeoutError(f"SalesBoost was not ready within {timeout_s:.0f} s")
 
     def stop(self) -> None:
+        if self.prometheus is not None:
+            self.prometheus.stop()
+            self.prometheus = None
         if self._ray_started:
             import ray
             from ray import serve

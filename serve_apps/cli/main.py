@@ -73,6 +73,13 @@ def up(
     nodes: Annotated[
         int, typer.Option(help="Ray nodes on this machine: a head and NODES-1 workers.")
     ] = 1,
+    observability: Annotated[
+        bool,
+        typer.Option(
+            "--observability",
+            help="Also run Prometheus here, scraping Ray's metrics with the alert rules loaded.",
+        ),
+    ] = False,
 ) -> None:
     """Start everything here (embedded PostgreSQL/Redis unless URLs are set) and serve."""
     from cluster.local import ClusterSizeError, check_nodes
@@ -90,14 +97,22 @@ def up(
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    with Stack(settings, nodes=nodes) as stack:
+    with Stack(settings, nodes=nodes, observability=observability) as stack:
         stack.start()
+        watched = ""
+        if stack.prometheus is not None:
+            watched = (
+                f"  Prometheus: {stack.prometheus.url} (alerts: {stack.prometheus.url}/alerts)\n"
+            )
         typer.echo(
             f"\nSalesBoost is up at {stack.base_url}\n"
             f"  API docs:   {stack.base_url}/docs\n"
             f"  health:     {stack.base_url}/health/ready\n"
             f"  chat:       salesboost chat --url {stack.base_url}\n"
             f"  WebSocket:  POST {stack.base_url}/v1/sessions, then WS /v1/sessions/{{id}}/stream\n"
+            f"  metrics:    {', '.join(f'http://{t}/metrics' for t in stack.metrics_targets)}\n"
+            f"  traces:     salesboost trace SESSION_ID (files under {settings.trace_dir})\n"
+            f"{watched}"
             "Press Ctrl-C to stop."
         )
         stop.wait()

@@ -118,6 +118,9 @@ class TurnClock:
         if step not in self._marks:
             self._marks[step] = round((time.perf_counter() - self._arrived) * 1000, 1)
 
+    def ms(self, step: str) -> float | None:
+        return self._marks.get(step)
+
     def seconds(self, step: str) -> float | None:
         ms = self._marks.get(step)
         return None if ms is None else ms / 1000
@@ -187,14 +190,22 @@ class Conversation:
         clock = TurnClock()
         grounding = asyncio.ensure_future(self._read(turn.text))  # while the turn is stored
         try:
-            outcome = await self._handle_turn(turn, grounding, clock)
+            await self._handle_turn(turn, grounding, clock)
         finally:
             if not grounding.done():
                 grounding.cancel()
-        self._count(outcome, clock)
 
     def _count(self, outcome: str, clock: TurnClock) -> None:
-        """The turn in the product's metrics: its outcome, and the times the trainee saw."""
+        """The turn in the product's metrics and in one log line: its outcome, and the times
+        the trainee saw."""
+        log.info(
+            "turn answered",
+            extra={
+                "outcome": outcome,
+                "first_token_ms": clock.ms("first_token"),
+                "reply_stored_ms": clock.ms("reply_stored"),
+            },
+        )
         metrics = product_metrics()
         tags: dict[str, str] = {"mode": self.mode}
         metrics.turns.inc(1, tags={"mode": self.mode, "outcome": outcome})
@@ -235,8 +246,7 @@ class Conversation:
         turn: TraineeTurn,
         grounding: asyncio.Future[TurnReading],
         clock: TurnClock,
-    ) -> str:
-        """The turn's outcome (``metrics.TURN_OUTCOMES``)."""
+    ) -> None:
         with tracing.span("store_turn"):
             record = await self.store.store_trainee_turn(
                 client_turn_id=turn.client_turn_id, text=turn.text
@@ -244,7 +254,8 @@ class Conversation:
         clock.mark("stored")
         trace.get_current_span().set_attribute(tracing.TURN_SEQ, record.seq)
         with log_context(turn_seq=record.seq):
-            return await self._answer_stored(turn, record, grounding, clock)
+            outcome = await self._answer_stored(turn, record, grounding, clock)
+            self._count(outcome, clock)
 
     async def _answer_stored(
         self,
@@ -253,6 +264,7 @@ class Conversation:
         grounding: asyncio.Future[TurnReading],
         clock: TurnClock,
     ) -> str:
+        """The turn's outcome (``metrics.TURN_OUTCOMES``)."""
         await self._emit(
             Ack(client_turn_id=turn.client_turn_id, seq=record.seq, duplicate=record.duplicate)
         )

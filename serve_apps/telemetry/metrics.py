@@ -138,14 +138,26 @@ def _register() -> ProductMetrics:
         db_pool_in_use=Gauge(
             DB_POOL_IN_USE,
             "Database connections checked out of this process's pool.",
-        ),
+            tag_keys=("deployment",),
+        ).set_default_tags({"deployment": _deployment()}),
         db_pool_waiting=Gauge(
             DB_POOL_WAITING,
             "Tenant transactions of this process waiting for a database connection.",
-        ),
+            tag_keys=("deployment",),
+        ).set_default_tags({"deployment": _deployment()}),
         dependency_up=Gauge(
             DEPENDENCY_UP,
             "1 when the gateway last reached the dependency (health checks, readiness), else 0.",
             tag_keys=("dependency",),
         ),
     )
+
+
+def _deployment() -> str:
+    """The Serve deployment this process is a replica of (``none`` outside Serve)."""
+    try:
+        from ray import serve
+
+        return str(serve.get_replica_context().deployment)
+    except Exception:
+        return "none"

@@ -43,6 +43,7 @@ def stack(tmp_path_factory):
         # Prepared model folders are reused across runs (preparing takes about 20 s).
         models_dir_override=REPO / ".data" / "models",
         http_port=port,
+        metrics_port=_free_port(),
         # The defaults, and the web app's own origin on this port (the browser tests).
         allowed_origins=[
             "http://127.0.0.1:8000",
