@@ -19,7 +19,10 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.trace import Link, SpanKind
+from typer.testing import CliRunner
 
+from serve_apps.cli import app
+from serve_apps.settings import get_settings
 from serve_apps.telemetry.span_files import (
     JsonLinesSpanExporter,
     read_spans,
@@ -286,3 +289,62 @@ def test_the_waterfall_never_prints_attribute_or_exception_text(turns):
         text = render_waterfall(tree)
         assert SECRET_PROMPT[:12] not in text
         assert "turns (text)" not in text
+
+
+runner = CliRunner()
+
+
+def test_trace_prints_each_turn_of_a_session(turns):
+    result = runner.invoke(app, ["trace", SESSION, "--dir", str(turns.folder)])
+    assert result.exit_code == 0, result.output
+    headers = [line for line in result.output.splitlines() if line.startswith("trace ")]
+    assert [header.split("turn ")[1].split()[0] for header in headers] == ["1", "2"]
+
+    result = runner.invoke(app, ["trace", SESSION, "--turn", "2", "--dir", str(turns.folder)])
+    assert result.exit_code == 0, result.output
+    assert "turn 2" in result.output and "store_turn" not in result.output
+
+
+def test_trace_json_gives_the_spans_with_their_depth(turns):
+    result = runner.invoke(
+        app, ["trace", SESSION, "--turn", "1", "--dir", str(turns.folder), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    (turn,) = json.loads(result.output)
+    assert turn["turn_seq"] == 1 and turn["session_id"] == SESSION
+    spans = turn["spans"]
+    assert [(s["name"], s["depth"]) for s in spans][:4] == [
+        ("turn", 0),
+        ("store_turn", 1),
+        ("retrieval", 1),
+        ("embed", 2),
+    ]
+    assert {s["trace_id"] for s in spans} == {turn["trace_id"]}
+    assert [s["name"] for s in spans if s["orphan"]] == ["rerank"]
+
+
+def test_trace_of_no_such_turn_or_folder_exits_1_with_the_reason(turns, tmp_path):
+    result = runner.invoke(app, ["trace", SESSION, "--turn", "9", "--dir", str(turns.folder)])
+    assert result.exit_code == 1
+    assert f"no trace for session {SESSION} turn 9 in {turns.folder}" in result.output
+    assert "not sampled" in result.output
+
+    missing = tmp_path / "nowhere"
+    result = runner.invoke(app, ["trace", SESSION, "--dir", str(missing)])
+    assert result.exit_code == 1
+    assert f"no span folder {missing}" in result.output
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("SALESBOOST_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()
+
+
+def test_trace_reads_the_data_dirs_traces_folder_by_default(data_dir):
+    Turns(data_dir / "traces").write()
+    result = runner.invoke(app, ["trace", SESSION, "--turn", "1"])
+    assert result.exit_code == 0, result.output
+    assert "rerank" in result.output
