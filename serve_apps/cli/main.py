@@ -15,6 +15,7 @@ import typer
 from serve_apps.cli.cluster import cluster_app
 from serve_apps.cli.kb import kb_app
 from serve_apps.cli.operator import operator_app
+from serve_apps.cli.trace import trace
 from serve_apps.telemetry.logs import configure_logging
 
 app = typer.Typer(
@@ -31,6 +32,7 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(loadtest_app, name="loadtest")
 app.add_typer(operator_app, name="operator")
 app.add_typer(cluster_app, name="cluster")
+app.command("trace")(trace)
 
 
 # What `salesboost bench` and `salesboost loadtest` import beyond the runtime: the loadtests
