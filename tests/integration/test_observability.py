@@ -15,8 +15,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
-from serve_apps.telemetry.span_files import SpanRecord, TraceTree, read_spans, turn_traces
 
+from serve_apps.telemetry.span_files import SpanRecord, TraceTree, read_spans, turn_traces
 from tests.integration.wsclient import connect, new_session, recv, send_turn
 
 pytestmark = pytest.mark.integration
@@ -41,16 +41,12 @@ def _turn_trace(trace_dir: Path, session_id: str, seq: int, timeout_s: float = 2
         time.sleep(0.5)
 
 
-def _spans(tree: TraceTree) -> list[SpanRecord]:
-    return list(tree.spans)
-
-
 def _has(tree: TraceTree, name: str) -> bool:
-    return any(s.name == name for s in tree.spans)
+    return any(s.name == name for s in tree.spans())
 
 
 def _named(tree: TraceTree, prefix: str) -> list[SpanRecord]:
-    return [s for s in tree.spans if s.name.startswith(prefix)]
+    return [s for s in tree.spans() if s.name.startswith(prefix)]
 
 
 def _scrape(metrics_url: str) -> dict[tuple[str, frozenset], float]:
@@ -112,13 +108,13 @@ async def test_one_turn_is_one_trace_from_the_gateway_to_the_engine_and_the_data
     (ack,) = [e for e in events if e["type"] == "ack"]
 
     tree = _turn_trace(stack.settings.trace_dir, session_id, ack["seq"])
-    root = tree.root
+    root = tree.root.span
     assert root.name == "turn" and root.parent_id is None
     assert root.attributes["salesboost.mode"] == "practice"
     # One trace: every span of it is reached from the root by its parent links.
-    assert tree.orphans == []
-    assert {s.trace_id for s in tree.spans} == {root.trace_id}
-    by_id = {s.span_id: s for s in tree.spans}
+    assert [node.span.name for node, _ in tree.walk() if node.orphan] == []
+    assert {s.trace_id for s in tree.spans()} == {root.trace_id}
+    by_id = {s.span_id: s for s in tree.spans()}
 
     def parent(span: SpanRecord) -> SpanRecord:
         assert span.parent_id is not None
@@ -146,12 +142,12 @@ async def test_one_turn_is_one_trace_from_the_gateway_to_the_engine_and_the_data
     assert len(_named(tree, "reviewer")) == len(attempts)
     assert _named(tree, "compliance.trainee_rules")
     # The database and Redis by OpenTelemetry's instrumentations, under the gateway's steps.
-    systems = {s.attributes.get("db.system") for s in tree.spans}
+    systems = {s.attributes.get("db.system") for s in tree.spans()}
     assert {"postgresql", "redis"} <= systems
     (stored,) = _named(tree, "store_turn")
     assert any(
         s.parent_id == stored.span_id and s.attributes.get("db.system") == "postgresql"
-        for s in tree.spans
+        for s in tree.spans()
     )
 
 
@@ -169,7 +165,7 @@ async def test_a_retried_attempt_is_a_span_of_its_own(stack, say_nothing_rule):
     assert [r.attributes["issues"] > 0 for r in _named(tree, "reviewer")] == [True] * 3
     # Each attempt asked the LLM deployment on its own.
     for attempt in attempts:
-        assert any(s.parent_id == attempt.span_id for s in tree.spans), attempt
+        assert any(s.parent_id == attempt.span_id for s in tree.spans()), attempt
 
 
 # --- metrics -----------------------------------------------------------------------------
@@ -315,7 +311,7 @@ async def test_logs_are_json_lines_with_the_ids_of_their_turn(stack):
     assert rejected and rejected[0]["component"] == "gateway" and rejected[0].get("request_id")
     (turn_line,) = answered
     assert turn_line["turn_seq"] == ack["seq"]
-    assert turn_line["trace_id"] == tree.root.trace_id and turn_line["span_id"]
+    assert turn_line["trace_id"] == tree.trace_id and turn_line["span_id"]
 
 
 async def test_no_secret_or_message_text_in_logs_or_spans(stack, owner_db_url, second_tenant):
