@@ -71,7 +71,7 @@ def _wait_for(condition: Callable[[], bool], timeout_s: float = 45) -> None:
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError("the metrics did not reach the expected values in time")
-        await asyncio.sleep(1)
+        time.sleep(1)
 
 
 @pytest.fixture(scope="module")
