@@ -99,6 +99,9 @@ class TurnBenchConfig:
     repeats: int = 3  # fresh conversations per level; the spread of the ratio across them
     think_ms: int = 0  # the trainee's mean reading and typing time before each measured turn
     direct_gap_ms: int = 0  # a pause before each of the direct side's measured turns only
+    # "both": the gateway side again on a stack with tracing off (a stack of its own: Serve's
+    # tracing is fixed when the cluster starts), for ttft_ratio_tracing_on_vs_off.
+    tracing: str = "on"
 
 
 def think_time_s(script: int, turn: int, mean_ms: int) -> float:
@@ -427,7 +430,13 @@ def run_turn_bench(
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **engine_meta(),
     }
-    _gateway_phase(config, settings, results, progress)
+    results["meta"]["tracing"] = config.tracing
+    results["meta"]["trace_sampling_ratio"] = settings.trace_sampling_ratio
+    _gateway_phase(config, settings, results, progress, tracing=config.tracing != "off")
+    if config.tracing == "both":
+        _gateway_phase(
+            config, settings, results, progress, tracing=False, key="gateway_tracing_off"
+        )
     _direct_phase(config, settings, results, progress)
     for level in config.concurrency:
         entry = results[str(level)]
@@ -449,12 +458,23 @@ def run_turn_bench(
         entry["turn_ratio_p50"] = round(
             entry["gateway"]["turn_ms_p50"] / entry["direct"]["turn_ms_p50"], 3
         )
+        if config.tracing == "both":
+            on, off = entry["gateway"], entry["gateway_tracing_off"]
+            entry["ttft_ratio_tracing_on_vs_off"] = round(on["ttft_ms_p50"] / off["ttft_ms_p50"], 3)
+            entry["ttft_p95_ratio_tracing_on_vs_off"] = round(
+                on["ttft_ms_p95"] / off["ttft_ms_p95"], 3
+            )
     return results
 
 
 @contextlib.contextmanager
 def bench_stack(
-    settings: Settings, *, url: str | None, max_tokens: int, progress: Progress
+    settings: Settings,
+    *,
+    url: str | None,
+    max_tokens: int,
+    progress: Progress,
+    tracing: bool | None = None,
 ) -> Iterator[str]:
     """The gateway's base URL: ``url``, or a stack started for the bench and stopped after.
 
@@ -475,6 +495,7 @@ def bench_stack(
             "npc_temperature": 0,
             "data_dir": data_dir,
             "models_dir_override": settings.models_dir,
+            "tracing": settings.tracing if tracing is None else tracing,
         }
     )
     stack = Stack(bench_settings, progress=progress)
@@ -487,12 +508,26 @@ def bench_stack(
 
 
 def _gateway_phase(
-    config: TurnBenchConfig, settings: Settings, results: dict[str, Any], progress: Progress
+    config: TurnBenchConfig,
+    settings: Settings,
+    results: dict[str, Any],
+    progress: Progress,
+    *,
+    tracing: bool | None = None,
+    key: str = "gateway",
 ) -> None:
-    runs = [("gateway", "conversation")] + ([("agents", "practice")] if config.agents else [])
+    runs = [(key, "conversation")]
+    if config.agents and key == "gateway":
+        runs.append(("agents", "practice"))
     first_scripts = level_scripts(config)
+    if config.url is not None and key != "gateway":
+        raise ValueError("--tracing both starts its own stacks; leave --url out")
     with bench_stack(
-        settings, url=config.url, max_tokens=config.max_tokens, progress=progress
+        settings,
+        url=config.url,
+        max_tokens=config.max_tokens,
+        progress=progress,
+        tracing=tracing,
     ) as base_url:
         for level in config.concurrency:
             for key, mode in runs:

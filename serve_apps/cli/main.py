@@ -206,8 +206,18 @@ def bench_turn(
             "(its stores, retrieval and hops): what the gap alone does to a bare engine.",
         ),
     ] = 0,
+    tracing: Annotated[
+        str,
+        typer.Option(
+            help="on (the settings' sampling), off, or both: the gateway side on a stack with "
+            "tracing and again on one without (ttft_ratio_tracing_on_vs_off per level).",
+        ),
+    ] = "on",
 ) -> None:
     """Time to first token and whole-turn latency: through the gateway vs. a direct vLLM engine."""
+    if tracing not in ("on", "off", "both"):
+        typer.echo("error: --tracing is on, off or both", err=True)
+        raise typer.Exit(2)
     from loadtests.bench.turn import TurnBenchConfig, run_turn_bench
 
     levels = [int(x) for x in concurrency.split(",") if x.strip()]
@@ -220,6 +230,7 @@ def bench_turn(
         repeats=repeats,
         think_ms=think_ms,
         direct_gap_ms=direct_gap_ms,
+        tracing=tracing,
     )
     result = run_turn_bench(config, _settings(), progress=typer.echo)
     json_path.parent.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ from serve_apps.gateway.state import GatewayState
 from serve_apps.orchestrator.semantic import SemanticMatcher, ServeSentenceEmbedder
 from serve_apps.telemetry.logs import configure_logging
 from serve_apps.telemetry.metrics import product_metrics
-from serve_apps.telemetry.tracing import trace_database_and_redis
+from serve_apps.telemetry.tracing import trace_database_and_redis, untraced
 
 
 # ``serve.ingress()`` without an app: Serve calls ``__serve_build_asgi_app__`` on the replica
@@ -97,7 +97,8 @@ class Gateway:
 
         for name, probe in (("database", database), ("redis", self.state.redis.ping)):
             try:
-                await asyncio.wait_for(probe(), timeout=2)
+                with untraced():
+                    await asyncio.wait_for(probe(), timeout=2)
                 up.set(1, tags={"dependency": name})
             except Exception:
                 up.set(0, tags={"dependency": name})
