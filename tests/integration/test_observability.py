@@ -65,6 +65,23 @@ def _total(samples: dict, name: str, **labels: str) -> float:
     return sum(v for (n, lbls), v in samples.items() if n == name and wanted <= lbls)
 
 
+# Ray's metrics agent takes what processes recorded every RAY_metrics_report_interval_ms
+# (10 s by default).
+EXPORT_INTERVAL_S = 11
+
+
+def _settled(metrics_url: str, name: str) -> dict[tuple[str, frozenset], float]:
+    """A scrape once what earlier tests recorded of ``name`` has been exported."""
+    samples = _scrape(metrics_url)
+    for _ in range(6):
+        time.sleep(EXPORT_INTERVAL_S)
+        again = _scrape(metrics_url)
+        if _total(again, name) == _total(samples, name):
+            return again
+        samples = again
+    raise AssertionError(f"{name} kept changing with no traffic")
+
+
 def _wait_for(condition: Callable[[], bool], timeout_s: float = 45) -> None:
     """Ray's metrics agent exports what processes recorded every few seconds."""
     deadline = time.monotonic() + timeout_s
@@ -174,7 +191,7 @@ async def test_a_retried_attempt_is_a_span_of_its_own(stack, say_nothing_rule):
 async def test_the_metrics_endpoint_counts_what_the_conversation_did(
     stack, metrics_url, say_nothing_rule
 ):
-    before = _scrape(metrics_url)
+    before = _settled(metrics_url, "ray_salesboost_turns_total")
     session_id = await new_session(stack.base_url, headers=RIVAL_TRAINEE, mode="assessment")
     query = f"?dev_tenant=rival&dev_user={RIVAL_TRAINEE['X-Dev-User']}"
     async with connect(stack.base_url, session_id, query) as ws:
@@ -260,7 +277,7 @@ async def test_a_forced_agent_failure_is_counted_once(stack, metrics_url):
         return _total(_scrape(metrics_url), "ray_salesboost_agent_failures_total", **labels)
 
     _wait_for(lambda: counted() - before >= 1)
-    await asyncio.sleep(6)  # a second export must not count it again
+    await asyncio.sleep(EXPORT_INTERVAL_S)  # a second export must not count it again
     assert counted() - before == 1
 
 
