@@ -14,7 +14,7 @@ import os
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,6 +98,8 @@ class Stack:
     _ray_started: bool = False
     _local_cluster: Any = None
     prometheus: Any = None
+    # URLs and secrets: in the environment of Ray's processes, never in a runtime_env.
+    secret_env: dict[str, str] = field(default_factory=dict)
 
     def start(self, *, wait_ready_s: float = 600) -> Stack:
         from db.migrate import upgrade
@@ -120,7 +122,11 @@ class Stack:
         if self.settings.mode == "development":  # production companies come from the operator
             self.progress("seeding the demo tenant")
             seed_file(migration_url)
-        self.env = self._application_env(database_url, redis_url) | SERVE_TUNING
+        application_env = self._application_env(database_url, redis_url)
+        self.secret_env = {k: v for k, v in application_env.items() if k in SECRET_ENVIRONMENT}
+        self.env = {
+            k: v for k, v in application_env.items() if k not in SECRET_ENVIRONMENT
+        } | SERVE_TUNING
         if layout is not None:
             self.env.update(layout.engine_env())
         with serving_cores():
@@ -132,13 +138,13 @@ class Stack:
             self._start_prometheus()
         return self
 
-    def _start_prometheus(self) -> None:
+    def _start_prometheus(self, port: int | None = None) -> None:
         from cluster.prometheus import LocalPrometheus
 
         self.prometheus = LocalPrometheus(
             targets=self.metrics_targets,
             storage_dir=self.settings.data_dir / "prometheus",
-            port=self.settings.prometheus_port,
+            port=port or self.settings.prometheus_port,
         )
         self.prometheus.start()
         self.progress(
@@ -250,7 +256,7 @@ class Stack:
             self._local_cluster = LocalRayCluster(
                 self.nodes,
                 self.settings.ray_num_cpus,
-                env=self.env,
+                env=self.env | self.secret_env,
                 log_dir=self.settings.data_dir / "ray-nodes",
                 metrics_port=self.settings.metrics_port,
             ).start()
@@ -266,12 +272,13 @@ class Stack:
                 resources={QDRANT_FOLDER_RESOURCE: 1},
                 _metrics_export_port=self.settings.metrics_port,
             )
-        ray.init(
-            include_dashboard=False,
-            log_to_driver=self.settings.log_level == "DEBUG",
-            runtime_env={"env_vars": self.env},
-            **options,
-        )
+        with _process_environment(self.secret_env if self.nodes == 1 else {}):
+            ray.init(
+                include_dashboard=False,
+                log_to_driver=self.settings.log_level == "DEBUG",
+                runtime_env={"env_vars": self.env},
+                **options,
+            )
         self._ray_started = True
         # Serve's tracing is cluster-wide and fixed at start: the proxy, every replica and
         # the product's spans under theirs (serve_apps/telemetry/tracing.py). Serve's own
@@ -356,6 +363,39 @@ class Stack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+# What reaches the replicas as the environment of Ray's own processes, the way a pod's env
+# comes from a Kubernetes Secret: a runtime_env's env_vars are written in full to Ray's
+# runtime_env_agent.log ("Creating runtime env: {...}") and kept with Serve's config.
+SECRET_ENVIRONMENT = frozenset(
+    {
+        "SALESBOOST_SECRET_KEY",
+        "DATABASE_URL",
+        "SALESBOOST_DATABASE_URL",
+        "SALESBOOST_MIGRATION_DATABASE_URL",
+        "REDIS_URL",
+        "SALESBOOST_REDIS_URL",
+        "SALESBOOST_QDRANT_API_KEY",
+        "SALESBOOST_VAULT_TOKEN",
+    }
+)
+
+
+@contextlib.contextmanager
+def _process_environment(values: dict[str, str]) -> Iterator[None]:
+    """``values`` in this process's environment while Ray starts its daemons here (they and
+    every worker they start inherit it); the environment as it was afterwards."""
+    before = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def signing_secret(settings: Settings) -> str:

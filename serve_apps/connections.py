@@ -2,8 +2,9 @@
 
 They never travel through ``.bind()``: Serve's controller stores a deployment's bound
 arguments (in the GCS, and in its Redis with fault tolerance on), so a secret bound there
-would be kept where it does not belong. ``salesboost up`` puts them in the application's
-``runtime_env`` ``env_vars``; a RayService's pods have them from a Kubernetes Secret.
+would be kept where it does not belong. Nor through a ``runtime_env``: Ray's runtime-env
+agent logs its ``env_vars`` in full. ``salesboost up`` starts Ray's processes with them in
+their environment, as a RayService's pods have them from a Kubernetes Secret.
 """
 
 from __future__ import annotations

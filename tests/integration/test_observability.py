@@ -372,7 +372,7 @@ async def test_no_secret_or_message_text_in_logs_or_spans(stack, owner_db_url, s
         "access token": tokens["access_token"],
         "refresh token": tokens["refresh_token"],
         "websocket ticket": ticket,
-        "signing secret": stack.env["SALESBOOST_SECRET_KEY"],
+        "signing secret": stack.secret_env["SALESBOOST_SECRET_KEY"],
     }
     places = [
         *(p for p in _ray_logs_dir().rglob("*") if p.is_file()),
@@ -391,8 +391,7 @@ async def test_no_secret_or_message_text_in_logs_or_spans(stack, owner_db_url, s
 
 def test_a_local_prometheus_scrapes_the_product_with_the_alert_rules_loaded(stack):
     """What `salesboost up --observability` adds: a real Prometheus on Ray's metrics."""
-    stack.settings.prometheus_port = _free_local_port()  # beside a Prometheus already here
-    stack._start_prometheus()
+    stack._start_prometheus(port=_free_local_port())  # beside a Prometheus already here
     try:
         prometheus = stack.prometheus
         deadline = time.monotonic() + 60
