@@ -8,7 +8,11 @@
   Service in front of Serve's proxies (``serveService``);
 - ``ingress.yaml``: the Ingress, with timeouts that keep a conversation's WebSocket open;
 - ``pdb.yaml``: a PodDisruptionBudget per worker group;
-- ``migrate-job.yaml``: the Job that applies the database migrations before a rollout.
+- ``migrate-job.yaml``: the Job that applies the database migrations before a rollout;
+- ``podmonitor.yaml``: a Prometheus Operator PodMonitor that scrapes Ray's metrics endpoint
+  on every Ray pod (the product's metrics, Serve's and vLLM's);
+- ``prometheusrule.yaml``: a PrometheusRule holding ``cluster/observability/alerts.yml``'s
+  groups, with absolute runbook links.
 
 Everything is checked before anything is written: the Serve config against Ray Serve's
 schema and the SalesBoost builder's arguments, every model config it names against the
@@ -17,12 +21,21 @@ profile's accelerator, every secret as a ``secretKeyRef``.
 
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urljoin, urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from cluster.local_stack import SERVE_TUNING
 from cluster.serve_config import (
@@ -31,12 +44,28 @@ from cluster.serve_config import (
     load_serve_config,
     raise_first,
 )
+from serve_apps.telemetry.logs import LOG_FORMAT_ENV, LOG_LEVEL_ENV
+from serve_apps.telemetry.tracing import EXPORTER_ENV, TracingConfig
 
 REPO = Path(__file__).resolve().parent.parent
 VALUES_DIR = REPO / "cluster" / "values"
 PROFILES = ("cpu", "gpu")
 SERVE_PORT = 8000
+# The Ray container's ports by name; the metrics port is the values' (observability).
+RAY_PORTS = {"gcs-server": 6379, "dashboard": 8265, "client": 10001, "serve": SERVE_PORT}
+METRICS_PORT_NAME = "metrics"
+SCRAPE_INTERVAL = "15s"
 APP_LABEL = "app.kubernetes.io/name"
+ALERT_RULES = REPO / "cluster" / "observability" / "alerts.yml"
+# The OpenTelemetry SDK's own variable: the OTLP exporter reads it in every Serve process.
+OTLP_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
+# Environment variables the observability section sets, and where: values.env may not.
+OBSERVABILITY_ENV = {
+    EXPORTER_ENV: "observability.tracing",
+    OTLP_ENDPOINT_ENV: "observability.tracing.otlp_endpoint",
+    LOG_FORMAT_ENV: "the renderer (always json on the cluster)",
+    LOG_LEVEL_ENV: "observability.log_level",
+}
 
 # Environment variables that hold credentials: only ever by reference to a Secret.
 SECRET_NAME = re.compile(r"(KEY|TOKEN|PASSWORD|SECRET|CREDENTIAL|DATABASE_URL|REDIS_URL)")
@@ -123,6 +152,132 @@ class IngressValues(BaseModel):
     max_body: str = Field("25m", description="Largest request body (document uploads).")
 
 
+def _http_url(value: str) -> str:
+    """An http(s) URL with a host and no credentials (it is written into manifests)."""
+    parts = urlsplit(value)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or any(c.isspace() for c in value)
+    ):
+        raise ValueError(f"{value!r} is not an http:// or https:// URL with a host")
+    if parts.username or parts.password:
+        raise ValueError("a URL with credentials in it: those belong in a Secret")
+    parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    return value
+
+
+class TracingValues(BaseModel):
+    """Serve's tracing on the cluster: spans over OTLP to a collector, a share of turns."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="Spans from every Serve process and the product.")
+    exporter: Literal["otlp"] = Field(
+        "otlp",
+        description="OTLP only: the file exporter's folder would be in the pod's emptyDir, "
+        "gone with the pod and out of `salesboost trace`'s reach.",
+    )
+    sampling_ratio: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="The share of turns and requests traced, each whole or not at all.",
+    )
+    otlp_endpoint: str | None = Field(
+        None,
+        description="The collector's OTLP/gRPC address (http://host:4317; http: is plaintext, "
+        "https: TLS), set as OTEL_EXPORTER_OTLP_ENDPOINT. Not a secret.",
+    )
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _endpoint_url(cls, value: str | None) -> str | None:
+        return value if value is None else _http_url(value)
+
+    @model_validator(mode="after")
+    def _endpoint_when_enabled(self) -> TracingValues:
+        if self.enabled and not self.otlp_endpoint:
+            raise ValueError("tracing is enabled without an otlp_endpoint")
+        return self
+
+    def tracing_config(self) -> TracingConfig:
+        return TracingConfig(
+            enabled=self.enabled, exporter=self.exporter, sampling_ratio=self.sampling_ratio
+        )
+
+    def environment(self) -> dict[str, str]:
+        """What the exporter reads in each Serve process (nothing when tracing is off)."""
+        if not self.enabled or not self.otlp_endpoint:
+            return {}
+        return {EXPORTER_ENV: self.exporter, OTLP_ENDPOINT_ENV: self.otlp_endpoint}
+
+
+class ObservabilityValues(BaseModel):
+    """Traces, logs and metrics of the cluster (docs/serving-cluster.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tracing: TracingValues
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="The product's and Serve's log level."
+    )
+    metrics_port: int = Field(
+        8080,
+        ge=1024,
+        le=65535,
+        description="Ray's metrics export port on every pod (Ray's, Serve's, vLLM's and the "
+        "product's metrics), exposed as the container port named `metrics`.",
+    )
+    runbook_base_url: str = Field(
+        ...,
+        description="Where the repository is browsed: the alerts' runbook_url "
+        "(docs/runbook.md#...) is joined to it.",
+    )
+    prometheus_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Labels on the PodMonitor and PrometheusRule that the Prometheus's "
+        "podMonitorSelector and ruleSelector match (kube-prometheus-stack: release: NAME).",
+    )
+
+    @field_validator("runbook_base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        # A folder: urljoin would otherwise drop its last segment.
+        return _http_url(value).rstrip("/") + "/"
+
+    @field_validator("metrics_port")
+    @classmethod
+    def _free_port(cls, value: int) -> int:
+        taken = {port: name for name, port in RAY_PORTS.items()}
+        if value in taken:
+            raise ValueError(f"{value} is the container's {taken[value]!r} port")
+        return value
+
+    @field_validator("prometheus_labels")
+    @classmethod
+    def _not_ours(cls, value: dict[str, str]) -> dict[str, str]:
+        ours = sorted(k for k in value if k.startswith("app.kubernetes.io/"))
+        if ours:
+            raise ValueError(f"{ours}: the renderer sets the app.kubernetes.io/ labels")
+        return value
+
+    def environment(self) -> dict[str, str]:
+        """What the product's loggers and the trace exporter read in every pod."""
+        return {
+            **self.tracing.environment(),
+            LOG_FORMAT_ENV: "json",
+            LOG_LEVEL_ENV: self.log_level,
+        }
+
+    def serve_options(self) -> dict[str, Any]:
+        """Serve's cluster-wide options, as ``Stack.cluster_options`` gives them locally."""
+        return {
+            "tracing_config": self.tracing.tracing_config().serve_tracing_config(),
+            "logging_config": {"encoding": "JSON", "log_level": self.log_level},
+        }
+
+
 class ClusterValues(BaseModel):
     """What one profile's RayService asks of Kubernetes (``cluster/values/<profile>.yaml``)."""
 
@@ -143,6 +298,7 @@ class ClusterValues(BaseModel):
     autoscaler_idle_timeout_s: int = Field(300, ge=30)
     head: HeadValues = Field(default_factory=HeadValues)
     worker_groups: list[WorkerGroupValues] = Field(..., min_length=1)
+    observability: ObservabilityValues
 
     @model_validator(mode="after")
     def _no_secret_values(self) -> ClusterValues:
@@ -152,6 +308,11 @@ class ClusterValues(BaseModel):
         both = sorted(set(self.env) & set(self.secret_env))
         if both:
             raise ValueError(f"{both} are in both env and secret_env")
+        for key in sorted((set(self.env) | set(self.secret_env)) & set(OBSERVABILITY_ENV)):
+            where = "env" if key in self.env else "secret_env"
+            raise ValueError(
+                f"{where}.{key} is set by {OBSERVABILITY_ENV[key]}: remove it from {where}"
+            )
         if self.profile == "cpu" and any(g.gpus for g in self.worker_groups):
             raise ValueError("a CPU profile's worker groups cannot have gpus")
         return self
@@ -178,10 +339,12 @@ def load_values(profile: str) -> tuple[Path, ClusterValues]:
 
 
 def cluster_serve_config(values: ClusterValues, serve_config: dict[str, Any]) -> dict[str, Any]:
-    """The Serve config as the cluster runs it: the applications as the file has them, and
-    the proxies on every node, listening on all addresses (``salesboost up`` sets its own
-    host and port; in a pod the Service must reach them)."""
+    """The Serve config as the cluster runs it: the applications as the file has them, the
+    proxies on every node, listening on all addresses (``salesboost up`` sets its own host
+    and port; in a pod the Service must reach them), and the values' tracing and logging
+    over the file's (as ``salesboost up`` puts its settings' over them)."""
     config = dict(serve_config)
+    config.update(values.observability.serve_options())
     config["proxy_location"] = "EveryNode"
     config["http_options"] = {
         **(serve_config.get("http_options") or {}),
@@ -211,6 +374,8 @@ def render(profile: str, *, serve_config_path: Path | None = None) -> dict[str, 
         "ingress.yaml": ingress(values),
         "pdb.yaml": [pdb(values, group) for group in values.worker_groups],
         "migrate-job.yaml": migrate_job(values),
+        "podmonitor.yaml": podmonitor(values),
+        "prometheusrule.yaml": prometheusrule(values),
     }
     out = {}
     for name, doc in documents.items():
@@ -245,6 +410,7 @@ def _labels(values: ClusterValues, component: str) -> dict[str, str]:
 def _env(values: ClusterValues) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(values.env.items())]
     env += [{"name": k, "value": v} for k, v in sorted(SERVE_TUNING.items())]
+    env += [{"name": k, "value": v} for k, v in sorted(values.observability.environment().items())]
     env += [{"name": k, "valueFrom": ref.ref()} for k, ref in sorted(values.secret_env.items())]
     return env
 
@@ -300,10 +466,8 @@ def _container(values: ClusterValues, name: str, resources: dict[str, Any]) -> d
         "resources": resources,
         "env": _env(values),
         "ports": [
-            {"containerPort": 6379, "name": "gcs-server"},
-            {"containerPort": 8265, "name": "dashboard"},
-            {"containerPort": 10001, "name": "client"},
-            {"containerPort": SERVE_PORT, "name": "serve"},
+            *({"containerPort": port, "name": name} for name, port in RAY_PORTS.items()),
+            {"containerPort": values.observability.metrics_port, "name": METRICS_PORT_NAME},
         ],
         "readinessProbe": _serve_readiness(),
         "securityContext": _security(),
@@ -340,11 +504,16 @@ def _ray_resources_param(resources: dict[str, float]) -> str:
     return json.dumps(resources, sort_keys=True)
 
 
+def _metrics_param(values: ClusterValues) -> dict[str, str]:
+    # KubeRay would set 8080 itself when absent: set here, it is the port the pods expose.
+    return {"metrics-export-port": str(values.observability.metrics_port)}
+
+
 def rayservice(values: ClusterValues, serve_config: dict[str, Any], source: str) -> dict:
     head_container = _container(values, "ray-head", _resources(values.head.cpu, values.head.memory))
     head = {
         # The head runs Ray's control plane and a Serve proxy, no replica.
-        "rayStartParams": {"num-cpus": "0", "dashboard-host": "0.0.0.0"},
+        "rayStartParams": {"num-cpus": "0", "dashboard-host": "0.0.0.0", **_metrics_param(values)},
         "template": _pod(
             values, "ray-head", head_container, values.head.node_selector, values.head.tolerations
         ),
@@ -356,6 +525,7 @@ def rayservice(values: ClusterValues, serve_config: dict[str, Any], source: str)
             params["num-gpus"] = str(group.gpus)
         if group.ray_resources:
             params["resources"] = _ray_resources_param(group.ray_resources)
+        params.update(_metrics_param(values))
         container = _container(
             values, "ray-worker", _resources(group.cpu, group.memory, group.gpus)
         )
@@ -541,6 +711,74 @@ def migrate_job(values: ClusterValues) -> dict[str, Any]:
                 },
             },
         },
+    }
+
+
+def ray_pods_selector(values: ClusterValues) -> dict[str, Any]:
+    """The RayService's head and worker pods, by the labels ``_pod`` gives them (KubeRay keeps
+    them; the migration Job's pods share the instance label, not the components)."""
+    return {
+        "matchLabels": {
+            APP_LABEL: "salesboost",
+            "app.kubernetes.io/instance": values.name,
+        },
+        "matchExpressions": [
+            {
+                "key": "app.kubernetes.io/component",
+                "operator": "In",
+                "values": ["ray-head", *(group.name for group in values.worker_groups)],
+            }
+        ],
+    }
+
+
+def _monitoring_labels(values: ClusterValues, component: str) -> dict[str, str]:
+    return {**values.observability.prometheus_labels, **_labels(values, component)}
+
+
+def podmonitor(values: ClusterValues) -> dict[str, Any]:
+    """Prometheus scrapes Ray's metrics agent on every Ray pod: the product's metrics
+    (``ray_salesboost_*``), Serve's and vLLM's, from whichever cluster runs now."""
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PodMonitor",
+        "metadata": {
+            "name": values.name,
+            "namespace": values.namespace,
+            "labels": _monitoring_labels(values, "metrics"),
+        },
+        "spec": {
+            "selector": ray_pods_selector(values),
+            "podMetricsEndpoints": [
+                {"port": METRICS_PORT_NAME, "path": "/metrics", "interval": SCRAPE_INTERVAL}
+            ],
+        },
+    }
+
+
+def alert_groups(runbook_base_url: str) -> list[dict[str, Any]]:
+    """``cluster/observability/alerts.yml``'s groups, read from the file so the cluster's rules
+    are the tested ones, with each runbook_url joined to ``runbook_base_url``."""
+    groups = copy.deepcopy(yaml.safe_load(ALERT_RULES.read_text())["groups"])
+    for group in groups:
+        for rule in group["rules"]:
+            annotations = rule.get("annotations") or {}
+            url = annotations.get("runbook_url")
+            if url and not urlsplit(url).scheme:
+                annotations["runbook_url"] = urljoin(runbook_base_url, url)
+    return groups
+
+
+def prometheusrule(values: ClusterValues) -> dict[str, Any]:
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {
+            "name": f"{values.name}-alerts",
+            "namespace": values.namespace,
+            "labels": _monitoring_labels(values, "alerts"),
+        },
+        "spec": {"groups": alert_groups(values.observability.runbook_base_url)},
     }
 
 
