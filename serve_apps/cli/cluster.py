@@ -24,8 +24,9 @@ def render(
         typer.Option(help="Another Serve config than the profile's (cluster/values/*.yaml)."),
     ] = None,
 ) -> None:
-    """Write the RayService, Ingress, PodDisruptionBudgets and migration Job for a profile,
-    from the same Serve config `salesboost up` deploys. Nothing is written on bad input."""
+    """Write the RayService, Ingress, PodDisruptionBudgets, migration Job, PodMonitor and
+    PrometheusRule for a profile, from the same Serve config `salesboost up` deploys.
+    Nothing is written on bad input."""
     from cluster.render import RenderError, write
 
     try:
