@@ -147,3 +147,26 @@ def test_the_direct_side_pauses_for_reading_time_and_the_gap_before_measured_tur
     assert len(samples) == 2  # the warm-up turn is not measured, and not preceded by a pause
     expected = [think_time_s(3, turn, 1000) + 0.4 for turn in (1, 2)]
     assert pauses == pytest.approx(expected)
+
+
+def test_the_cost_of_tracing_is_the_ratio_of_each_levels_ttft_on_over_off():
+    from loadtests.bench.turn import tracing_cost
+
+    on = {
+        "ttft_ms_p50": 103.0,
+        "ttft_ms_p95": 150.0,
+        "runs": [{"ttft_ms_p50": 100.0}, {"ttft_ms_p50": 106.0}],
+    }
+    off = {
+        "ttft_ms_p50": 100.0,
+        "ttft_ms_p95": 120.0,
+        "runs": [{"ttft_ms_p50": 100.0}, {"ttft_ms_p50": 100.0}],
+    }
+    assert tracing_cost(on, off) == {
+        "ttft_ratio_tracing_on_vs_off": 1.03,
+        "ttft_p95_ratio_tracing_on_vs_off": 1.25,
+        "ttft_ratio_tracing_on_vs_off_runs": [1.0, 1.06],
+    }
+    assert "ttft_ratio_tracing_on_vs_off_runs" not in tracing_cost(
+        {"ttft_ms_p50": 1.0, "ttft_ms_p95": 1.0}, {"ttft_ms_p50": 1.0, "ttft_ms_p95": 1.0}
+    )
