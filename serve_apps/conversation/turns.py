@@ -303,7 +303,9 @@ class Conversation:
         while True:
             await asyncio.sleep(self.locks.renew_every_s)
             try:
-                if await self.locks.renew(key) is False:
+                with tracing.untraced():  # a beat every few hundred ms: noise in the turn's trace
+                    renewed = await self.locks.renew(key)
+                if renewed is False:
                     log.warning("session %s: generation lock %s was lost", self.session_id, key)
                     return
             except Exception as exc:  # Redis away for a moment: try again at the next beat
