@@ -346,6 +346,7 @@ class Conversation:
         # The model's span is the current one only while the stream is asked for (the handle
         # call carries it to the orchestrator); storing the reply is its sibling.
         model_span = tracing.start_span("model.stream_turn", {"grounding_chunks": len(chunks)})
+        asked = time.perf_counter()
         try:
             with trace.use_span(model_span):
                 stream = self.reply_source(request)
@@ -358,6 +359,9 @@ class Conversation:
                 elif not event.done:
                     if clock.seconds("first_token") is None:
                         model_span.add_event("first_token")
+                        model_span.set_attribute(
+                            "ttft_ms", round((time.perf_counter() - asked) * 1000, 1)
+                        )
                     clock.mark("first_token")
                     await self._emit(
                         Token(

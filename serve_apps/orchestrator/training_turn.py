@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable
 
 from opentelemetry import trace
@@ -224,11 +225,18 @@ class TrainingTurn:
             with tracing.span(
                 "persona.attempt", {"attempt": attempt, "speaker": choice.speaker.slug}
             ) as attempt_span:
+                asked = time.perf_counter()
+                first_token = True
                 async for chunk in self._npc.stream_reply(
                     request, speaker=choice.speaker, attempt=attempt, feedback=feedback
                 ):
-                    if not judge_started:
+                    if first_token:
                         attempt_span.add_event("first_token")
+                        attempt_span.set_attribute(
+                            "ttft_ms", round((time.perf_counter() - asked) * 1000, 1)
+                        )
+                        first_token = False
+                    if not judge_started:
                         with trace.use_span(turn_span):
                             late = [asyncio.ensure_future(w) for w in judge_work()]
                         judge_started = True

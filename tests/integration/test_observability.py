@@ -179,6 +179,7 @@ async def test_a_retried_attempt_is_a_span_of_its_own(stack, say_nothing_rule):
     tree = _turn_trace(stack.settings.trace_dir, session_id, ack["seq"])
     attempts = _named(tree, "persona.attempt")
     assert [a.attributes["attempt"] for a in attempts] == [0, 1, 2]
+    assert all(a.attributes["ttft_ms"] > 0 for a in attempts)  # each attempt's own
     assert [r.attributes["issues"] > 0 for r in _named(tree, "reviewer")] == [True] * 3
     # Each attempt asked the LLM deployment on its own.
     for attempt in attempts:
