@@ -216,3 +216,41 @@ def support_access_command(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     typer.echo(token)
+
+
+@operator_app.command("admission-limit")
+def admission_limit_command(
+    limit: Annotated[
+        int | None,
+        typer.Argument(min=1, max=100_000, help="Live conversations at once; none: show it."),
+    ] = None,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Back to the configured max_live_conversations.")
+    ] = False,
+) -> None:
+    """Show or change, at run time, how many conversations may be live at once before new
+    ones get 503 overloaded (every gateway replica reads it from Redis at once)."""
+    from redis.asyncio import Redis
+
+    from serve_apps.gateway.admission import Admission, current_limit_override, set_limit_override
+    from serve_apps.settings import get_settings
+
+    settings = get_settings()
+    if not settings.redis_url:
+        typer.echo("error: set REDIS_URL to the running deployment's Redis", err=True)
+        raise typer.Exit(2)
+
+    async def run() -> str:
+        redis = Redis.from_url(settings.redis_url)
+        try:
+            if clear or limit is not None:
+                await set_limit_override(redis, None if clear else limit)
+            override = await current_limit_override(redis)
+            live = await Admission(redis, limit=settings.max_live_conversations).live()
+        finally:
+            await redis.aclose()
+        source = "set at run time" if override is not None else "configured"
+        chosen = override if override is not None else settings.max_live_conversations
+        return f"limit {chosen} ({source}); live now {live}"
+
+    typer.echo(asyncio.run(run()))

@@ -206,6 +206,7 @@ ErrorCode = Literal[
     "model_unavailable",
     "session_ended",
     "rate_limited",
+    "overloaded",
     "unavailable",
     "agent_failed",
     "no_rubric",

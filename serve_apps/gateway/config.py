@@ -56,6 +56,18 @@ class GatewaySettings(BaseModel):
     grounding_timeout_s: float = Field(
         2.0, gt=0, le=30, description="Past this, the persona answers without retrieval."
     )
+    max_live_conversations: int = Field(
+        32,
+        ge=1,
+        le=100_000,
+        description="Conversations live at once across the gateway's replicas; past it new "
+        "sessions and sockets get 503 overloaded (docs/performance.md: what a deployment "
+        "holds within the SLO). Ops may change it at run time: salesboost operator "
+        "admission-limit.",
+    )
+    admission_retry_after_s: int = Field(
+        15, ge=1, le=600, description="Retry-After of an overloaded refusal."
+    )
     rate_limit_ip_per_min: int = Field(600, ge=1, description="Requests per client address.")
     rate_limit_user_per_min: int = Field(240, ge=1, description="Requests and turns per user.")
     rate_limit_tenant_per_min: int = Field(6000, ge=1, description="Requests per company.")

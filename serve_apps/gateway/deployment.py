@@ -10,6 +10,7 @@ from ray.serve.handle import DeploymentHandle
 from redis.asyncio import Redis
 
 from db.engine import create_engine, session_factory
+from serve_apps.gateway.admission import Admission
 from serve_apps.gateway.api import create_api
 from serve_apps.gateway.auth import AccessTokens
 from serve_apps.gateway.config import GatewayConfig
@@ -76,6 +77,11 @@ class Gateway:
                 per_user_per_min=settings.rate_limit_user_per_min,
                 per_tenant_per_min=settings.rate_limit_tenant_per_min,
                 tenant_tokens_per_day=settings.tenant_tokens_per_day,
+            ),
+            admission=Admission(
+                redis,
+                limit=settings.max_live_conversations,
+                retry_after_s=settings.admission_retry_after_s,
             ),
             orchestrator=orchestrator,
             knowledge=knowledge,

@@ -8,6 +8,7 @@ from ray.serve.handle import DeploymentHandle
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from serve_apps.gateway.admission import Admission
 from serve_apps.gateway.auth import AccessTokens
 from serve_apps.gateway.config import GatewaySettings
 from serve_apps.gateway.identity import IdentityResolver
@@ -26,6 +27,7 @@ class GatewayState:
     tokens: AccessTokens
     identities: IdentityResolver
     limits: RateLimiter
+    admission: Admission
     orchestrator: DeploymentHandle
     knowledge: DeploymentHandle
     # The Embedder deployment, for trying a semantic compliance rule on a sentence (None: none

@@ -38,6 +38,7 @@ SESSIONS_SCORED = "salesboost_sessions_scored_total"
 DB_POOL_IN_USE = "salesboost_db_pool_in_use"
 DB_POOL_WAITING = "salesboost_db_pool_waiting"
 DEPENDENCY_UP = "salesboost_dependency_up"
+ADMISSION_REFUSED = "salesboost_admission_refused_total"
 
 # What each label may hold (tests and the dashboards read these).
 TURN_OUTCOMES = ("replied", "replaced", "resent", "in_progress", "model_unavailable")
@@ -62,6 +63,7 @@ class ProductMetrics:
     db_pool_in_use: Gauge
     db_pool_waiting: Gauge
     dependency_up: Gauge
+    admission_refused: Counter
 
 
 _lock = threading.Lock()
@@ -149,6 +151,12 @@ def _register() -> ProductMetrics:
             DEPENDENCY_UP,
             "1 when the gateway last reached the dependency (health checks, readiness), else 0.",
             tag_keys=("dependency",),
+        ),
+        admission_refused=Counter(
+            ADMISSION_REFUSED,
+            "New conversations refused at the live-conversation limit (503 overloaded), at "
+            "session creation or at the socket.",
+            tag_keys=("at",),
         ),
     )
 

@@ -339,6 +339,8 @@ export class ConversationConnection {
   private ws: WebSocket | null = null;
   private closedByUs = false;
   private attempts = 0;
+  // Set by an "overloaded" refusal: how long to wait before opening the socket again.
+  private overloadedRetryMs: number | null = null;
   private lastHeard = Date.now();
   private timer: ReturnType<typeof setInterval> | null = null;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
@@ -427,6 +429,9 @@ export class ConversationConnection {
         return;
       }
       this.dispatch(frame);
+      if (frame.type === "error" && frame.code === "overloaded") {
+        this.overloadedRetryMs = (frame.retry_after_s ?? 15) * 1000;
+      }
       if (
         frame.type === "error" &&
         (frame.code === "reply_in_progress" || frame.code === "unavailable") &&
@@ -453,6 +458,13 @@ export class ConversationConnection {
       if (event.code === 1008) {
         // Refused by policy (no such session, or not yours): trying again will not help.
         this.dispatch({ type: "connection", state: "closed", notice: event.reason || "the conversation was refused" });
+        return;
+      }
+      if (event.code === 1013) {
+        // Every place for a live conversation was taken: come back when the server said.
+        const wait = this.overloadedRetryMs ?? 15_000;
+        this.overloadedRetryMs = null;
+        this.reconnectSoon(wait);
         return;
       }
       this.reconnectSoon();

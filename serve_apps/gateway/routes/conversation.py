@@ -68,6 +68,7 @@ router = APIRouter()
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL = 1011
+CLOSE_TRY_AGAIN_LATER = 1013  # every place for a live conversation is taken
 # Turns sent while one is being answered wait their turn, in order; with this many waiting
 # (beside the one being answered), a turn is refused (``too_many_turns``: not stored, not
 # acknowledged; send it again later).
@@ -199,7 +200,43 @@ async def stream(
         await websocket.close(code=CLOSE_POLICY, reason=reason[:120])
         return
     with log_context(session_id=str(session_id), tenant_id=str(who.tenant_id)):
-        await _serve_conversation(state, websocket, conversation, who, replay_after)
+        live = str(session_id)
+        if not await state.admission.admit(live):
+            await _refuse_overloaded(state, websocket, conversation)
+            return
+        beating = asyncio.create_task(_keep_live(state, live))
+        try:
+            await _serve_conversation(state, websocket, conversation, who, replay_after)
+        finally:
+            beating.cancel()
+            with contextlib.suppress(Exception):  # it lapses on its own after three beats
+                await state.admission.leave(live)
+
+
+async def _refuse_overloaded(
+    state: GatewayState, websocket: WebSocket, conversation: Conversation
+) -> None:
+    log.info("ws %s: refused: no place for a live conversation", conversation.session_id)
+    retry_after_s = state.admission.retry_after_s
+    await conversation.report(
+        ErrorEvent(
+            code="overloaded",
+            message=f"every place for a live conversation is taken; reconnect in {retry_after_s} s",
+            retry_after_s=retry_after_s,
+        )
+    )
+    await websocket.close(code=CLOSE_TRY_AGAIN_LATER, reason="overloaded")
+
+
+async def _keep_live(state: GatewayState, session_id: str) -> None:
+    """The conversation's heartbeat in the admission set for as long as its socket is open."""
+    while True:
+        await asyncio.sleep(state.admission.heartbeat_s)
+        try:
+            with tracing.untraced():
+                await state.admission.heartbeat(session_id)
+        except Exception as exc:  # Redis away for a moment: the next beat tries again
+            log.warning("ws %s: admission heartbeat failed: %r", session_id, exc)
 
 
 async def _serve_conversation(

@@ -10,7 +10,7 @@ from db import people_repository as people
 from db import repositories as repo
 from db.models import Scenario
 from db.transcript import stored_turn
-from serve_apps.gateway.deps import CallerDep, TenantSessionDep
+from serve_apps.gateway.deps import CallerDep, StateDep, TenantSessionDep
 from serve_apps.gateway.errors import APIError
 from serve_apps.gateway.schemas.sessions import (
     CreateSessionRequest,
@@ -51,8 +51,11 @@ async def scenarios(session: TenantSessionDep) -> list[ScenarioOut]:
 
 @router.post("/v1/sessions", response_model=SessionOut, status_code=201)
 async def create_session(
-    body: CreateSessionRequest, who: CallerDep, session: TenantSessionDep
+    body: CreateSessionRequest, who: CallerDep, session: TenantSessionDep, state: StateDep
 ) -> SessionOut:
+    """A new training session; 503 ``overloaded`` with ``Retry-After`` while every place for
+    a live conversation is taken."""
+    await state.admission.check_room()
     training_session, scenario = await start_session(
         session, who, scenario_key=body.scenario, mode=body.mode, course=body.course
     )
