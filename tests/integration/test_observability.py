@@ -205,23 +205,31 @@ async def test_the_metrics_endpoint_counts_what_the_conversation_did(
     findings = [e for e in first + second if e["type"] == "compliance"]
     assert findings and {f["speaker"] for f in findings} == {"trainee"}
 
-    def grew(name: str, by: float, **labels: str) -> Callable[[], bool]:
-        return lambda: (
-            _total(_scrape(metrics_url), name, **labels) - _total(before, name, **labels) >= by
-        )
+    # What the conversation did, counted where it happened: the gateway (turns, times) and
+    # the orchestrator (reviews, findings), each exported by its own process.
+    expected = {
+        ("ray_salesboost_turns_total", ("mode", "assessment"), ("outcome", "replaced")): 2,
+        ("ray_salesboost_reviews_total", ("action", "retry")): reviews.count("retry"),
+        ("ray_salesboost_reviews_total", ("action", "replaced")): 2,
+        ("ray_salesboost_turn_ttft_seconds_count", ("mode", "assessment")): 2,
+        ("ray_salesboost_turn_duration_seconds_count", ("mode", "assessment")): 2,
+        ("ray_salesboost_compliance_findings_total", ("party", "trainee")): len(findings),
+    }
 
-    _wait_for(grew("ray_salesboost_turns_total", 2, mode="assessment", outcome="replaced"))
+    def deltas(samples: dict) -> dict:
+        return {
+            key: _total(samples, key[0], **dict(key[1:])) - _total(before, key[0], **dict(key[1:]))
+            for key in expected
+        }
+
+    _wait_for(lambda: all(d >= expected[k] for k, d in deltas(_scrape(metrics_url)).items()))
+    await asyncio.sleep(EXPORT_INTERVAL_S)  # and nothing more comes: each counted once
     after = _scrape(metrics_url)
+    assert deltas(after) == expected
 
     def delta(name: str, **labels: str) -> float:
         return _total(after, name, **labels) - _total(before, name, **labels)
 
-    assert delta("ray_salesboost_turns_total", mode="assessment", outcome="replaced") == 2
-    assert delta("ray_salesboost_reviews_total", action="retry") == reviews.count("retry")
-    assert delta("ray_salesboost_reviews_total", action="replaced") == 2
-    assert delta("ray_salesboost_turn_ttft_seconds_count", mode="assessment") == 2
-    assert delta("ray_salesboost_turn_duration_seconds_count", mode="assessment") == 2
-    assert delta("ray_salesboost_compliance_findings_total", party="trainee") == len(findings)
     assert delta("ray_salesboost_retrieval_seconds_count", stage="total") >= 2
     # Serve's and vLLM's own metrics come from the same endpoint.
     names = {name for name, _ in after}
