@@ -73,6 +73,11 @@ class ServeLLMChatEngine:
     """Streams chat completions from a ``ray.serve.llm`` LLMServer deployment handle."""
 
     def __init__(self, handle: Any, model_id: str) -> None:
+        # Imported here, as the replica starts, not on the first reply: importing
+        # ray.serve.llm takes seconds (7.5 s on a busy 2-core machine), and a trace of the
+        # first turn after a start showed it all before the engine was asked.
+        import ray.serve.llm.openai_api_models  # noqa: F401
+
         self._handle = handle.options(stream=True)  # the reply streams
         self._calls = handle  # one answer each: tokens, health, engine info
         self.model_id = model_id
