@@ -147,6 +147,7 @@ def _locust(
     run_time_s: float,
     json_path: Path,
     html: Path | None = None,
+    stages: list[tuple[float, int]] | None = None,
 ) -> dict[str, Any]:
     """One locust run in a child process; its report."""
     command = [
@@ -160,6 +161,7 @@ def _locust(
         f"--run-time={run_time_s}",
         f"--json={json_path.resolve()}",
     ] + ([f"--html={html.resolve()}"] if html is not None else [])
+    command += [f"--stage={at_s}:{count}" for at_s, count in stages or []]
     finished = subprocess.run(command, env=_child_env(), check=False)
     if finished.returncode != 0:
         raise LoadTestError(f"the locust run exited with {finished.returncode}")
@@ -309,6 +311,86 @@ def run_capacity(
         **_meta(url, chosen, started_at),
         "step_s": step_s,
         "warm_up_s": WARM_UP_S,
+    }
+    json_path.write_text(json.dumps(result, indent=2))
+    return result
+
+
+def run_surge(
+    settings: Settings,
+    *,
+    profile: str,
+    sessions: int,
+    factor: float,
+    before_s: int,
+    surge_s: int,
+    after_s: int,
+    slo_ttft_p95_ms: float,
+    json_path: Path,
+    progress: Progress = print,
+) -> dict[str, Any]:
+    """Overload that degrades cleanly (issue 20): ``sessions`` trainees (what the deployment
+    holds; admission control's limit is set to it), then ``factor`` times as many for
+    ``surge_s``, then ``sessions`` again. The extra ones should be refused at once (503 /
+    ``overloaded``) while the admitted conversations keep the SLO, with no other failure,
+    and the windows after the surge back within it soon (``recovery_s``)."""
+    from loadtests.bench.turn import bench_stack
+    from loadtests.report import surge_summary
+
+    chosen = check_ready(profile)
+    if sessions < 1 or factor <= 1:
+        raise LoadTestError("--sessions 1 or more and --factor over 1")
+    _prepare(json_path)
+    trainees_only = chosen.model_copy(
+        update={"users": chosen.users.model_copy(update={"manager": 0, "admin": 0, "knowledge": 0})}
+    )
+    surge_users = max(sessions + 1, round(sessions * factor))
+    surge_from, surge_until = float(WARM_UP_S + before_s), float(WARM_UP_S + before_s + surge_s)
+    run_time_s = WARM_UP_S + before_s + surge_s + after_s
+    started_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    stack_settings = _stack_settings(settings).model_copy(
+        update={"max_live_conversations": sessions}
+    )
+    with tempfile.TemporaryDirectory(prefix="loadtest-surge-") as tmp:
+        profile_path = Path(tmp) / f"{chosen.name}-trainees.yaml"
+        profile_path.write_text(yaml.safe_dump(trainees_only.model_dump()))
+        with bench_stack(
+            stack_settings, url=None, max_tokens=chosen.max_tokens, progress=progress
+        ) as base_url:
+            progress(
+                f"surge: {sessions} sessions (the admission limit), {surge_users} from "
+                f"{surge_from:g} s to {surge_until:g} s, {run_time_s} s in all"
+            )
+            report = _locust(
+                base_url,
+                profile_path,
+                users=sessions,
+                # The surge arrives within a few seconds, as a class starting at once does.
+                spawn_rate=max(float(surge_users - sessions) / 5, 1.0),
+                run_time_s=run_time_s,
+                json_path=Path(tmp) / "surge.json",
+                stages=[(surge_from, surge_users), (surge_until, sessions)],
+            )
+    result = {
+        "surge": surge_summary(
+            report,
+            surge_from_s=surge_from,
+            surge_until_s=surge_until,
+            slo_ttft_p95_ms=slo_ttft_p95_ms,
+            measured_from_s=WARM_UP_S,  # a fresh engine's first turns are slow
+        ),
+        "sessions": sessions,
+        "surge_sessions": surge_users,
+        "phases_s": {
+            "warm_up": [0, WARM_UP_S],
+            "before": [WARM_UP_S, surge_from],
+            "surge": [surge_from, surge_until],
+            "after": [surge_until, run_time_s],
+        },
+        "failures_by_code": report["failures_by_code"],
+        "requests": report["requests"],
+        "time_series": report["time_series"],
+        "meta": _meta(None, chosen, started_at),
     }
     json_path.write_text(json.dumps(result, indent=2))
     return result

@@ -165,3 +165,52 @@ def capacity_level(sessions: int, report: dict[str, Any], slo_ttft_p95_ms: float
         "output_tokens_per_s": report.get("output_tokens_per_s"),
         "failures_by_code": report["failures_by_code"],
     }
+
+
+# A refusal by admission control: what overload is meant to give newcomers, not a failure.
+REFUSED = {"http_503", "overloaded"}
+
+
+def surge_summary(
+    report: dict[str, Any],
+    *,
+    surge_from_s: float,
+    surge_until_s: float,
+    slo_ttft_p95_ms: float,
+    measured_from_s: float = 0.0,
+) -> dict[str, Any]:
+    """What a surge did, from a run's time series: the TTFT p95 of the turns answered before,
+    during and after it, the refusals (503 / ``overloaded``) and the other failures, and how
+    long after its end the windows stayed within the SLO (``recovery_s``: from the surge's
+    end to the first window from which on every window with turns held the SLO)."""
+    series = report["time_series"]
+    every = series[1]["t_s"] - series[0]["t_s"] if len(series) > 1 else 0
+
+    def phase(first: float, last: float) -> list[dict[str, Any]]:
+        return [p for p in series if first < p["t_s"] <= last]
+
+    def worst(points: list[dict[str, Any]]) -> float | None:
+        values = [p["ttft_ms_p95"] for p in points if p["ttft_ms_p95"] is not None]
+        return max(values) if values else None
+
+    after = phase(surge_until_s, float("inf"))
+    recovered_at = None
+    for index, point in enumerate(after):
+        rest = [p for p in after[index:] if p["ttft_ms_p95"] is not None]
+        if rest and all(p["ttft_ms_p95"] <= slo_ttft_p95_ms for p in rest):
+            recovered_at = point["t_s"] - every  # the window's start
+            break
+    failures = report["failures_by_code"]
+    return {
+        "slo_ttft_p95_ms": slo_ttft_p95_ms,
+        "ttft_p95_ms_worst_window": {
+            "before": worst(phase(measured_from_s, surge_from_s)),
+            "during": worst(phase(surge_from_s, surge_until_s)),
+            "after": worst(after),
+        },
+        "refused": sum(n for code, n in failures.items() if code in REFUSED),
+        "other_failures": {c: n for c, n in failures.items() if c not in REFUSED | SLO_EXEMPT},
+        "recovery_s": (
+            None if recovered_at is None else round(max(0.0, recovered_at - surge_until_s), 1)
+        ),
+    }

@@ -47,7 +47,10 @@ def run_load(
     spawn_rate: float,
     run_time_s: float,
     html: Path | None = None,
+    stages: list[tuple[float, int]] | None = None,
 ) -> dict[str, Any]:
+    """``users`` from the start; ``stages``: (seconds from the start, users) changes after it,
+    each spawned or stopped at ``spawn_rate`` (a surge and its end)."""
     environment = Environment(user_classes=user_classes(profile), host=url)
     samples: list[Sample] = []
     points: list[UsersPoint] = []
@@ -98,6 +101,8 @@ def run_load(
         finished.set()
 
     runner.start(users, spawn_rate=spawn_rate)
+    for at_s, count in stages or []:
+        gevent.spawn_later(at_s, runner.start, count, spawn_rate)
     # The loop's clock is cached from its last turn (the imports ran before it): without
     # this, the run would stop that much early.
     gevent.get_hub().loop.update_now()
@@ -113,6 +118,7 @@ def run_load(
         "users": users,
         "spawn_rate": spawn_rate,
         "run_time_s": run_time_s,
+        "stages": [list(stage) for stage in stages or []],
     }
     if html is not None:
         html.parent.mkdir(parents=True, exist_ok=True)
@@ -129,7 +135,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-time", type=float, help="seconds")
     parser.add_argument("--json", type=Path, required=True)
     parser.add_argument("--html", type=Path)
+    parser.add_argument(
+        "--stage",
+        action="append",
+        default=[],
+        metavar="AT_S:USERS",
+        help="from AT_S seconds on, USERS users (repeatable)",
+    )
     args = parser.parse_args(argv)
+    stages = [(float(at), int(count)) for at, count in (s.split(":") for s in args.stage)]
     profile = load_profile(args.profile)
     report = run_load(
         args.url.rstrip("/"),
@@ -138,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         spawn_rate=args.spawn_rate or profile.ramp.spawn_rate,
         run_time_s=args.run_time or profile.ramp.run_time_s,
         html=args.html,
+        stages=stages,
     )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2))

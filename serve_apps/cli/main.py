@@ -426,6 +426,49 @@ def loadtest(
     typer.echo(json.dumps(summary, indent=2))
 
 
+@loadtest_app.command("surge")
+def loadtest_surge(
+    json_path: Annotated[Path, typer.Option("--json", help="Where to write the results.")],
+    profile: Annotated[
+        str, typer.Option(help="A profile (its trainees' pacing and conversations).")
+    ] = "default",
+    sessions: Annotated[
+        int, typer.Option(min=1, help="What the stack holds: the admission limit is set to it.")
+    ] = 8,
+    factor: Annotated[float, typer.Option(min=1.1, help="The surge: this many times.")] = 3.0,
+    before: Annotated[int, typer.Option(min=10, help="Seconds at SESSIONS before.")] = 60,
+    surge: Annotated[int, typer.Option(min=10, help="Seconds of the surge.")] = 90,
+    after: Annotated[int, typer.Option(min=10, help="Seconds at SESSIONS after.")] = 90,
+    slo_ttft_p95_ms: Annotated[
+        float, typer.Option(min=1, help="The SLO: TTFT p95 at most this, in ms.")
+    ] = 1500,
+) -> None:
+    """Overload on a stack started for it: SESSIONS trainees, then FACTOR times as many, then
+    SESSIONS again: refusals (503 / overloaded), the admitted turns' TTFT p95 before, during
+    and after, other failures, and recovery_s after the surge."""
+    from loadtests.command import LoadTestError, run_surge
+
+    try:
+        result = run_surge(
+            _settings(),
+            profile=profile,
+            sessions=sessions,
+            factor=factor,
+            before_s=before,
+            surge_s=surge,
+            after_s=after,
+            slo_ttft_p95_ms=slo_ttft_p95_ms,
+            json_path=json_path,
+            progress=typer.echo,
+        )
+    except LoadTestError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(
+        json.dumps({"surge": result["surge"], "failures": result["failures_by_code"]}, indent=2)
+    )
+
+
 @loadtest_app.command("capacity")
 def loadtest_capacity(
     json_path: Annotated[Path, typer.Option("--json", help="Where to write the results.")],

@@ -138,3 +138,53 @@ def test_a_capacity_level_holds_the_slo_or_says_why_not(ttft_p95, failures, held
     level = capacity_level(8, _load(ttft_p95, failures), slo_ttft_p95_ms=1500)
     assert (level["sessions"], level["held"], level["why"]) == (8, held, why)
     assert level["ttft_ms_p95"] == ttft_p95
+
+
+def test_a_surge_is_summed_up_by_phase_with_refusals_apart_and_its_recovery():
+    from loadtests.report import surge_summary
+
+    def window(t_s: float, p95: float | None) -> dict:
+        return {"t_s": t_s, "ttft_ms_p95": p95}
+
+    report = {
+        # warm-up to 10 s, before to 30 s, surge to 60 s, after to 100 s; windows of 10 s
+        "time_series": [
+            window(10, 9000.0),  # a fresh engine: not measured
+            window(20, 500.0),
+            window(30, 600.0),
+            window(40, 1400.0),
+            window(50, 1800.0),
+            window(60, 1200.0),
+            window(70, 1700.0),  # still over after the surge ends
+            window(80, 900.0),
+            window(90, None),  # no turn ended here
+            window(100, 700.0),
+        ],
+        "failures_by_code": {"http_503": 12, "overloaded": 3, "rate_limited": 2, "timeout": 1},
+    }
+    summary = surge_summary(
+        report,
+        surge_from_s=30,
+        surge_until_s=60,
+        slo_ttft_p95_ms=1500,
+        measured_from_s=10,
+    )
+    assert summary["ttft_p95_ms_worst_window"] == {
+        "before": 600.0,
+        "during": 1800.0,
+        "after": 1700.0,
+    }
+    assert summary["refused"] == 15
+    assert summary["other_failures"] == {"timeout": 1}  # rate_limited is no failure of the SLO
+    assert summary["recovery_s"] == 10.0  # from 60 s to the window starting at 70 s
+
+
+def test_a_surge_that_never_recovers_says_so():
+    from loadtests.report import surge_summary
+
+    report = {
+        "time_series": [{"t_s": 10, "ttft_ms_p95": 100.0}, {"t_s": 20, "ttft_ms_p95": 3000.0}],
+        "failures_by_code": {},
+    }
+    summary = surge_summary(report, surge_from_s=0, surge_until_s=10, slo_ttft_p95_ms=1500)
+    assert summary["recovery_s"] is None and summary["refused"] == 0
