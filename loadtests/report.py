@@ -29,6 +29,7 @@ class Sample:
     response_time_ms: float
     failure: str | None = None  # the error's code; None when it succeeded
     output_tokens: int = 0  # a turn's reply_done.output_tokens
+    session: str | None = None  # the training session a trainee's turn belongs to
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,36 @@ def build_report(
         "output_tokens": output_tokens,
         "output_tokens_per_s": round(output_tokens / duration_s, 2) if duration_s > 0 else None,
         "time_series": time_series(samples, users, every_s, duration_s),
+        "sessions": session_outcomes(samples),
     }
+
+
+def session_outcomes(samples: Iterable[Sample]) -> list[dict[str, Any]]:
+    """Each training session's turns, without its id: its slowest first token and the codes
+    its turns failed with (what goodput counts against an SLO)."""
+    by_session: dict[str, dict[str, Any]] = {}
+    for sample in samples:
+        if sample.session is None or sample.name not in (TTFT, TURN):
+            continue
+        outcome = by_session.setdefault(sample.session, {"ttft_max_ms": None, "failures": []})
+        if sample.failure is not None:
+            outcome["failures"].append(sample.failure)
+        elif sample.name == TTFT:
+            slowest = outcome["ttft_max_ms"]
+            outcome["ttft_max_ms"] = max(slowest or 0.0, sample.response_time_ms)
+    return list(by_session.values())
+
+
+def goodput_sessions(outcomes: Iterable[dict[str, Any]], slo_ttft_ms: float) -> int:
+    """Sessions whose every turn met the SLO (goodput in the DistServe sense): a first token
+    within ``slo_ttft_ms`` for each, and no failure but the exempt ones."""
+    return sum(
+        1
+        for o in outcomes
+        if o["ttft_max_ms"] is not None
+        and o["ttft_max_ms"] <= slo_ttft_ms
+        and all(code in SLO_EXEMPT for code in o["failures"])
+    )
 
 
 # Failures that do not break the SLO: the product refusing load it was told to refuse.
@@ -164,6 +194,9 @@ def capacity_level(sessions: int, report: dict[str, Any], slo_ttft_p95_ms: float
         "turns_per_s": report.get("turns_per_s"),
         "output_tokens_per_s": report.get("output_tokens_per_s"),
         "failures_by_code": report["failures_by_code"],
+        # Sessions with turns in the level, and those whose every turn met the SLO.
+        "sessions_measured": len(report.get("sessions", [])),
+        "goodput_sessions": goodput_sessions(report.get("sessions", []), slo_ttft_p95_ms),
     }
 
 

@@ -72,6 +72,7 @@ def run_load(
                 response_time_ms=float(response_time),
                 failure=failure_code(exception),
                 output_tokens=int((context or {}).get("output_tokens") or 0),
+                session=(context or {}).get("session"),
             )
         )
 

@@ -145,6 +145,16 @@ class TraineeUser(SalesBoostUser):
     def on_start(self) -> None:
         self.signed_in_at = 0.0
         self.ws: websocket.WebSocket | None = None
+        self.session_id: str | None = None
+
+    def fire(
+        self,
+        name: str,
+        started: float,
+        failure: str | None = None,
+        context: dict[str, Any] | None = None,
+    ) -> None:
+        super().fire(name, started, failure, {**(context or {}), "session": self.session_id})
 
     def on_stop(self) -> None:
         # The run is over (or the user is stopped mid-conversation): a reply being generated
@@ -167,6 +177,7 @@ class TraineeUser(SalesBoostUser):
         if created is None:
             return
         session_id = created.json()["id"]
+        self.session_id = session_id  # on its turns' events: goodput counts by session
         self.ws = self._connect(session_id)
         if self.ws is None:
             return

@@ -101,6 +101,15 @@ def test_a_short_load_test_counts_turns_and_failures_by_code(base_url: str, tmp_
     assert report["failures_by_name"]["turn"].get("message_too_long", 0) >= 1, report
     assert set(report["failures_by_code"]) == {"message_too_long"}, report["failures_by_code"]
     assert requests["turn"]["failures"] == report["failures_by_code"]["message_too_long"]
+    # Goodput counts by session: every trainee turn is its session's, each session had its
+    # oversized turn refused and at least one answered.
+    sessions = report["sessions"]
+    assert sessions and len(sessions) <= requests["turn"]["count"]
+    assert (
+        sum(o["failures"].count("message_too_long") for o in sessions)
+        == (report["failures_by_code"]["message_too_long"])
+    )
+    assert all(o["ttft_max_ms"] is None or o["ttft_max_ms"] > 0 for o in sessions)
 
     # The product's sign-in path was taken: invitation, password, ticket.
     for name in ("POST /v1/auth/login", "POST /v1/auth/ws-ticket", "POST /v1/sessions"):

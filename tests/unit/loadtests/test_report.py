@@ -188,3 +188,35 @@ def test_a_surge_that_never_recovers_says_so():
     }
     summary = surge_summary(report, surge_from_s=0, surge_until_s=10, slo_ttft_p95_ms=1500)
     assert summary["recovery_s"] is None and summary["refused"] == 0
+
+
+def test_goodput_counts_the_sessions_whose_every_turn_met_the_slo():
+    from loadtests.report import goodput_sessions, session_outcomes
+
+    samples = [
+        # a: every first token in time
+        Sample(1, "WS", TTFT, 400.0, session="a"),
+        Sample(2, "WS", TURN, 2000.0, session="a"),
+        Sample(3, "WS", TTFT, 1400.0, session="a"),
+        # b: one first token late
+        Sample(1, "WS", TTFT, 300.0, session="b"),
+        Sample(4, "WS", TTFT, 1600.0, session="b"),
+        # c: in time, but a turn failed
+        Sample(1, "WS", TTFT, 300.0, session="c"),
+        Sample(2, "WS", TURN, 1.0, failure="timeout", session="c"),
+        # d: in time, one turn refused by a rate limit (exempt)
+        Sample(1, "WS", TTFT, 500.0, session="d"),
+        Sample(2, "WS", TURN, 1.0, failure="rate_limited", session="d"),
+        # not a trainee's turn, or no session: left out
+        Sample(1, "GET", "GET /v1/analytics/overview", 40.0),
+        Sample(1, "WS", TTFT, 9000.0),
+    ]
+    outcomes = session_outcomes(samples)
+    assert sorted(o["ttft_max_ms"] for o in outcomes) == [300.0, 500.0, 1400.0, 1600.0]
+    assert goodput_sessions(outcomes, 1500) == 2  # a and d
+    level = capacity_level(
+        4,
+        {"requests": {}, "failures_by_code": {}, "sessions": outcomes},
+        1500,
+    )
+    assert (level["sessions_measured"], level["goodput_sessions"]) == (4, 2)
