@@ -14,6 +14,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 # The WebSocket's request names: send → first token, send → reply_done.
@@ -247,3 +248,37 @@ def surge_summary(
             None if recovered_at is None else round(max(0.0, recovered_at - surge_until_s), 1)
         ),
     }
+
+
+def plot_capacity(result: dict[str, Any], path: Path) -> None:
+    """The capacity curve: TTFT p50 and p95 per level against the SLO, and each level's
+    sessions against its goodput sessions; the capacity marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    levels = result["levels"]
+    sessions = [level["sessions"] for level in levels]
+    figure, (latency, goodput) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for key, label in (("ttft_ms_p50", "TTFT p50"), ("ttft_ms_p95", "TTFT p95")):
+        latency.plot(sessions, [level[key] for level in levels], marker="o", label=label)
+    latency.axhline(result["slo"]["ttft_p95_ms"], color="grey", linestyle=":", label="SLO (p95)")
+    latency.set_xlabel("concurrent trainee sessions")
+    latency.set_ylabel("ms")
+    latency.set_title(f"capacity: {result['capacity_sessions']} sessions")
+    latency.legend()
+    goodput.plot(sessions, sessions, color="grey", linestyle=":", label="sessions")
+    goodput.plot(
+        sessions,
+        [level.get("goodput_sessions") for level in levels],
+        marker="o",
+        label="sessions with every turn in the SLO",
+    )
+    goodput.set_xlabel("concurrent trainee sessions")
+    goodput.set_ylabel("sessions")
+    goodput.set_title("goodput")
+    goodput.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

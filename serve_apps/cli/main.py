@@ -505,6 +505,11 @@ def loadtest_capacity(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     typer.echo(json.dumps(result, indent=2))
+    from loadtests.report import plot_capacity
+
+    plot_path = json_path.with_suffix(".png")
+    plot_capacity(result, plot_path)
+    typer.echo(f"plot: {plot_path}")
 
 
 if __name__ == "__main__":

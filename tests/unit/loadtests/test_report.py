@@ -220,3 +220,24 @@ def test_goodput_counts_the_sessions_whose_every_turn_met_the_slo():
         1500,
     )
     assert (level["sessions_measured"], level["goodput_sessions"]) == (4, 2)
+
+
+def test_the_capacity_curve_is_drawn(tmp_path):
+    from loadtests.report import plot_capacity
+
+    def level(sessions, p50, p95, good):
+        return {
+            "sessions": sessions,
+            "ttft_ms_p50": p50,
+            "ttft_ms_p95": p95,
+            "goodput_sessions": good,
+        }
+
+    result = {
+        "capacity_sessions": 8,
+        "slo": {"ttft_p95_ms": 1500},
+        "levels": [level(4, 300, 600, 4), level(8, 420, 1100, 7), level(12, 900, 2100, 5)],
+    }
+    path = tmp_path / "capacity.png"
+    plot_capacity(result, path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
