@@ -121,10 +121,6 @@ class TurnClock:
     def ms(self, step: str) -> float | None:
         return self._marks.get(step)
 
-    def seconds(self, step: str) -> float | None:
-        ms = self._marks.get(step)
-        return None if ms is None else ms / 1000
-
     def timing(self) -> TurnTiming:
         return TurnTiming(
             stored_ms=self._marks["stored"],
@@ -209,10 +205,10 @@ class Conversation:
         metrics = product_metrics()
         tags: dict[str, str] = {"mode": self.mode}
         metrics.turns.inc(1, tags={"mode": self.mode, "outcome": outcome})
-        if (first_token := clock.seconds("first_token")) is not None:
-            metrics.turn_ttft.observe(first_token, tags=tags)
-        if (done := clock.seconds("reply_stored")) is not None:
-            metrics.turn_duration.observe(done, tags=tags)
+        if (first_token := clock.ms("first_token")) is not None:
+            metrics.turn_ttft.observe(first_token / 1000, tags=tags)
+        if (done := clock.ms("reply_stored")) is not None:
+            metrics.turn_duration.observe(done / 1000, tags=tags)
 
     async def _read(self, text: str) -> TurnReading:
         """The seller's chunks and the persona's papers for a turn, at once; what fails or
@@ -264,7 +260,7 @@ class Conversation:
         grounding: asyncio.Future[TurnReading],
         clock: TurnClock,
     ) -> str:
-        """The turn's outcome (``metrics.TURN_OUTCOMES``)."""
+        """The turn's outcome: replied, replaced, resent, in_progress or model_unavailable."""
         await self._emit(
             Ack(client_turn_id=turn.client_turn_id, seq=record.seq, duplicate=record.duplicate)
         )
@@ -346,7 +342,6 @@ class Conversation:
         # The model's span is the current one only while the stream is asked for (the handle
         # call carries it to the orchestrator); storing the reply is its sibling.
         model_span = tracing.start_span("model.stream_turn", {"grounding_chunks": len(chunks)})
-        asked = time.perf_counter()
         try:
             with trace.use_span(model_span):
                 stream = self.reply_source(request)
@@ -357,12 +352,12 @@ class Conversation:
                     if for_the_trainee(event):
                         await self._emit(event)
                 elif not event.done:
-                    if clock.seconds("first_token") is None:
+                    if clock.ms("first_token") is None:
+                        clock.mark("first_token")
                         model_span.add_event("first_token")
-                        model_span.set_attribute(
-                            "ttft_ms", round((time.perf_counter() - asked) * 1000, 1)
-                        )
-                    clock.mark("first_token")
+                        asked, answered = clock.ms("model_called"), clock.ms("first_token")
+                        if asked is not None and answered is not None:
+                            model_span.set_attribute("ttft_ms", round(answered - asked, 1))
                     await self._emit(
                         Token(
                             reply_to=seq,
@@ -399,7 +394,8 @@ class Conversation:
                 "session %s turn %s: agents failed after the reply: %r", self.session_id, seq, exc
             )
         finally:
-            model_span.end()  # a second end is ignored
+            if model_span.is_recording():  # not ended with its reply (OTel warns on a 2nd end)
+                model_span.end()
         if agent_events:
             await self._store_agent_events(seq, agent_events)
         if reply is None:  # the stream ended without a reply

@@ -40,12 +40,6 @@ DB_POOL_WAITING = "salesboost_db_pool_waiting"
 DEPENDENCY_UP = "salesboost_dependency_up"
 ADMISSION_REFUSED = "salesboost_admission_refused_total"
 
-# What each label may hold (tests and the dashboards read these).
-TURN_OUTCOMES = ("replied", "replaced", "resent", "in_progress", "model_unavailable")
-RETRIEVAL_STAGES = ("embed", "search", "rerank", "total")
-REVIEW_ACTIONS = ("accepted", "retry", "replaced")
-DEPENDENCIES = ("database", "redis", "model", "knowledge")
-
 
 @dataclass(frozen=True)
 class ProductMetrics:
