@@ -3,8 +3,10 @@
     Gateway ─┬─► TrainingOrchestrator ─┬─► NPC LLM (ray.serve.llm on vLLM)
              │                         ├─► judge LLM (the NPC's own deployment when the
              │                         │   judge config names the same model)
-             │                         └─► Embedder (the semantic checks' sentences)
-             └─► KnowledgeService (each turn's grounding, uploads, search testing,
+             │                         ├─► Embedder (the semantic checks' sentences)
+             │                         └─► KnowledgeService (the seller's chunks for the
+             │                             coach and the claims check, beside the reply)
+             └─► KnowledgeService (the persona's papers, uploads, search testing,
                    │               versions)
                    ├─► Embedder
                    └─► Reranker (a cross-encoder, only when one is configured)
@@ -266,6 +268,7 @@ def build_app(args: Mapping[str, Any] | None = None) -> Application:
             judge_llm=judge_llm,
             judge_model_id=judge_model_id,
             embedder=embedder,  # the semantic checks use the knowledge service's embedder
+            knowledge=knowledge,  # the seller's chunks for the coach and the claims check
         )
     )
     # The gateway tries semantic compliance rules on a sentence with the same embedder.

@@ -7,10 +7,9 @@ before the next. The direct side is vLLM's ``AsyncLLM`` with the process layout 
 uses on CPU (the ``mp`` executor: front end in the caller, engine core and worker in
 subprocesses).
 
-When the scenario is grounded on a knowledge base, the direct side sends the same grounded
-prompt: it indexes the same seed documents in-process with the same embedder and search, and
-retrieves for each turn before the clock starts, so it times vLLM alone on the identical
-request while the gateway side pays for its retrieval.
+The persona reads no seller documents (the orchestrator asks for them for the coach and the
+claims check, after the persona's first token), so both sides send the same prompt for the
+demo discovery call, which gives the persona no papers of its own.
 
 With ``--think-ms`` each trainee reads and types before each measured turn (the same random
 draws on both sides). Without it every conversation answers at once, a closed loop in which
@@ -45,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from serve_apps.contracts.knowledge import RetrievedChunk
+from loadtests.bench.engine_metrics import read_prefix_cache
 from serve_apps.contracts.turn import (
     HistoryTurn,
     PersonaCard,
@@ -56,7 +55,7 @@ from serve_apps.orchestrator.npc_prompt import npc_messages, persona_decoding
 from serve_apps.settings import Settings
 
 if TYPE_CHECKING:
-    from retrieval.store import KnowledgeStore
+    pass
 
 Progress = Callable[[str], None]
 
@@ -176,34 +175,6 @@ def demo_cards(scenario_slug: str) -> tuple[PersonaCard, ScenarioCard]:
     return PersonaCard.model_validate(persona), ScenarioCard.model_validate(scenario)
 
 
-Retrieve = Callable[[str], list[RetrievedChunk]]
-
-
-def demo_grounding(scenario_slug: str, top_k: int, store: KnowledgeStore) -> Retrieve | None:
-    """The scenario's seed knowledge base, indexed in ``store`` the way the service does it."""
-    from db.seed import DEMO_TENANT_FILE
-    from retrieval.embedder import Embedder
-    from retrieval.knowledge_base import KnowledgeBase
-
-    data = yaml.safe_load(DEMO_TENANT_FILE.read_text())
-    scenario = next(s for s in data["scenarios"] if s["slug"] == scenario_slug)
-    slug = scenario.get("knowledge_base")
-    if not slug or top_k == 0:
-        return None
-    spec = next(b for b in data.get("knowledge_bases", []) if b["slug"] == slug)
-    base = KnowledgeBase(slug=slug, store=store, embedder=Embedder())
-    for relative in spec["documents"]:
-        document = DEMO_TENANT_FILE.parent / relative
-        base.ingest(tenant_id="bench", filename=document.name, data=document.read_bytes())
-    base.parser.close()
-
-    def retrieve(query: str) -> list[RetrievedChunk]:
-        hits = base.search(tenant_id="bench", query=query, top_k=top_k)
-        return [RetrievedChunk.from_hit(h.id, h.score, h.payload) for h in hits]
-
-    return retrieve
-
-
 # --- the gateway side ------------------------------------------------------------------
 
 
@@ -292,7 +263,6 @@ async def direct_conversation(
     turns: int,
     max_tokens: int,
     start: asyncio.Barrier | None = None,
-    retrieve: Retrieve | None = None,
     script: int = 0,
     think_ms: int = 0,
     gap_ms: int = 0,
@@ -540,6 +510,8 @@ def _gateway_phase(
         progress=progress,
         tracing=tracing,
     ) as base_url:
+        # vLLM's prefix-cache counters, from the Ray metrics port of the stack's head.
+        metrics_url = f"http://127.0.0.1:{settings.metrics_port}/metrics"
         for level in config.concurrency:
             for key, mode in runs:
                 progress(f"{key}: {level} concurrent conversation(s) x {config.turns} turns")
@@ -555,7 +527,8 @@ def _gateway_phase(
                         config.think_ms,
                     )
 
-                results[str(level)][key] = asyncio.run(
+                before = read_prefix_cache(metrics_url)
+                measured = asyncio.run(
                     _run_level(
                         conversation,
                         level,
@@ -563,6 +536,11 @@ def _gateway_phase(
                         first_scripts[level],
                     )
                 )
+                after = read_prefix_cache(metrics_url, settle=before is not None)
+                if before is not None and after is not None:
+                    # Of the prompt tokens the engine looked up, those it did not prefill.
+                    measured["prefix_cache_hit_rate"] = after.minus(before).hit_rate()
+                results[str(level)][key] = measured
                 progress(f"  {results[str(level)][key]}")
 
 
@@ -575,13 +553,6 @@ def _direct_phase(
     npc = LLMDeploymentSettings.from_file(resolve_model_config("npc_cpu"))
     os.environ.update(npc.engine_env())
     persona, scenario = demo_cards(config.scenario)
-    from retrieval import compat
-    from retrieval.store import KnowledgeStore
-
-    compat.install()  # as the knowledge service does
-    index_dir = Path(tempfile.mkdtemp(prefix="bench-grounding-"))
-    store = KnowledgeStore(path=str(index_dir))
-    retrieve = demo_grounding(config.scenario, settings.grounding_top_k, store)
     first_scripts = level_scripts(config)
 
     async def run_all() -> None:
@@ -609,7 +580,6 @@ def _direct_phase(
                         0,
                         config.max_tokens,
                         None,
-                        retrieve,
                         script,
                     )
                     for script in range(max(config.concurrency))
@@ -626,7 +596,6 @@ def _direct_phase(
                         config.turns,
                         config.max_tokens,
                         start,
-                        retrieve,
                         script,
                         config.think_ms,
                         config.direct_gap_ms,
@@ -639,8 +608,4 @@ def _direct_phase(
         finally:
             engine.shutdown()
 
-    try:
-        asyncio.run(run_all())
-    finally:
-        store.close()
-        shutil.rmtree(index_dir, ignore_errors=True)
+    asyncio.run(run_all())

@@ -88,15 +88,16 @@ class TurnRequest(BaseModel):
         default_factory=list, description="Earlier turns, oldest first, without the new one."
     )
     trainee_text: str
-    grounding: list[RetrievedChunk] = Field(
-        default_factory=list,
-        description="The seller's knowledge chunks for this turn, retrieved by the gateway "
-        "while it stores the turn (its one owner); empty without a knowledge base or when "
-        "retrieval failed.",
+    grounding: list[RetrievedChunk] | None = Field(
+        None,
+        description="The seller's knowledge chunks for the coach and the claims check. None: "
+        "the orchestrator asks for them itself, after the persona's first token and only when "
+        "the turn needs them; a list (the benchmarks' fixed grounding) is used as it is.",
     )
     persona_papers: PersonaPapers = Field(
         default_factory=PersonaPapers,
-        description="The persona's own papers for this turn, retrieved with the grounding.",
+        description="The persona's own papers for this turn, retrieved by the gateway while it "
+        "stores the turn: they are in the persona's prompt.",
     )
     max_tokens: int = Field(64, ge=1, le=2048)
     temperature: float = Field(0.7, ge=0, le=2)

@@ -131,9 +131,7 @@ class TurnClock:
 
 
 ReplySource = Callable[[TurnRequest], AsyncIterator[NPCChunk | AgentEvent | ErrorEvent]]
-Grounder = Callable[[str], Awaitable[list[RetrievedChunk]]]
 PaperReader = Callable[[str], Awaitable[PersonaPapers]]
-TurnReading = tuple[list[RetrievedChunk], PersonaPapers]
 Send = Callable[[str], Awaitable[None]]
 Publish = Callable[[str], Awaitable[None]]
 
@@ -150,9 +148,9 @@ class Conversation:
     locks: GenerationLocks
     reply_source: ReplySource
     send: Send
+    # The seller's knowledge base: the orchestrator reads it for the coach and the claims
+    # check, after the persona's first token.
     knowledge_base: str | None = None
-    # Retrieves a turn's knowledge while the turn is being stored, off the reply's critical path.
-    grounder: Grounder | None = None
     # Retrieves what the persona reads for a turn (its own papers, the vendor's website).
     paper_reader: PaperReader | None = None
     # Told each stored reply's output tokens (the tenant's model-token budget).
@@ -184,12 +182,12 @@ class Conversation:
     async def handle_turn(self, turn: TraineeTurn) -> None:
         """Answer one turn; its spans go under the current one (the gateway's turn span)."""
         clock = TurnClock()
-        grounding = asyncio.ensure_future(self._read(turn.text))  # while the turn is stored
+        papers = asyncio.ensure_future(self._read(turn.text))  # while the turn is stored
         try:
-            await self._handle_turn(turn, grounding, clock)
+            await self._handle_turn(turn, papers, clock)
         finally:
-            if not grounding.done():
-                grounding.cancel()
+            if not papers.done():
+                papers.cancel()
 
     def _count(self, outcome: str, clock: TurnClock) -> None:
         """The turn in the product's metrics and in one log line: its outcome, and the times
@@ -210,37 +208,22 @@ class Conversation:
         if (done := clock.ms("reply_stored")) is not None:
             metrics.turn_duration.observe(done / 1000, tags=tags)
 
-    async def _read(self, text: str) -> TurnReading:
-        """The seller's chunks and the persona's papers for a turn, at once; what fails or
-        is not configured is empty (the reply goes on, less grounded)."""
-
-        async def seller() -> list[RetrievedChunk]:
-            if self.grounder is None or not self.knowledge_base:
-                return []
-            with tracing.span("retrieve.seller_knowledge") as current:
-                chunks = await self.grounder(text)
-                current.set_attribute("chunks", len(chunks))
-                return chunks
-
-        async def papers() -> PersonaPapers:
-            if self.paper_reader is None:
-                return PersonaPapers()
+    async def _read(self, text: str) -> PersonaPapers:
+        """The persona's papers for a turn; empty when the scenario names none, or retrieval
+        fails (the reply goes on, less grounded)."""
+        if self.paper_reader is None:
+            return PersonaPapers()
+        try:
             with tracing.span("retrieve.persona_papers"):
                 return await self.paper_reader(text)
-
-        chunks, read = await asyncio.gather(seller(), papers(), return_exceptions=True)
-        for failure in (chunks, read):
-            if isinstance(failure, BaseException):
-                log.warning("session %s: retrieval failed: %r", self.session_id, failure)
-        return (
-            chunks if isinstance(chunks, list) else [],
-            read if isinstance(read, PersonaPapers) else PersonaPapers(),
-        )
+        except Exception as exc:
+            log.warning("session %s: retrieval failed: %r", self.session_id, exc)
+            return PersonaPapers()
 
     async def _handle_turn(
         self,
         turn: TraineeTurn,
-        grounding: asyncio.Future[TurnReading],
+        papers: asyncio.Future[PersonaPapers],
         clock: TurnClock,
     ) -> None:
         with tracing.span("store_turn"):
@@ -250,14 +233,14 @@ class Conversation:
         clock.mark("stored")
         trace.get_current_span().set_attribute(tracing.TURN_SEQ, record.seq)
         with log_context(turn_seq=record.seq):
-            outcome = await self._answer_stored(turn, record, grounding, clock)
+            outcome = await self._answer_stored(turn, record, papers, clock)
             self._count(outcome, clock)
 
     async def _answer_stored(
         self,
         turn: TraineeTurn,
         record: TraineeTurnRecord,
-        grounding: asyncio.Future[TurnReading],
+        papers: asyncio.Future[PersonaPapers],
         clock: TurnClock,
     ) -> str:
         """The turn's outcome: replied, replaced, resent, in_progress or model_unavailable."""
@@ -279,7 +262,7 @@ class Conversation:
             return "in_progress"
         renewal = asyncio.create_task(self._keep_lock(lock_key))
         try:
-            return await self._generate(record.seq, turn, grounding, clock)
+            return await self._generate(record.seq, turn, papers, clock)
         finally:
             renewal.cancel()
             try:
@@ -311,10 +294,10 @@ class Conversation:
         self,
         seq: int,
         turn: TraineeTurn,
-        grounding: asyncio.Future[TurnReading],
+        papers: asyncio.Future[PersonaPapers],
         clock: TurnClock,
     ) -> str:
-        chunks, papers = await grounding
+        read = await papers
         request = TurnRequest(
             session_id=str(self.session_id),
             tenant_id=str(self.tenant_id),
@@ -324,8 +307,7 @@ class Conversation:
             scenario=self.scenario,
             history=self.history,
             trainee_text=turn.text,
-            grounding=chunks,
-            persona_papers=papers,
+            persona_papers=read,
             max_tokens=self.max_tokens,
             temperature=self.temperature,
             committee=self.committee,
@@ -341,7 +323,7 @@ class Conversation:
         replaced = False
         # The model's span is the current one only while the stream is asked for (the handle
         # call carries it to the orchestrator); storing the reply is its sibling.
-        model_span = tracing.start_span("model.stream_turn", {"grounding_chunks": len(chunks)})
+        model_span = tracing.start_span("model.stream_turn", {"paper_chunks": len(read.chunks())})
         try:
             with trace.use_span(model_span):
                 stream = self.reply_source(request)

@@ -50,11 +50,19 @@ class GatewaySettings(BaseModel):
         3,
         ge=0,
         le=20,
-        description="Knowledge chunks per turn from each of the scenario's knowledge bases: the "
-        "seller's (coach, claims check) and the persona's own papers (0: none).",
+        description="Chunks per turn from each of the persona's papers (the scenario's customer "
+        "and vendor-website knowledge bases; 0: none). The seller's chunks for the coach and "
+        "the claims check are the orchestrator's (agents.knowledge_top_k).",
+    )
+    grounding_token_budget: int = Field(
+        120,
+        ge=16,
+        le=2000,
+        description="Tokens of the persona's papers per knowledge base and turn, cut to the "
+        "sentences that match the turn: every one is prefilled before the first token.",
     )
     grounding_timeout_s: float = Field(
-        2.0, gt=0, le=30, description="Past this, the persona answers without retrieval."
+        2.0, gt=0, le=30, description="Past this, the persona answers without its papers."
     )
     max_live_conversations: int = Field(
         32,

@@ -22,6 +22,7 @@ from ray import serve
 
 from retrieval import compat
 from retrieval.chunking import ChunkingConfig
+from retrieval.excerpts import ExcerptLimits, fit_excerpts
 from retrieval.knowledge_base import KnowledgeBase
 from retrieval.memory import TraineeMemoryIndex
 from retrieval.parsing import DocumentParser, DocumentRejected
@@ -135,8 +136,18 @@ class KnowledgeService:
     # --- search ---------------------------------------------------------------------------
 
     async def retrieve(
-        self, *, tenant_id: str, knowledge_base: str, query: str, top_k: int = 5
+        self,
+        *,
+        tenant_id: str,
+        knowledge_base: str,
+        query: str,
+        top_k: int = 5,
+        token_budget: int | None = None,
+        sentences_per_chunk: int = 2,
     ) -> list[RetrievedChunk]:
+        """The ``top_k`` chunks for ``query``; with a ``token_budget``, each cut to its
+        sentences that match the query, best first, while they fit (what a prompt or an
+        agent is given; ``retrieval/excerpts.py``)."""
         base = self._base(tenant_id, knowledge_base, None)
         latency = product_metrics().retrieval
         started = time.perf_counter()
@@ -156,7 +167,12 @@ class KnowledgeService:
         done = time.perf_counter()
         latency.observe(done - embedded, tags={"stage": "search"})
         latency.observe(done - started, tags={"stage": "total"})
-        return [RetrievedChunk.from_hit(h.id, h.score, h.payload) for h in hits]
+        chunks = [RetrievedChunk.from_hit(h.id, h.score, h.payload) for h in hits]
+        if token_budget is None:
+            return chunks
+        limits = ExcerptLimits(sentences_per_chunk=sentences_per_chunk, token_budget=token_budget)
+        cut = fit_excerpts([c.text for c in chunks], query, limits)
+        return [c.model_copy(update={"text": t}) for c, t in zip(chunks, cut, strict=False)]
 
     async def explain(
         self, *, tenant_id: str, knowledge_base: str, query: str, top_k: int = 5

@@ -1,8 +1,11 @@
-"""A trainee turn's knowledge chunks, asked of the knowledge service.
+"""What the persona reads for a turn, asked of the knowledge service.
 
-The gateway, the one owner of a turn's grounding, asks the moment a turn arrives (beside
-storing it) and sends the chunks to the orchestrator in the turn's request. Retrieval failing
-or running late costs the grounding, never the reply.
+The gateway asks the moment a turn arrives (beside storing it) for the persona's own papers
+(the scenario's customer and vendor-website knowledge bases: they go into the persona's
+prompt, so they are needed before its first token), cut to the sentences that match the
+turn within a token budget. The seller's knowledge is not asked here: the orchestrator asks
+for it after the persona's first token, when the turn needs it. Retrieval failing or running
+late costs the grounding, never the reply.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ async def ground(
     text: str,
     top_k: int,
     timeout_s: float,
+    token_budget: int | None = None,
 ) -> list[RetrievedChunk]:
     """The ``top_k`` chunks for ``text`` from the scenario's knowledge base; none (and a log
     line) when the scenario has none, or retrieval fails or takes longer than ``timeout_s``."""
@@ -32,7 +36,11 @@ async def ground(
     try:
         return await asyncio.wait_for(
             knowledge.retrieve.remote(
-                tenant_id=tenant_id, knowledge_base=knowledge_base, query=text, top_k=top_k
+                tenant_id=tenant_id,
+                knowledge_base=knowledge_base,
+                query=text,
+                top_k=top_k,
+                token_budget=token_budget,
             ),
             timeout=timeout_s,
         )

@@ -16,6 +16,7 @@ from serve_apps.orchestrator.agents.judge import Judge
 from serve_apps.orchestrator.agents.npc import NPCConversation
 from serve_apps.orchestrator.chat_engine import ServeLLMChatEngine
 from serve_apps.orchestrator.config import OrchestratorConfig
+from serve_apps.orchestrator.seller_knowledge import SellerKnowledge
 from serve_apps.orchestrator.semantic import SemanticMatcher, ServeSentenceEmbedder
 from serve_apps.orchestrator.training_turn import (
     TrainingTurn,
@@ -42,6 +43,7 @@ class TrainingOrchestrator:
         judge_llm: Any | None = None,
         judge_model_id: str | None = None,
         embedder: Any | None = None,
+        knowledge: Any | None = None,
     ) -> None:
         configure_logging("orchestrator")
         self._npc_engine = ServeLLMChatEngine(npc_llm, npc_model_id)
@@ -59,15 +61,24 @@ class TrainingOrchestrator:
         # The Embedder deployment the knowledge service uses: sentences for the semantic
         # checks; none (rules only) when the application was built without it.
         matcher = SemanticMatcher(ServeSentenceEmbedder(embedder)) if embedder is not None else None
-        self._turn = TrainingTurn(NPCConversation(self._npc_engine), judge, settings, matcher)
+        # The seller's knowledge for the coach and the claims check, asked beside the reply.
+        seller = SellerKnowledge(
+            knowledge,
+            top_k=settings.knowledge_top_k,
+            token_budget=settings.knowledge_token_budget,
+            timeout_s=settings.knowledge_timeout_s,
+        )
+        self._turn = TrainingTurn(
+            NPCConversation(self._npc_engine), judge, settings, matcher, seller
+        )
         self._evaluator = Evaluator(judge if settings.evaluator_uses_judge else None, matcher)
 
     async def stream_turn(self, request: TurnRequest) -> AsyncIterator[TurnEvent]:
         # One line per reply asked of the model, in the replica's Serve log with the request
         # id: a retried turn must not show up twice.
         _serve_log.info("model asked: session %s turn %s", request.session_id, request.reply_to_seq)
-        # The request carries the turn's knowledge: the gateway, the one owner of a turn's
-        # grounding, retrieved it while it stored the turn.
+        # The request carries the persona's papers (the gateway read them while it stored
+        # the turn); the seller's knowledge is asked beside the reply (SellerKnowledge).
         tracing.set_attributes(
             trace.get_current_span(),
             {tracing.SESSION_ID: request.session_id, tracing.TURN_SEQ: request.reply_to_seq},

@@ -22,9 +22,9 @@ the budget cut mid-sentence back to the last whole sentence.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from retrieval.excerpts import SENTENCE_END
 from serve_apps.contracts.knowledge import RetrievedChunk
 from serve_apps.contracts.turn import (
     HistoryTurn,
@@ -223,35 +223,10 @@ def npc_messages(
 
 # --- what comes back ----------------------------------------------------------------------
 
-# A sentence ends at . ! or ? (closing quotes and brackets with it) before a space or the end;
-# "1.5", "e.g." inside a sentence and "U.S." are not ends.
-_SENTENCE_END = re.compile(
-    r"(?<!\b[A-Za-z]\.[A-Za-z])(?<!\be\.g)(?<!\bi\.e)[.!?]+[\"')\]]*(?=\s|$)"
-)
-
-
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each sentence of ``text``; the last one may be unfinished."""
-    spans: list[tuple[int, int]] = []
-    start = 0
-    for match in _SENTENCE_END.finditer(text):
-        end = match.end()
-        if text[start:end].strip():
-            spans.append((start, end))
-        start = end
-    if text[start:].strip():
-        spans.append((start, len(text)))
-    return [(s + len(text[s:e]) - len(text[s:e].lstrip()), e) for s, e in spans]
-
-
-def sentences(text: str) -> list[str]:
-    """The sentences of ``text``, whole, stripped."""
-    return [text[s:e].strip() for s, e in sentence_spans(text)]
-
 
 def ends_a_sentence(text: str) -> bool:
     text = text.rstrip()
-    ends = list(_SENTENCE_END.finditer(text))
+    ends = list(SENTENCE_END.finditer(text))
     return bool(ends) and ends[-1].end() == len(text)
 
 
@@ -270,7 +245,7 @@ def trim_reply(text: str) -> tuple[str, bool]:
     A reply the token budget stopped mid-sentence ends with its last full sentence; one
     without any full sentence is returned as it is (the reviewer rejects it as cut off)."""
     stripped = text.rstrip()
-    ends = list(_SENTENCE_END.finditer(stripped))
+    ends = list(SENTENCE_END.finditer(stripped))
     if not ends or ends[-1].end() == len(stripped):
         return stripped, False
     return stripped[: ends[-1].end()].rstrip(), True

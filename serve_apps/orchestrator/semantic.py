@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from serve_apps.orchestrator.npc_prompt import sentences
+from retrieval.excerpts import sentences
 
 EXAMPLE_CACHE_SIZE = 256
 # A sentence that asks two things ("who else would be involved, and what's your budget?")

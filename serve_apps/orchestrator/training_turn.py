@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator, Awaitable
 from opentelemetry import trace
 from pydantic import BaseModel, ConfigDict, Field
 
+from serve_apps.contracts.knowledge import RetrievedChunk
 from serve_apps.contracts.turn import NPCChunk, TurnRequest
 from serve_apps.contracts.wire import (
     ComplianceFinding,
@@ -48,6 +49,7 @@ from serve_apps.orchestrator.agents.reviewer import (
     fallback_reply,
     feedback_message,
 )
+from serve_apps.orchestrator.seller_knowledge import SellerKnowledge
 from serve_apps.orchestrator.semantic import SemanticMatcher
 from serve_apps.telemetry import tracing
 from serve_apps.telemetry.metrics import product_metrics
@@ -85,6 +87,23 @@ class AgentSettings(BaseModel):
         '("One to three short spoken sentences that answer…") instead of following it, so a '
         "retry is a fresh sample. Worth turning on with a larger persona model.",
     )
+    knowledge_top_k: int = Field(
+        3,
+        ge=0,
+        le=20,
+        description="The seller's chunks asked for a turn that needs them (a figure or a "
+        "product term), for the coach's hint and the claims check (0: none).",
+    )
+    knowledge_token_budget: int = Field(
+        160,
+        ge=16,
+        le=2000,
+        description="Tokens of those chunks, cut to the sentences that match the turn: every "
+        "sentence is embedded to find the hint and the contradicted claim.",
+    )
+    knowledge_timeout_s: float = Field(
+        2.0, gt=0, le=30, description="Past this, the hint and the claims check go without."
+    )
     knowledge_hint_threshold: float = Field(
         0.5,
         ge=0,
@@ -111,8 +130,15 @@ class TrainingTurn:
         judge: Judge | None,
         settings: AgentSettings,
         matcher: SemanticMatcher | None = None,
+        seller_knowledge: SellerKnowledge | None = None,
     ) -> None:
         self._npc = npc
+        self._seller_knowledge = seller_knowledge or SellerKnowledge(
+            None,
+            top_k=settings.knowledge_top_k,
+            token_budget=settings.knowledge_token_budget,
+            timeout_s=settings.knowledge_timeout_s,
+        )
         self._judge = judge
         self._settings = settings
         self._matcher = matcher
@@ -130,7 +156,6 @@ class TrainingTurn:
                 yield chunk
             return
         seq = request.reply_to_seq
-        grounding = request.grounding
         compliance = ComplianceChecker(
             request.compliance_rules,
             self._judge if self._settings.compliance_uses_judge else None,
@@ -168,35 +193,34 @@ class TrainingTurn:
         # Work that must not compete with the persona's first token starts after it.
         def judge_work() -> list[Awaitable[list[TurnEvent]]]:
             work: list[Awaitable[list[TurnEvent]]] = []
+            hints_knowledge = coaching and self._matcher is not None
+            # The seller's chunks, asked once for whoever reads them, beside the reply.
+            seller: asyncio.Future[list[RetrievedChunk]] | None = None
+            if hints_knowledge or compliance.checks_claims:
+                seller = asyncio.ensure_future(self._seller_knowledge.for_turn(request))
+
+            async def semantic_rules() -> list[ComplianceFinding]:
+                return await compliance.semantic_check(
+                    request.trainee_text,
+                    party="trainee",
+                    speaker="trainee",
+                    reply_to=seq,
+                    knowledge=await seller if compliance.checks_claims and seller else None,
+                )
+
+            async def coach_hint() -> Hint | None:
+                chunks = await seller if seller is not None else []
+                if not chunks or self._matcher is None:
+                    return None
+                threshold = self._settings.knowledge_hint_threshold
+                return await knowledge_hint(self._matcher, request, chunks, threshold)
+
             if compliance.has_semantic_rules:
                 work.append(
-                    _as_events(
-                        compliance.semantic_check(
-                            request.trainee_text,
-                            party="trainee",
-                            speaker="trainee",
-                            reply_to=seq,
-                            knowledge=grounding,
-                        ),
-                        seq,
-                        "compliance",
-                        "compliance.semantic_rules",
-                    )
+                    _as_events(semantic_rules(), seq, "compliance", "compliance.semantic_rules")
                 )
-            if coaching and self._matcher is not None and grounding:
-                work.append(
-                    _as_events(
-                        knowledge_hint(
-                            self._matcher,
-                            request,
-                            grounding,
-                            self._settings.knowledge_hint_threshold,
-                        ),
-                        seq,
-                        "coach",
-                        "coach.knowledge_hint",
-                    )
-                )
+            if hints_knowledge:
+                work.append(_as_events(coach_hint(), seq, "coach", "coach.knowledge_hint"))
             if coaching and self._coach.uses_judge:
                 work.append(
                     _as_events(self._coach.next_step(request, stage), seq, name="coach.judge")

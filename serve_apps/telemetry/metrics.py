@@ -39,6 +39,7 @@ DB_POOL_IN_USE = "salesboost_db_pool_in_use"
 DB_POOL_WAITING = "salesboost_db_pool_waiting"
 DEPENDENCY_UP = "salesboost_dependency_up"
 ADMISSION_REFUSED = "salesboost_admission_refused_total"
+SELLER_RETRIEVALS = "salesboost_seller_retrievals_total"
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class ProductMetrics:
     db_pool_waiting: Gauge
     dependency_up: Gauge
     admission_refused: Counter
+    seller_retrievals: Counter
 
 
 _lock = threading.Lock()
@@ -151,6 +153,12 @@ def _register() -> ProductMetrics:
             "New conversations refused at the live-conversation limit (503 overloaded), at "
             "session creation or at the socket.",
             tag_keys=("at",),
+        ),
+        seller_retrievals=Counter(
+            SELLER_RETRIEVALS,
+            "Turns that asked the seller's knowledge base for the coach and the claims check "
+            "(retrieved, failed) or did not need to (not_needed: no figure, no product term).",
+            tag_keys=("outcome",),
         ),
     )
 

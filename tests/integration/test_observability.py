@@ -137,7 +137,7 @@ async def test_one_turn_is_one_trace_from_the_gateway_to_the_engine_and_the_data
         assert span.parent_id is not None
         return by_id[span.parent_id]
 
-    for name in ("store_turn", "retrieve.seller_knowledge", "model.stream_turn", "store_reply"):
+    for name in ("store_turn", "model.stream_turn", "store_reply"):
         (span,) = _named(tree, name)
         assert parent(span) == root, name
     # Serve's own spans carry the context across every handle call: the orchestrator, the
@@ -151,6 +151,13 @@ async def test_one_turn_is_one_trace_from_the_gateway_to_the_engine_and_the_data
         if s.attributes.get("deployment") == "TrainingOrchestrator"
     ]
     assert parent(parent(orchestrator)).name == "model.stream_turn"  # through the router
+    # The seller's knowledge (a price question needs it) is the orchestrator's to ask for,
+    # once the persona's first token is out: never on the first token's path.
+    (seller,) = _named(tree, "retrieve.seller_knowledge")
+    assert parent(seller) == orchestrator and seller.attributes["chunks"] > 0
+    first_attempt = _named(tree, "persona.attempt")[0]
+    first_token_ns = first_attempt.start_ns + first_attempt.attributes["ttft_ms"] * 1e6
+    assert seller.start_ns >= first_token_ns - 1e6  # the clocks of one machine, to a ms
     (embed,) = _named(tree, "retrieval.embed")
     assert parent(embed).attributes.get("deployment") == "KnowledgeService"
     # The agents: the trainee's compliance rules, the persona's attempt, its review.

@@ -126,6 +126,7 @@ async def read_papers(
     text: str,
     top_k: int,
     timeout_s: float,
+    token_budget: int | None = None,
 ) -> PersonaPapers:
     """What the persona reads for a turn: its own company's papers and the vendor's website,
     from the scenario's knowledge bases for them, both at once (none: nothing to read)."""
@@ -138,6 +139,7 @@ async def read_papers(
                 text=text,
                 top_k=top_k,
                 timeout_s=timeout_s,
+                token_budget=token_budget,
             )
             for slug in (own, vendor_website)
         )
@@ -341,15 +343,6 @@ async def _open_conversation(
         locks=RedisGenerationLocks(state.redis, ttl_s=settings.generation_lock_ttl_s),
         publish=publish,
         reply_source=reply_source,
-        # Straight to the knowledge service: one hop less before the first token.
-        grounder=lambda text: ground(
-            state.knowledge,
-            tenant_id=str(who.tenant_id),
-            knowledge_base=scenario.knowledge_base,
-            text=text,
-            top_k=settings.grounding_top_k,
-            timeout_s=settings.grounding_timeout_s,
-        ),
         paper_reader=(
             None
             if not (scenario.customer_knowledge_base or scenario.vendor_website_knowledge_base)
@@ -361,6 +354,7 @@ async def _open_conversation(
                 text=text,
                 top_k=settings.grounding_top_k,
                 timeout_s=settings.grounding_timeout_s,
+                token_budget=settings.grounding_token_budget,
             )
         ),
         send=_serialized(websocket.send_text),

@@ -14,12 +14,12 @@ import re
 
 from pydantic import BaseModel, Field
 
+from retrieval.excerpts import sentences
 from serve_apps.contracts.knowledge import RetrievedChunk
 from serve_apps.contracts.specs import SALES_STAGES, TraineeMemory
 from serve_apps.contracts.turn import HistoryTurn, PersonaCard, TurnRequest
 from serve_apps.contracts.wire import Hint
 from serve_apps.orchestrator.agents.judge import Judge
-from serve_apps.orchestrator.npc_prompt import sentences
 from serve_apps.orchestrator.semantic import SemanticMatcher
 
 # The sales stages, then the goodbye (where a conversation ends, never where a scenario starts).

@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, create_model
 
+from retrieval.excerpts import sentence_spans, sentences
 from serve_apps.contracts.knowledge import RetrievedChunk
 from serve_apps.contracts.specs import ComplianceRuleSpec
 from serve_apps.contracts.wire import ComplianceFinding
@@ -26,7 +27,6 @@ from serve_apps.orchestrator.agents.patterns import (
     compile_pattern,
     search,
 )
-from serve_apps.orchestrator.npc_prompt import sentence_spans, sentences
 from serve_apps.orchestrator.semantic import SemanticMatcher
 
 log = logging.getLogger("salesboost.compliance")
@@ -105,6 +105,11 @@ class ComplianceChecker:
     @property
     def has_semantic_rules(self) -> bool:
         return self._matcher is not None and any(r.kind in SEMANTIC_KINDS for r in self._rules)
+
+    @property
+    def checks_claims(self) -> bool:
+        """Whether a ``knowledge_claims`` rule checks the trainee against the seller's chunks."""
+        return self._matcher is not None and bool(self._applicable("trainee", {"knowledge_claims"}))
 
     async def semantic_check(
         self,

@@ -17,6 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from retrieval.excerpts import sentences
 from serve_apps.contracts.specs import RubricCheck, RubricCriterion, TraineeMemory
 from serve_apps.contracts.turn import (
     CheckResult,
@@ -34,7 +35,6 @@ from serve_apps.orchestrator.agents.patterns import (
     compile_pattern,
     search,
 )
-from serve_apps.orchestrator.npc_prompt import sentences
 from serve_apps.orchestrator.semantic import SemanticMatcher
 
 QUOTE_CHARS = 400

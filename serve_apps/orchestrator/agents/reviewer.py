@@ -25,9 +25,9 @@ import re
 
 from pydantic import BaseModel
 
+from retrieval.excerpts import sentences
 from serve_apps.contracts.turn import PersonaCard, ScenarioCard
 from serve_apps.orchestrator.agents.judge import Judge
-from serve_apps.orchestrator.npc_prompt import sentences
 from serve_apps.orchestrator.semantic import SemanticMatcher
 
 AI = "says it is an AI or an assistant"

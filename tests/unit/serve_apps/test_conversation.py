@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from serve_apps.contracts.knowledge import RetrievedChunk
-from serve_apps.contracts.turn import NPCChunk, PersonaCard, ScenarioCard
+from serve_apps.contracts.turn import NPCChunk, PersonaCard, PersonaPapers, ScenarioCard
 from serve_apps.contracts.wire import StoredTurn, TraineeTurn
 from serve_apps.conversation.turns import Conversation, StoredReply, TraineeTurnRecord
 
@@ -348,55 +348,57 @@ async def test_citations_reach_the_store_the_reply_a_retry_and_a_replay():
     assert [e["citations"] for e in replayed] == [[], done["citations"]]
 
 
-async def test_knowledge_is_fetched_while_the_turn_is_stored_and_reaches_the_reply():
+async def test_the_persona_papers_are_read_while_the_turn_is_stored_and_reach_the_request():
     import asyncio
 
-    cited = RetrievedChunk(chunk_id="c", document_id="d", title="FAQ", score=1.0, text="$40")
+    cited = RetrievedChunk(chunk_id="c", document_id="d", title="RFP", score=1.0, text="$40")
     log: list[str] = []
     started = asyncio.Event()
 
-    async def retrieve(text: str) -> list[RetrievedChunk]:
-        log.append(f"grounding {text}")
+    async def read(text: str) -> PersonaPapers:
+        log.append(f"papers {text}")
         started.set()
-        return [cited]
+        return PersonaPapers(own=[cited])
 
     class AwaitableResponse:
         """Like a Serve ``DeploymentResponse``: awaitable, but not a coroutine."""
 
         def __init__(self, text: str) -> None:
-            self._coroutine = retrieve(text)
+            self._coroutine = read(text)
 
         def __await__(self):
             return self._coroutine.__await__()
 
-    def grounder(text: str) -> AwaitableResponse:
+    def paper_reader(text: str) -> AwaitableResponse:
         return AwaitableResponse(text)
 
     replies = ScriptedReplies()
     conversation, store, _ = make(log, replies=replies)
-    conversation.grounder = grounder
+    conversation.paper_reader = paper_reader
     original_store = store.store_trainee_turn
 
-    async def store_after_grounding_began(**kwargs):
+    async def store_after_reading_began(**kwargs):
         await asyncio.wait_for(started.wait(), 1)  # retrieval runs while the turn is stored
         return await original_store(**kwargs)
 
-    store.store_trainee_turn = store_after_grounding_began
+    store.store_trainee_turn = store_after_reading_began
     await conversation.handle_turn(TraineeTurn(client_turn_id="c1", text="Price?"))
-    assert log[:2] == ["grounding Price?", "stored trainee 1"]
-    assert replies.requests[0].grounding == [cited]
+    assert log[:2] == ["papers Price?", "stored trainee 1"]
+    assert replies.requests[0].persona_papers.own == [cited]
+    # The seller's knowledge is the orchestrator's to ask for, after the first token.
+    assert replies.requests[0].grounding is None
 
 
-async def test_a_failed_retrieval_leaves_the_turn_ungrounded_and_answered():
+async def test_a_failed_retrieval_leaves_the_turn_without_papers_and_answered():
     async def broken(text: str):
         raise ConnectionError("knowledge service down")
 
     replies = ScriptedReplies()
     conversation, _, sent = make([], replies=replies)
-    conversation.grounder = broken
+    conversation.paper_reader = broken
     await conversation.handle_turn(TraineeTurn(client_turn_id="c1", text="Price?"))
     assert sent[-1]["type"] == "reply_done"
-    assert replies.requests[0].grounding == []
+    assert replies.requests[0].persona_papers == PersonaPapers()
 
 
 async def test_each_stored_reply_reports_its_tokens_and_accounting_failures_do_not_matter():

@@ -1,0 +1,88 @@
+"""The seller's knowledge still grounds whoever sells, now that it is asked only for turns
+that need it and cut to the sentences that match them (issue 20's cheaper turn).
+
+On the demo discovery call (knowledge base ``product``: the CloudCRM pricing FAQ and product
+sheet), fixed price and product questions bring the coach's ``knowledge`` hint with the right
+document cited, a wrong figure brings the claims check's finding with the chunk that
+contradicts it, and a turn of small talk asks the knowledge base nothing (its trace has no
+``retrieve.seller_knowledge`` span).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from serve_apps.telemetry.span_files import TraceTree, read_spans, turn_traces
+from tests.integration.wsclient import connect, drain, new_session, send_turn
+
+pytestmark = pytest.mark.integration
+
+PRICING_FAQ = "CloudCRM pricing and contract FAQ"
+PRODUCT_SHEET = "CloudCRM Enterprise — product sheet"
+
+# (the trainee's question, the document the hint must cite, a fact its sentence must hold)
+QUESTIONS = [
+    ("What does the fixed-price migration package cost?", PRICING_FAQ, "48,000"),
+    ("Is there a free sandbox or trial we could use first?", PRICING_FAQ, "sandbox"),
+    ("Does CloudCRM integrate with SAP and Outlook?", PRODUCT_SHEET, "SAP"),
+    ("Which security certifications does CloudCRM have?", PRODUCT_SHEET, "ISO 27001"),
+]
+
+
+def _of(events: list[dict], kind: str) -> list[dict]:
+    return [e for e in events if e["type"] == kind]
+
+
+def _trace(trace_dir: Path, session_id: str, seq: int, timeout_s: float = 20) -> TraceTree:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        traces = turn_traces(read_spans(trace_dir), session_id, seq)
+        if traces and any(s.name == "store_reply" for s in traces[0].spans()):
+            return traces[0]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no complete trace for session {session_id} turn {seq}")
+        time.sleep(0.5)
+
+
+async def test_price_and_product_questions_bring_the_cited_knowledge_hint(stack):
+    session_id = await new_session(stack.base_url, mode="practice")
+    missed = []
+    async with connect(stack.base_url, session_id) as ws:
+        for question, title, fact in QUESTIONS:
+            events = await send_turn(ws, question)
+            events += await drain(ws, quiet_s=5)
+            hints = [h for h in _of(events, "hint") if h["kind"] == "knowledge"]
+            cited = [(c["title"], h["text"]) for h in hints for c in h["citations"]]
+            if not any(t == title and fact in text for t, text in cited):
+                missed.append((question, cited))
+    assert missed == []
+
+
+async def test_a_wrong_figure_is_caught_against_the_cited_chunk(stack):
+    session_id = await new_session(stack.base_url, mode="practice")
+    async with connect(stack.base_url, session_id) as ws:
+        events = await send_turn(ws, "Our migration package is a fixed 30,000 USD, all included.")
+        events += await drain(ws, quiet_s=5)
+    findings = [f for f in _of(events, "compliance") if f["rule"] == "claims-match-knowledge"]
+    assert findings, [e["type"] for e in events]
+    assert findings[0]["source"]["title"] == PRICING_FAQ
+    assert "48,000" in findings[0]["description"]
+
+
+async def test_small_talk_asks_the_knowledge_base_nothing(stack):
+    session_id = await new_session(stack.base_url, mode="practice")
+    async with connect(stack.base_url, session_id) as ws:
+        small_talk = await send_turn(ws, "Thanks for making the time today, Priya.")
+        priced = await send_turn(ws, "What does the migration package cost?")
+        await drain(ws, quiet_s=5)
+    (first,) = _of(small_talk, "ack")
+    (second,) = _of(priced, "ack")
+    names = {s.name for s in _trace(stack.settings.trace_dir, session_id, first["seq"]).spans()}
+    assert "retrieve.seller_knowledge" not in names and "model.stream_turn" in names
+    priced_names = {
+        s.name for s in _trace(stack.settings.trace_dir, session_id, second["seq"]).spans()
+    }
+    assert "retrieve.seller_knowledge" in priced_names
