@@ -36,6 +36,7 @@ from typing import Any
 
 import yaml
 
+from retrieval.excerpts import ExcerptLimits, fit_excerpts
 from serve_apps.contracts.knowledge import RetrievedChunk
 from serve_apps.contracts.specs import ComplianceRuleSpec, RubricSpec
 from serve_apps.contracts.turn import (
@@ -235,16 +236,58 @@ def knowledge_retriever(tenant: Tenant, store_dir: Path, top_k: int):
         base.parser.close()
         bases[slug] = base
 
-    def retrieve(slug: str | None, query: str) -> list[RetrievedChunk]:
+    def retrieve(
+        slug: str | None, query: str, token_budget: int | None = None
+    ) -> list[RetrievedChunk]:
+        """As the knowledge service retrieves: with a budget, cut to the matching sentences."""
         if not slug or slug not in bases:
             return []
         hits = bases[slug].search(tenant_id="bench", query=query, top_k=top_k)
-        return [RetrievedChunk.from_hit(h.id, h.score, h.payload) for h in hits]
+        chunks = [RetrievedChunk.from_hit(h.id, h.score, h.payload) for h in hits]
+        if token_budget is None:
+            return chunks
+        cut = fit_excerpts(
+            [c.text for c in chunks], query, ExcerptLimits(token_budget=token_budget)
+        )
+        return [c.model_copy(update={"text": t}) for c, t in zip(chunks, cut, strict=False)]
 
     return retrieve, store
 
 
-async def score_compliance(rows, tenant: Tenant, matcher, retrieve) -> dict[str, Any]:
+class SellerGrounding:
+    """The seller's chunks as the orchestrator asks for them (``SellerKnowledge``): only for a
+    turn with a figure or a product term, cut to the agents' token budget; counts the turns
+    that had a knowledge base and those that asked it."""
+
+    def __init__(self, retrieve) -> None:
+        from serve_apps.orchestrator.training_turn import AgentSettings
+
+        self._retrieve = retrieve
+        self._budget = AgentSettings().knowledge_token_budget
+        self.turns = 0
+        self.retrieved = 0
+
+    def __call__(self, slug: str | None, text: str) -> list[RetrievedChunk]:
+        from serve_apps.orchestrator.seller_knowledge import needs_knowledge
+
+        if not slug:
+            return []
+        self.turns += 1
+        if not needs_knowledge(text):
+            return []
+        self.retrieved += 1
+        return self._retrieve(slug, text, self._budget)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "turns_with_a_knowledge_base": self.turns,
+            "turns_retrieved": self.retrieved,
+            # Before issue 20's cheaper turn every such turn was retrieved (1.0).
+            "fraction_retrieved": round(self.retrieved / self.turns, 3) if self.turns else None,
+        }
+
+
+async def score_compliance(rows, tenant: Tenant, matcher, seller) -> dict[str, Any]:
     from serve_apps.orchestrator.agents.compliance import ComplianceChecker
 
     checker = ComplianceChecker(tenant.rules, None, matcher)
@@ -261,7 +304,7 @@ async def score_compliance(rows, tenant: Tenant, matcher, retrieve) -> dict[str,
             party="trainee",
             speaker="trainee",
             reply_to=1,
-            knowledge=retrieve(row.get("knowledge_base", slug), text),
+            knowledge=seller(row.get("knowledge_base", slug), text),
         )
         labelled, got = set(row["breaks"]), {f.rule for f in found}
         items.append((labelled, got))
@@ -471,7 +514,14 @@ def _count(items: list[str]) -> dict[str, int]:
 
 
 async def run_probes(
-    tenant: Tenant, probes, matcher, retrieve, settings, persona: str, progress: Progress
+    tenant: Tenant,
+    probes,
+    matcher,
+    retrieve,
+    seller: SellerGrounding,
+    settings,
+    persona: str,
+    progress: Progress,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     from vllm.engine.arg_utils import AsyncEngineArgs
     from vllm.v1.engine.async_llm import AsyncLLM
@@ -488,6 +538,7 @@ async def run_probes(
     engine = AsyncLLM.from_engine_args(AsyncEngineArgs(**kwargs))
     replies: list[dict[str, Any]] = []
     first_attempt_s: list[float] = []
+    papers = settings.grounding_token_budget  # as the gateway reads the persona's papers
     try:
         tokenizer = engine.get_tokenizer()
         chat = DirectChatEngine(engine, tokenizer, npc.model_id)
@@ -516,16 +567,16 @@ async def run_probes(
                     trainee_text=line,
                     # The persona's own papers, as the gateway retrieves them for a turn.
                     persona_papers=PersonaPapers(
-                        own=retrieve(scenario.get("customer_knowledge_base"), line),
+                        own=retrieve(scenario.get("customer_knowledge_base"), line, papers),
                         vendor_website=retrieve(
-                            scenario.get("vendor_website_knowledge_base"), line
+                            scenario.get("vendor_website_knowledge_base"), line, papers
                         ),
                     ),
                     max_tokens=settings.npc_max_tokens if persona == "current" else 160,
                     temperature=settings.npc_temperature
                     if persona == "current"
                     else BEFORE_TEMPERATURE,
-                    grounding=retrieve(scenario.get("knowledge_base"), line),
+                    grounding=seller(scenario.get("knowledge_base"), line),
                     mode="assessment",
                 )
                 speaker.done.clear()
@@ -619,6 +670,7 @@ def run_quality_bench(
             **(engine_meta() if engine else {"cpu": detect_cpu().as_meta()}),
         }
     }
+    claims_grounding, probe_grounding = SellerGrounding(retrieve), SellerGrounding(retrieve)
     try:
 
         async def labelled() -> None:
@@ -628,8 +680,9 @@ def run_quality_bench(
             )
             progress("compliance on trainee_turns.jsonl")
             results["compliance"] = await score_compliance(
-                read_jsonl(evalsets / "trainee_turns.jsonl"), tenant, matcher, retrieve
+                read_jsonl(evalsets / "trainee_turns.jsonl"), tenant, matcher, claims_grounding
             )
+            results["compliance"]["seller_knowledge"] = claims_grounding.summary()
             progress("evaluator on transcripts.jsonl")
             results["evaluator"] = await score_evaluator(
                 read_jsonl(evalsets / "transcripts.jsonl"), tenant, matcher
@@ -640,11 +693,14 @@ def run_quality_bench(
         if engine and probes:
             progress(f"persona ({persona} prompt) on probes.jsonl through the engine")
             replies, ttft = asyncio.run(
-                run_probes(tenant, probes, matcher, retrieve, settings, persona, progress)
+                run_probes(
+                    tenant, probes, matcher, retrieve, probe_grounding, settings, persona, progress
+                )
             )
             results["persona"] = {
                 **probe_summary(replies, read_jsonl(evalsets / "probe_labels.jsonl")),
                 **ttft,
+                "seller_knowledge": probe_grounding.summary(),
                 "probe_replies": replies,
             }
     finally:
