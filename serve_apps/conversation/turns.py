@@ -130,10 +130,23 @@ class TurnClock:
         )
 
 
+@dataclass(frozen=True)
+class TurnContent:
+    """The training content a turn's prompt is built from, as it is now: read again for
+    each turn, so that an edit made while a conversation runs reaches its next turn."""
+
+    persona: PersonaCard  # the lead
+    committee: list[PersonaCard]
+    scenario: ScenarioCard
+    compliance_rules: list[ComplianceRuleSpec]
+
+
 ReplySource = Callable[[TurnRequest], AsyncIterator[NPCChunk | AgentEvent | ErrorEvent]]
 Grounder = Callable[[str], Awaitable[list[RetrievedChunk]]]
 PaperReader = Callable[[str], Awaitable[PersonaPapers]]
-TurnReading = tuple[list[RetrievedChunk], PersonaPapers]
+ContentSource = Callable[[], Awaitable[TurnContent]]
+# A turn's chunks, the persona's papers, and the content as it is now (None: keep the last).
+TurnReading = tuple[list[RetrievedChunk], PersonaPapers, TurnContent | None]
 Send = Callable[[str], Awaitable[None]]
 Publish = Callable[[str], Awaitable[None]]
 
@@ -165,6 +178,9 @@ class Conversation:
     memory: TraineeMemory | None = None
     # Hands a reply stored after its client went away to the session's live sockets.
     publish: Publish | None = None
+    # Reads the training content again for each turn, beside storing it (None: the content
+    # given here stays for the conversation's life).
+    content_source: ContentSource | None = None
     _client_gone: bool = field(default=False, init=False)
 
     def client_left(self) -> None:
@@ -184,12 +200,12 @@ class Conversation:
     async def handle_turn(self, turn: TraineeTurn) -> None:
         """Answer one turn; its spans go under the current one (the gateway's turn span)."""
         clock = TurnClock()
-        grounding = asyncio.ensure_future(self._read(turn.text))  # while the turn is stored
+        reading = asyncio.ensure_future(self._read(turn.text))  # while the turn is stored
         try:
-            await self._handle_turn(turn, grounding, clock)
+            await self._handle_turn(turn, reading, clock)
         finally:
-            if not grounding.done():
-                grounding.cancel()
+            if not reading.done():
+                reading.cancel()
 
     def _count(self, outcome: str, clock: TurnClock) -> None:
         """The turn in the product's metrics and in one log line: its outcome, and the times
@@ -211,8 +227,9 @@ class Conversation:
             metrics.turn_duration.observe(done / 1000, tags=tags)
 
     async def _read(self, text: str) -> TurnReading:
-        """The seller's chunks and the persona's papers for a turn, at once; what fails or
-        is not configured is empty (the reply goes on, less grounded)."""
+        """The seller's chunks, the persona's papers and the training content for a turn, at
+        once; what fails or is not configured is empty (the reply goes on, less grounded) or,
+        for the content, None (the turn keeps the content it had)."""
 
         async def seller() -> list[RetrievedChunk]:
             if self.grounder is None or not self.knowledge_base:
@@ -228,19 +245,41 @@ class Conversation:
             with tracing.span("retrieve.persona_papers"):
                 return await self.paper_reader(text)
 
-        chunks, read = await asyncio.gather(seller(), papers(), return_exceptions=True)
+        async def content() -> TurnContent | None:
+            if self.content_source is None:
+                return None
+            with tracing.span("content.read"):
+                return await self.content_source()
+
+        chunks, read, now = await asyncio.gather(
+            seller(), papers(), content(), return_exceptions=True
+        )
         for failure in (chunks, read):
             if isinstance(failure, BaseException):
                 log.warning("session %s: retrieval failed: %r", self.session_id, failure)
+        if isinstance(now, BaseException):
+            log.warning("session %s: content not read again: %r", self.session_id, now)
         return (
             chunks if isinstance(chunks, list) else [],
             read if isinstance(read, PersonaPapers) else PersonaPapers(),
+            now if isinstance(now, TurnContent) else None,
         )
+
+    def _take(self, content: TurnContent) -> None:
+        """The content as it is now, for this turn and the ones after it."""
+        if content != TurnContent(
+            self.persona, self.committee, self.scenario, self.compliance_rules
+        ):
+            log.info("session %s: the training content changed", self.session_id)
+        self.persona = content.persona
+        self.committee = content.committee
+        self.scenario = content.scenario
+        self.compliance_rules = content.compliance_rules
 
     async def _handle_turn(
         self,
         turn: TraineeTurn,
-        grounding: asyncio.Future[TurnReading],
+        reading: asyncio.Future[TurnReading],
         clock: TurnClock,
     ) -> None:
         with tracing.span("store_turn"):
@@ -250,14 +289,14 @@ class Conversation:
         clock.mark("stored")
         trace.get_current_span().set_attribute(tracing.TURN_SEQ, record.seq)
         with log_context(turn_seq=record.seq):
-            outcome = await self._answer_stored(turn, record, grounding, clock)
+            outcome = await self._answer_stored(turn, record, reading, clock)
             self._count(outcome, clock)
 
     async def _answer_stored(
         self,
         turn: TraineeTurn,
         record: TraineeTurnRecord,
-        grounding: asyncio.Future[TurnReading],
+        reading: asyncio.Future[TurnReading],
         clock: TurnClock,
     ) -> str:
         """The turn's outcome: replied, replaced, resent, in_progress or model_unavailable."""
@@ -279,7 +318,7 @@ class Conversation:
             return "in_progress"
         renewal = asyncio.create_task(self._keep_lock(lock_key))
         try:
-            return await self._generate(record.seq, turn, grounding, clock)
+            return await self._generate(record.seq, turn, reading, clock)
         finally:
             renewal.cancel()
             try:
@@ -311,10 +350,12 @@ class Conversation:
         self,
         seq: int,
         turn: TraineeTurn,
-        grounding: asyncio.Future[TurnReading],
+        reading: asyncio.Future[TurnReading],
         clock: TurnClock,
     ) -> str:
-        chunks, papers = await grounding
+        chunks, papers, content = await reading
+        if content is not None:
+            self._take(content)
         request = TurnRequest(
             session_id=str(self.session_id),
             tenant_id=str(self.tenant_id),
