@@ -39,6 +39,7 @@ DB_POOL_IN_USE = "salesboost_db_pool_in_use"
 DB_POOL_WAITING = "salesboost_db_pool_waiting"
 DEPENDENCY_UP = "salesboost_dependency_up"
 ADMISSION_REFUSED = "salesboost_admission_refused_total"
+CONTENT_CACHE = "salesboost_content_cache_requests_total"
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class ProductMetrics:
     db_pool_waiting: Gauge
     dependency_up: Gauge
     admission_refused: Counter
+    content_cache: Counter
 
 
 _lock = threading.Lock()
@@ -151,6 +153,13 @@ def _register() -> ProductMetrics:
             "New conversations refused at the live-conversation limit (503 overloaded), at "
             "session creation or at the socket.",
             tag_keys=("at",),
+        ),
+        content_cache=Counter(
+            CONTENT_CACHE,
+            "Reads of the training content a turn is built from, by what was read (scenario) "
+            "and the cache's answer: hit, miss (read from the database and cached) or "
+            "unavailable (Redis away: read from the database).",
+            tag_keys=("kind", "result"),
         ),
     )
 
