@@ -84,14 +84,10 @@ def generation_key(tenant_id: uuid.UUID) -> str:
     return f"salesboost:content-gen:{tenant_id}"
 
 
-def entry_key(tenant_id: uuid.UUID, generation: str, kind: CacheKind, name: str) -> str:
-    before, after = _entry_key_around_generation(tenant_id, kind, name)
-    return before + generation + after
-
-
-def _entry_key_around_generation(
+def entry_key_around_generation(
     tenant_id: uuid.UUID, kind: CacheKind, name: str
 ) -> tuple[str, str]:
+    """An entry's key is ``<before><generation><after>``; the company is in every key."""
     return f"salesboost:content:{LAYOUT}:{tenant_id}:", f":{kind}:{name}"
 
 
@@ -195,7 +191,7 @@ class ContentCache:
         model: type[Entry],
         load: Callable[[], Awaitable[Entry]],
     ) -> Entry:
-        before, after = _entry_key_around_generation(tenant_id, kind, name)
+        before, after = entry_key_around_generation(tenant_id, kind, name)
         try:
             generation, raw = await self._within(
                 self._redis.eval(
@@ -210,7 +206,10 @@ class ContentCache:
             try:
                 entry = model.model_validate_json(raw)
             except ValidationError as exc:  # not this release's layout: read it again
-                log.warning("content cache entry %s:%s not read: %s", kind, name, exc)
+                # The count, not the errors: they quote the content.
+                log.warning(
+                    "content cache entry %s:%s not read: %d errors", kind, name, exc.error_count()
+                )
             else:
                 self._count(kind, "hit")
                 return entry
