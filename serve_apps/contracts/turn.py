@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -25,6 +26,11 @@ class PersonaCard(BaseModel):
     topics: list[str] = Field(
         default_factory=list, description="Words that make this persona answer (the director)."
     )
+
+    def fingerprint(self) -> str:
+        """A short hash of the card, to tell in a trace which card a prompt was built from
+        (the card itself is content, never put in a span)."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
 
 
 class ScenarioCard(BaseModel):

@@ -130,8 +130,22 @@ class TurnClock:
         )
 
 
+@dataclass(frozen=True)
+class TurnContent:
+    """The training content a turn's prompt is built from, as it is now: read again for
+    each turn, so that an edit made while a conversation runs reaches its next turn."""
+
+    persona: PersonaCard  # the lead
+    committee: list[PersonaCard]
+    scenario: ScenarioCard
+    compliance_rules: list[ComplianceRuleSpec]
+
+
 ReplySource = Callable[[TurnRequest], AsyncIterator[NPCChunk | AgentEvent | ErrorEvent]]
 PaperReader = Callable[[str], Awaitable[PersonaPapers]]
+ContentSource = Callable[[], Awaitable[TurnContent]]
+# The persona's papers for a turn, and the content as it is now (None: keep the last).
+TurnReading = tuple[PersonaPapers, TurnContent | None]
 Send = Callable[[str], Awaitable[None]]
 Publish = Callable[[str], Awaitable[None]]
 
@@ -163,6 +177,9 @@ class Conversation:
     memory: TraineeMemory | None = None
     # Hands a reply stored after its client went away to the session's live sockets.
     publish: Publish | None = None
+    # Reads the training content again for each turn, beside storing it (None: the content
+    # given here stays for the conversation's life).
+    content_source: ContentSource | None = None
     _client_gone: bool = field(default=False, init=False)
 
     def client_left(self) -> None:
@@ -182,12 +199,12 @@ class Conversation:
     async def handle_turn(self, turn: TraineeTurn) -> None:
         """Answer one turn; its spans go under the current one (the gateway's turn span)."""
         clock = TurnClock()
-        papers = asyncio.ensure_future(self._read(turn.text))  # while the turn is stored
+        reading = asyncio.ensure_future(self._read(turn.text))  # while the turn is stored
         try:
-            await self._handle_turn(turn, papers, clock)
+            await self._handle_turn(turn, reading, clock)
         finally:
-            if not papers.done():
-                papers.cancel()
+            if not reading.done():
+                reading.cancel()
 
     def _count(self, outcome: str, clock: TurnClock) -> None:
         """The turn in the product's metrics and in one log line: its outcome, and the times
@@ -208,22 +225,48 @@ class Conversation:
         if (done := clock.ms("reply_stored")) is not None:
             metrics.turn_duration.observe(done / 1000, tags=tags)
 
-    async def _read(self, text: str) -> PersonaPapers:
-        """The persona's papers for a turn; empty when the scenario names none, or retrieval
-        fails (the reply goes on, less grounded)."""
-        if self.paper_reader is None:
-            return PersonaPapers()
-        try:
+    async def _read(self, text: str) -> TurnReading:
+        """The persona's papers and the training content for a turn, at once; papers that
+        fail or are not configured are empty (the reply goes on, less grounded), content that
+        fails is None (the turn keeps the content it had)."""
+
+        async def papers() -> PersonaPapers:
+            if self.paper_reader is None:
+                return PersonaPapers()
             with tracing.span("retrieve.persona_papers"):
                 return await self.paper_reader(text)
-        except Exception as exc:
-            log.warning("session %s: retrieval failed: %r", self.session_id, exc)
-            return PersonaPapers()
+
+        async def content() -> TurnContent | None:
+            if self.content_source is None:
+                return None
+            with tracing.span("content.read"):
+                return await self.content_source()
+
+        read, now = await asyncio.gather(papers(), content(), return_exceptions=True)
+        if isinstance(read, BaseException):
+            log.warning("session %s: retrieval failed: %r", self.session_id, read)
+        if isinstance(now, BaseException):
+            log.warning("session %s: content not read again: %r", self.session_id, now)
+        return (
+            read if isinstance(read, PersonaPapers) else PersonaPapers(),
+            now if isinstance(now, TurnContent) else None,
+        )
+
+    def _take(self, content: TurnContent) -> None:
+        """The content as it is now, for this turn and the ones after it."""
+        if content != TurnContent(
+            self.persona, self.committee, self.scenario, self.compliance_rules
+        ):
+            log.info("session %s: the training content changed", self.session_id)
+        self.persona = content.persona
+        self.committee = content.committee
+        self.scenario = content.scenario
+        self.compliance_rules = content.compliance_rules
 
     async def _handle_turn(
         self,
         turn: TraineeTurn,
-        papers: asyncio.Future[PersonaPapers],
+        reading: asyncio.Future[TurnReading],
         clock: TurnClock,
     ) -> None:
         with tracing.span("store_turn"):
@@ -233,14 +276,14 @@ class Conversation:
         clock.mark("stored")
         trace.get_current_span().set_attribute(tracing.TURN_SEQ, record.seq)
         with log_context(turn_seq=record.seq):
-            outcome = await self._answer_stored(turn, record, papers, clock)
+            outcome = await self._answer_stored(turn, record, reading, clock)
             self._count(outcome, clock)
 
     async def _answer_stored(
         self,
         turn: TraineeTurn,
         record: TraineeTurnRecord,
-        papers: asyncio.Future[PersonaPapers],
+        reading: asyncio.Future[TurnReading],
         clock: TurnClock,
     ) -> str:
         """The turn's outcome: replied, replaced, resent, in_progress or model_unavailable."""
@@ -262,7 +305,7 @@ class Conversation:
             return "in_progress"
         renewal = asyncio.create_task(self._keep_lock(lock_key))
         try:
-            return await self._generate(record.seq, turn, papers, clock)
+            return await self._generate(record.seq, turn, reading, clock)
         finally:
             renewal.cancel()
             try:
@@ -294,10 +337,12 @@ class Conversation:
         self,
         seq: int,
         turn: TraineeTurn,
-        papers: asyncio.Future[PersonaPapers],
+        reading: asyncio.Future[TurnReading],
         clock: TurnClock,
     ) -> str:
-        read = await papers
+        papers, content = await reading
+        if content is not None:
+            self._take(content)
         request = TurnRequest(
             session_id=str(self.session_id),
             tenant_id=str(self.tenant_id),
@@ -307,7 +352,7 @@ class Conversation:
             scenario=self.scenario,
             history=self.history,
             trainee_text=turn.text,
-            persona_papers=read,
+            persona_papers=papers,
             max_tokens=self.max_tokens,
             temperature=self.temperature,
             committee=self.committee,
@@ -323,7 +368,7 @@ class Conversation:
         replaced = False
         # The model's span is the current one only while the stream is asked for (the handle
         # call carries it to the orchestrator); storing the reply is its sibling.
-        model_span = tracing.start_span("model.stream_turn", {"paper_chunks": len(read.chunks())})
+        model_span = tracing.start_span("model.stream_turn", {"paper_chunks": len(papers.chunks())})
         try:
             with trace.use_span(model_span):
                 stream = self.reply_source(request)

@@ -25,6 +25,7 @@ ROUTERS = (
     analytics.router,
     auth.router,
     content.router,
+    content.trial_router,
     courses.router,
     evaluation.router,
     knowledge.router,

@@ -14,6 +14,7 @@ from serve_apps.gateway.admission import Admission
 from serve_apps.gateway.api import create_api
 from serve_apps.gateway.auth import AccessTokens
 from serve_apps.gateway.config import GatewayConfig
+from serve_apps.gateway.content_cache import ContentCache
 from serve_apps.gateway.identity import IdentityResolver
 from serve_apps.gateway.rate_limits import RateLimiter
 from serve_apps.gateway.state import GatewayState
@@ -83,6 +84,7 @@ class Gateway:
                 limit=settings.max_live_conversations,
                 retry_after_s=settings.admission_retry_after_s,
             ),
+            content=ContentCache.over(redis, sessions),
             orchestrator=orchestrator,
             knowledge=knowledge,
             matcher=(

@@ -7,6 +7,7 @@ who is not signed in, rate limited or lacks the role is refused before a bad bod
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -22,6 +23,8 @@ from serve_apps.gateway.identity import Identity
 from serve_apps.gateway.state import GatewayState
 
 EDITORS = ("admin", "manager")
+
+log = logging.getLogger("salesboost.gateway")
 
 
 async def gateway_state(connection: HTTPConnection) -> GatewayState:
@@ -74,6 +77,28 @@ async def tenant_session(state: StateDep, who: CallerDep) -> AsyncIterator[Async
 # A route that maps a commit's conflict (IntegrityError) to its own error, or needs several
 # transactions, opens them itself with ``tenant_transaction``.
 TenantSessionDep = Annotated[AsyncSession, Depends(tenant_session, scope="function")]
+
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+async def content_written(request: Request, state: StateDep, who: CallerDep) -> AsyncIterator[None]:
+    """On a router whose writes change the training content: once a write has succeeded, its
+    company's content cache is invalidated in every replica (``content_cache``).
+
+    A router's dependencies are entered before the route's own, so this one is left after
+    them: after the route's transaction has committed (a reader in between would cache the
+    old rows under the new generation), and before the answer is sent (a client told 200
+    has its edit in its next turn). A write that failed (an exception) changed nothing.
+    """
+    yield
+    if request.method in WRITES:
+        try:
+            await state.content.invalidate(who.tenant_id)
+        except Exception as exc:  # committed: the edit is seen once the entries expire
+            log.error("content cache not invalidated for %s: %r", who.tenant_id, exc)
+
+
+ContentWritten = Depends(content_written, scope="function")
 
 
 @dataclass(frozen=True)

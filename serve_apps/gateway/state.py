@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from serve_apps.gateway.admission import Admission
 from serve_apps.gateway.auth import AccessTokens
 from serve_apps.gateway.config import GatewaySettings
+from serve_apps.gateway.content_cache import ContentCache
 from serve_apps.gateway.identity import IdentityResolver
 from serve_apps.gateway.rate_limits import RateLimiter
 from serve_apps.orchestrator.semantic import SemanticMatcher
@@ -28,6 +29,8 @@ class GatewayState:
     identities: IdentityResolver
     limits: RateLimiter
     admission: Admission
+    # The training content every turn reads (Redis, invalidated by the content routes).
+    content: ContentCache
     orchestrator: DeploymentHandle
     knowledge: DeploymentHandle
     # The Embedder deployment, for trying a semantic compliance rule on a sentence (None: none

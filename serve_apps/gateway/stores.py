@@ -65,9 +65,14 @@ class PostgresConversationStore:
         self._sessions = sessions
         self._tenant_id = tenant_id
         self._session_id = session_id
-        self._persona_ids = persona_ids  # slug → id: who said an NPC turn
+        self._persona_ids = dict(persona_ids)  # slug → id: who said an NPC turn
         # Keyed by None too: a turn without a persona has no speaker slug.
         self._slugs: dict[uuid.UUID | None, str] = {v: k for k, v in persona_ids.items()}
+
+    def add_personas(self, persona_ids: dict[str, uuid.UUID]) -> None:
+        """Personas the scenario was given while the conversation runs, who may speak next."""
+        self._persona_ids.update(persona_ids)
+        self._slugs.update({v: k for k, v in persona_ids.items()})
 
     async def store_trainee_turn(self, *, client_turn_id: str, text: str) -> TraineeTurnRecord:
         stored = await repo.store_trainee_turn(

@@ -247,7 +247,13 @@ class TrainingTurn:
         for attempt in range(self._reviewer.max_retries + 1):
             done: NPCChunk | None = None
             with tracing.span(
-                "persona.attempt", {"attempt": attempt, "speaker": choice.speaker.slug}
+                "persona.attempt",
+                {
+                    "attempt": attempt,
+                    "speaker": choice.speaker.slug,
+                    # Which card the prompt was built from: an edit reaches the next turn.
+                    "persona.card": choice.speaker.fingerprint(),
+                },
             ) as attempt_span:
                 asked = time.perf_counter()
                 first_token = True

@@ -40,6 +40,7 @@ DB_POOL_WAITING = "salesboost_db_pool_waiting"
 DEPENDENCY_UP = "salesboost_dependency_up"
 ADMISSION_REFUSED = "salesboost_admission_refused_total"
 SELLER_RETRIEVALS = "salesboost_seller_retrievals_total"
+CONTENT_CACHE = "salesboost_content_cache_requests_total"
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class ProductMetrics:
     dependency_up: Gauge
     admission_refused: Counter
     seller_retrievals: Counter
+    content_cache: Counter
 
 
 _lock = threading.Lock()
@@ -159,6 +161,13 @@ def _register() -> ProductMetrics:
             "Turns that asked the seller's knowledge base for the coach and the claims check "
             "(retrieved, failed) or did not need to (not_needed: no figure, no product term).",
             tag_keys=("outcome",),
+        ),
+        content_cache=Counter(
+            CONTENT_CACHE,
+            "Reads of the training content a turn is built from, by what was read (scenario) "
+            "and the cache's answer: hit, miss (read from the database and cached) or "
+            "unavailable (Redis away: read from the database).",
+            tag_keys=("kind", "result"),
         ),
     )
 

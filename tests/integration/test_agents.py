@@ -7,15 +7,13 @@ the retry path is bounded, the director's rules, memory, failure isolation), not
 
 from __future__ import annotations
 
-import uuid
-
 import httpx
-import psycopg
 import pytest
 
 from serve_apps.contracts.turn import PersonaCard
 from serve_apps.contracts.wire import server_events
 from serve_apps.orchestrator.agents.reviewer import fallback_reply
+from tests.integration.content_api import SAY_NOTHING, add_compliance_rule
 from tests.integration.wsclient import connect, drain, new_session, recv, send_turn
 
 pytestmark = pytest.mark.integration
@@ -69,40 +67,11 @@ async def test_a_practice_turn_brings_compliance_hints_and_a_review_all_stored(b
     assert all(e["reply_to"] == 1 for e in report["events"])
 
 
-def _add_rule(owner_db_url: str, tenant_slug: str, rule: dict) -> None:
-    with psycopg.connect(owner_db_url.replace("+psycopg", "")) as conn:
-        (tenant_id,) = conn.execute(
-            "SELECT id FROM tenants WHERE slug = %s", (tenant_slug,)
-        ).fetchone()
-        conn.execute("SELECT set_config('app.tenant_id', %s, false)", (str(tenant_id),))
-        conn.execute(
-            "INSERT INTO compliance_rules (id, tenant_id, slug, description, kind, applies_to,"
-            " pattern, severity) VALUES (%s, %s, %s, %s, 'forbidden', '[\"npc\"]', %s, %s)",
-            (
-                uuid.uuid4(),
-                tenant_id,
-                rule["slug"],
-                rule["description"],
-                rule["pattern"],
-                rule["severity"],
-            ),
-        )
-
-
 async def test_the_reviewer_retries_a_failing_reply_with_feedback_and_stops_at_its_bound(
-    base_url, owner_db_url, second_tenant
+    base_url, second_tenant, rival_admin
 ):
-    # A rule every reply breaks: the persona may not say anything at all.
-    _add_rule(
-        owner_db_url,
-        "rival",
-        {
-            "slug": "say-nothing",
-            "description": "Say nothing",
-            "pattern": r"(?s).",
-            "severity": "critical",
-        },
-    )
+    # A rule every reply breaks, through the API: its write invalidates the content cache.
+    add_compliance_rule(base_url, rival_admin, SAY_NOTHING)
     session_id = await new_session(base_url, headers=second_tenant, mode="assessment")
     async with connect(base_url, session_id, _ws_query(second_tenant)) as ws:
         events = await send_turn(ws, "Hello, what CRM do you use today?")

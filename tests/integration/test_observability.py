@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
 from serve_apps.telemetry.span_files import SpanRecord, TraceTree, read_spans, turn_traces
+from tests.integration.content_api import SAY_NOTHING, add_compliance_rule
 from tests.integration.wsclient import connect, new_session, recv, send_turn
 
 pytestmark = pytest.mark.integration
@@ -97,22 +98,11 @@ def metrics_url(stack) -> str:
 
 
 @pytest.fixture(scope="module")
-def say_nothing_rule(owner_db_url, second_tenant) -> None:
+def say_nothing_rule(base_url, rival_admin) -> None:
     """A rule every persona reply breaks in the rival company: each turn is reviewed, retried
-    twice and replaced (the reviewer's retry path, on the real engine)."""
-    engine = sa.create_engine(owner_db_url)
-    with engine.begin() as conn:
-        tenant = conn.execute(sa.text("SELECT id FROM tenants WHERE slug = 'rival'")).scalar_one()
-        conn.execute(sa.text("SELECT set_config('app.tenant_id', :t, true)"), {"t": str(tenant)})
-        conn.execute(
-            sa.text(
-                "INSERT INTO compliance_rules (id, tenant_id, slug, description, kind,"
-                " applies_to, pattern, severity) VALUES (:id, :t, 'say-nothing', 'Say nothing',"
-                " 'forbidden', '[\"npc\"]', '(?s).', 'critical') ON CONFLICT DO NOTHING"
-            ),
-            {"id": uuid.uuid4(), "t": tenant},
-        )
-    engine.dispose()
+    twice and replaced (the reviewer's retry path, on the real engine). Through the API: its
+    write invalidates the content cache."""
+    add_compliance_rule(base_url, rival_admin, SAY_NOTHING)
 
 
 # --- traces ------------------------------------------------------------------------------

@@ -4,6 +4,9 @@ Admins and managers create, read, update and delete them; every body is validate
 same specs the seed and the agents use (``serve_apps.contracts.specs``), every write is
 audited, and nothing a stored session refers to is deleted from under it (409). A compliance
 rule can be tried on a sentence before it is saved, by the compliance agent's own checker.
+
+Every write, once committed, invalidates its company's content cache in every replica
+(``ContentWritten`` on the router), so the conversations running see it at their next turn.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from serve_apps.gateway.deps import (
     AuditDep,
     AuditLog,
     CallerDep,
+    ContentWritten,
     StateDep,
     TenantSessionDep,
     having_role,
@@ -43,7 +47,9 @@ from serve_apps.gateway.schemas.content import RuleTryIn, RuleTryOut
 from serve_apps.gateway.state import GatewayState
 from serve_apps.gateway.use_cases.content import try_rule
 
-router = APIRouter(tags=["content"], dependencies=[Depends(having_role(*EDITORS))])
+router = APIRouter(tags=["content"], dependencies=[Depends(having_role(*EDITORS)), ContentWritten])
+# Trying a rule writes nothing: no cache to invalidate (a POST on ``router`` would).
+trial_router = APIRouter(tags=["content"], dependencies=[Depends(having_role(*EDITORS))])
 
 Slug = Annotated[str, Path(pattern=SLUG_PATTERN, description="The item's slug.")]
 # Whom a row is used by, to refuse its deletion (nothing: free to delete).
@@ -212,7 +218,7 @@ async def create_compliance_rule(
     return await _create(state, who, audit, RULE, body)
 
 
-@router.post("/v1/compliance-rules/try", response_model=RuleTryOut)
+@trial_router.post("/v1/compliance-rules/try", response_model=RuleTryOut)
 async def try_compliance_rule(body: RuleTryIn, state: StateDep) -> RuleTryOut:
     """The findings the compliance agent gives a sentence under a rule (stored or not),
     as said by the rule's first party: ``forbidden``, ``disclosure`` and ``semantic`` rules

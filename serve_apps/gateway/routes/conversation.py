@@ -22,15 +22,11 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from db import repositories as repo
-from db import training_repository as training
 from db.engine import tenant_transaction
 from db.transcript import history_turn
-from serve_apps.contracts.specs import ComplianceRuleSpec
 from serve_apps.contracts.turn import (
     NPCChunk,
-    PersonaCard,
     PersonaPapers,
-    ScenarioCard,
     SessionModeName,
     TurnRequest,
 )
@@ -48,7 +44,8 @@ from serve_apps.contracts.wire import (
     parse_last_seq,
     server_events,
 )
-from serve_apps.conversation.turns import Conversation
+from serve_apps.conversation.turns import Conversation, TurnContent
+from serve_apps.gateway.content_cache import ScenarioContent
 from serve_apps.gateway.deps import StateDep
 from serve_apps.gateway.errors import APIError
 from serve_apps.gateway.identity import Identity
@@ -147,8 +144,16 @@ async def read_papers(
     return PersonaPapers(own=own_chunks, vendor_website=website_chunks)
 
 
-def _persona_card(persona: Any) -> PersonaCard:
-    return PersonaCard.model_validate(persona, from_attributes=True)
+def turn_content(content: ScenarioContent, mode: SessionModeName) -> TurnContent:
+    """What a turn's prompt is built from; a persona-only conversation checks no rules."""
+    if not content.cast:
+        raise ValueError("the scenario has no persona")
+    return TurnContent(
+        persona=content.cast[0].card,
+        committee=[member.card for member in content.cast],
+        scenario=content.scenario,
+        compliance_rules=content.compliance_rules if mode != "conversation" else [],
+    )
 
 
 async def _websocket_identity(
@@ -293,19 +298,36 @@ async def _open_conversation(
     state: GatewayState, websocket: WebSocket, who: Identity, session_id: uuid.UUID
 ) -> Conversation:
     settings = state.settings
+    # The session's own rows from the database; its scenario's content through the cache,
+    # as each turn reads it again (``content_source``).
     async with tenant_transaction(state.sessions, who.tenant_id) as session:
-        ctx = await repo.load_session_context(session, session_id=session_id, user_id=who.user_id)
-        rules = (
-            await training.compliance_rules(session) if ctx.session.mode != "conversation" else []
+        training = await repo.get_training_session(
+            session, session_id=session_id, user_id=who.user_id
         )
-    persona = ctx.personas[0]
-    slugs = {p.id: p.slug for p in ctx.personas}
-    history = [history_turn(t, slugs) for t in ctx.turns]
+        turns = await repo.turns_after(session, session_id=session_id, after_seq=0)
+    scenario_id = training.scenario_id
+    mode = cast(SessionModeName, training.mode.value)
+    content = await state.content.scenario(who.tenant_id, scenario_id)
+    opening = turn_content(content, mode)
+    slugs = {member.id: member.card.slug for member in content.cast}
+    history = [history_turn(t, slugs) for t in turns]
     memory = None
-    if ctx.session.mode == "practice" and not ctx.turns:
+    if mode == "practice" and not turns:
         memory = await trainee_memory(
-            state.sessions, state.knowledge, who, ctx.scenario.description
+            state.sessions, state.knowledge, who, content.scenario.description
         )
+    store = PostgresConversationStore(
+        state.sessions,
+        tenant_id=who.tenant_id,
+        session_id=session_id,
+        persona_ids={member.card.slug: member.id for member in content.cast},
+    )
+
+    async def content_now() -> TurnContent:
+        now = await state.content.scenario(who.tenant_id, scenario_id)
+        store.add_personas({member.card.slug: member.id for member in now.cast})
+        return turn_content(now, mode)
+
     orchestrator = state.orchestrator.options(stream=True)
 
     async def publish(event: str) -> None:
@@ -318,39 +340,34 @@ async def _open_conversation(
             orchestrator.stream_turn.remote(request),
         )
 
-    scenario = ctx.scenario
+    # The knowledge bases are the ones of the socket's opening: retrieval starts the moment
+    # a turn arrives, before the content is read again.
     return Conversation(
         session_id=session_id,
         tenant_id=who.tenant_id,
         user_id=who.user_id,
         on_reply=lambda tokens: state.limits.spend_tokens(who.tenant_id, tokens),
-        knowledge_base=scenario.knowledge_base,
-        persona=_persona_card(persona),
-        scenario=ScenarioCard.model_validate(scenario, from_attributes=True),
+        knowledge_base=content.knowledge_base,
+        persona=opening.persona,
+        scenario=opening.scenario,
         history=history,
-        committee=[_persona_card(p) for p in ctx.personas],
-        mode=cast(SessionModeName, ctx.session.mode.value),
-        compliance_rules=[
-            ComplianceRuleSpec.model_validate(r, from_attributes=True) for r in rules
-        ],
+        committee=opening.committee,
+        mode=mode,
+        compliance_rules=opening.compliance_rules,
         memory=memory,
-        store=PostgresConversationStore(
-            state.sessions,
-            tenant_id=who.tenant_id,
-            session_id=session_id,
-            persona_ids={p.slug: p.id for p in ctx.personas},
-        ),
+        store=store,
+        content_source=content_now,
         locks=RedisGenerationLocks(state.redis, ttl_s=settings.generation_lock_ttl_s),
         publish=publish,
         reply_source=reply_source,
         paper_reader=(
             None
-            if not (scenario.customer_knowledge_base or scenario.vendor_website_knowledge_base)
+            if not (content.customer_knowledge_base or content.vendor_website_knowledge_base)
             else lambda text: read_papers(
                 state.knowledge,
                 tenant_id=str(who.tenant_id),
-                own=scenario.customer_knowledge_base,
-                vendor_website=scenario.vendor_website_knowledge_base,
+                own=content.customer_knowledge_base,
+                vendor_website=content.vendor_website_knowledge_base,
                 text=text,
                 top_k=settings.grounding_top_k,
                 timeout_s=settings.grounding_timeout_s,

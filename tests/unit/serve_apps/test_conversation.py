@@ -12,9 +12,15 @@ import uuid
 import pytest
 
 from serve_apps.contracts.knowledge import RetrievedChunk
+from serve_apps.contracts.specs import ComplianceRuleSpec
 from serve_apps.contracts.turn import NPCChunk, PersonaCard, PersonaPapers, ScenarioCard
 from serve_apps.contracts.wire import StoredTurn, TraineeTurn
-from serve_apps.conversation.turns import Conversation, StoredReply, TraineeTurnRecord
+from serve_apps.conversation.turns import (
+    Conversation,
+    StoredReply,
+    TraineeTurnRecord,
+    TurnContent,
+)
 
 PERSONA = PersonaCard(slug="cfo", name="Sam", role="CFO", company="Acme", personality="careful")
 SCENARIO = ScenarioCard(
@@ -416,3 +422,58 @@ async def test_each_stored_reply_reports_its_tokens_and_accounting_failures_do_n
     assert spent == [2] and sent[-1]["type"] == "reply_done"
     # The trainee has the whole reply before the accounting runs.
     assert sent_before_accounting[-1] == "reply_done"
+
+
+def _content(persona: PersonaCard, rules=()) -> TurnContent:
+    return TurnContent(
+        persona=persona, committee=[persona], scenario=SCENARIO, compliance_rules=list(rules)
+    )
+
+
+async def test_each_turn_reads_the_content_again_while_the_turn_is_stored():
+    """An edit made while the conversation runs is in the next turn's request; the read
+    runs beside storing the turn, not before it."""
+    log: list[str] = []
+    edited = PERSONA.model_copy(update={"facts": ["We renewed our CRM contract in March."]})
+    rule = ComplianceRuleSpec(slug="no-guarantees", description="No guarantees", pattern="guarant")
+    now = [_content(PERSONA)]
+    started = asyncio.Event()
+
+    async def content_source() -> TurnContent:
+        log.append("content read")
+        started.set()
+        return now[0]
+
+    replies = ScriptedReplies()
+    conversation, store, _ = make(log, replies=replies)
+    conversation.content_source = content_source
+    original_store = store.store_trainee_turn
+
+    async def store_after_the_read_began(**kwargs):
+        await asyncio.wait_for(started.wait(), 1)
+        return await original_store(**kwargs)
+
+    store.store_trainee_turn = store_after_the_read_began
+    await conversation.handle_turn(TraineeTurn(client_turn_id="c1", text="Hi"))
+    now[0] = _content(edited, [rule])
+    started.clear()
+    await conversation.handle_turn(TraineeTurn(client_turn_id="c2", text="And your CRM?"))
+
+    assert log[:2] == ["content read", "stored trainee 1"]
+    first, second = replies.requests
+    assert first.persona == PERSONA and first.compliance_rules == []
+    assert second.persona == edited and second.committee == [edited]
+    assert second.compliance_rules == [rule]
+    assert conversation.persona == edited  # and the turns after it
+
+
+async def test_content_that_cannot_be_read_leaves_the_turn_with_the_content_it_had():
+    async def broken() -> TurnContent:
+        raise ConnectionError("database away")
+
+    replies = ScriptedReplies()
+    conversation, _, sent = make([], replies=replies)
+    conversation.content_source = broken
+    await conversation.handle_turn(TraineeTurn(client_turn_id="c1", text="Hi"))
+    assert sent[-1]["type"] == "reply_done"
+    assert replies.requests[0].persona == PERSONA
