@@ -57,18 +57,9 @@ class ExcerptLimits:
 
 
 def excerpt(text: str, query: str, max_sentences: int) -> str:
-    """Up to ``max_sentences`` sentences of ``text`` that share the query's terms, the rarer
-    terms in the chunk weighing more, in the document's order; the first sentence when none
-    shares a term (the chunk was found by its meaning, and its opening says what it is)."""
-    parts = sentences(" ".join(text.split()))
-    if len(parts) <= max_sentences:
-        return " ".join(parts)
-    wanted = set(analyze(query))
-    terms = [wanted & set(analyze(part)) for part in parts]
-    in_sentences = Counter(term for shared in terms for term in shared)
-    weight = [sum(1 / in_sentences[term] for term in shared) for shared in terms]
-    ranked = sorted((i for i in range(len(parts)) if weight[i]), key=lambda i: (-weight[i], i))
-    return " ".join(parts[i] for i in sorted(ranked[:max_sentences] or [0]))
+    """Up to ``max_sentences`` sentences of ``text`` that share the query's terms (see
+    :func:`fit_excerpts`), in the document's order; the first one when none does."""
+    return _excerpts([text], query, max_sentences)[0]
 
 
 def fit_excerpts(texts: Sequence[str], query: str, limits: ExcerptLimits) -> list[str]:
@@ -76,8 +67,7 @@ def fit_excerpts(texts: Sequence[str], query: str, limits: ExcerptLimits) -> lis
     the first one always (cut to the budget at a sentence when it alone is over it)."""
     kept: list[str] = []
     spent = 0
-    for text in texts:
-        cut = excerpt(text, query, limits.sentences_per_chunk)
+    for cut in _excerpts(texts, query, limits.sentences_per_chunk):
         cost = estimated_tokens(cut)
         if kept and spent + cost > limits.token_budget:
             break
@@ -87,6 +77,39 @@ def fit_excerpts(texts: Sequence[str], query: str, limits: ExcerptLimits) -> lis
         kept.append(cut)
         spent += cost
     return kept
+
+
+def _excerpts(texts: Sequence[str], query: str, max_sentences: int) -> list[str]:
+    """Each text's sentences weighed by the query terms they share, a term weighing less the
+    more sentences of all the texts hold it (the product's name, in every chunk, decides
+    nothing); the first sentence of a text none of whose sentences shares a term (it was
+    found by its meaning, and its opening says what it is)."""
+    wanted = set(analyze(query))
+    split = [sentences(" ".join(text.split())) for text in texts]
+    shared = [[_shared(wanted, set(analyze(part))) for part in parts] for parts in split]
+    holding = Counter(term for parts in shared for terms in parts for term in terms)
+    out = []
+    for parts, terms in zip(split, shared, strict=True):
+        if len(parts) <= max_sentences:
+            out.append(" ".join(parts))
+            continue
+        weight = [sum(1 / holding[t] for t in found) for found in terms]
+        ranked = sorted((i for i in range(len(parts)) if weight[i]), key=lambda i: (-weight[i], i))
+        out.append(" ".join(parts[i] for i in sorted(ranked[:max_sentences] or [0])))
+    return out
+
+
+def _shared(wanted: set[str], stems: set[str]) -> set[str]:
+    """The query's stems a sentence holds; a stem counts when one is the start of the other
+    and the shorter has four letters or more (Snowball leaves "certif" for certifications
+    and "certifi" for certified)."""
+    found = wanted & stems
+    for term in wanted - found:
+        if len(term) >= 4 and any(
+            len(stem) >= 4 and (stem.startswith(term) or term.startswith(stem)) for stem in stems
+        ):
+            found.add(term)
+    return found
 
 
 def _first_sentences_within(text: str, token_budget: int) -> str:

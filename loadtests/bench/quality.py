@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from retrieval.excerpts import ExcerptLimits, fit_excerpts
+from retrieval.excerpts import ExcerptLimits, estimated_tokens, fit_excerpts, sentences
 from serve_apps.contracts.knowledge import RetrievedChunk
 from serve_apps.contracts.specs import ComplianceRuleSpec, RubricSpec
 from serve_apps.contracts.turn import (
@@ -312,6 +312,52 @@ async def score_compliance(rows, tenant: Tenant, matcher, seller) -> dict[str, A
             misses.append({"id": row["id"], "labelled": sorted(labelled), "found": sorted(got)})
     kinds = {r.slug: r.kind for r in tenant.rules}
     return {**compliance_scores(items, kinds), "disagreements": misses}
+
+
+async def score_grounding(rows, tenant: Tenant, matcher, retrieve) -> dict[str, Any]:
+    """The coach's knowledge hint on fixed price and product questions, with the chunks whole
+    (``before``: as every turn was grounded before issue 20) and cut to the agents' token
+    budget (``after``): whether it cites the right document with a sentence holding one of
+    the expected facts, and how many sentences and tokens the agents were given."""
+    from serve_apps.orchestrator.agents.coach import knowledge_hint
+    from serve_apps.orchestrator.training_turn import AgentSettings
+
+    agents = AgentSettings()
+    scenario = next(slug for slug, spec in tenant.scenarios.items() if spec.get("knowledge_base"))
+    out: dict[str, Any] = {"questions": len(rows)}
+    hints: dict[str, list[str | None]] = {}
+    for side, budget in (("before", None), ("after", agents.knowledge_token_budget)):
+        correct, embedded, tokens, misses = 0, [], [], []
+        hints[side] = []
+        for row in rows:
+            chunks = retrieve(row["knowledge_base"], row["question"], budget)
+            embedded.append(sum(len(sentences(" ".join(c.text.split()))) for c in chunks))
+            tokens.append(sum(estimated_tokens(c.text) for c in chunks))
+            request = TurnRequest(
+                session_id="grounding",
+                tenant_id="bench",
+                reply_to_seq=1,
+                persona=tenant.committee(scenario)[0],
+                scenario=tenant.scenario_card(scenario),
+                trainee_text=row["question"],
+            )
+            hint = await knowledge_hint(matcher, request, chunks, agents.knowledge_hint_threshold)
+            hints[side].append(hint.text if hint else None)
+            cited = hint.citations[0].title if hint and hint.citations else None
+            if hint and cited == row["title"] and any(f in hint.text for f in row["facts"]):
+                correct += 1
+            else:
+                misses.append({"id": row["id"], "hint": hint.text if hint else None})
+        out[side] = {
+            "hints_right": correct,
+            "hint_rate": round(correct / len(rows), 3) if rows else None,
+            "sentences_embedded": distribution(embedded),
+            "tokens_given": distribution(tokens),
+            "misses": misses,
+        }
+    same = sum(a == b for a, b in zip(hints["before"], hints["after"], strict=True))
+    out["same_hint_before_and_after"] = round(same / len(rows), 3) if rows else None
+    return out
 
 
 async def score_evaluator(rows, tenant: Tenant, matcher) -> dict[str, Any]:
@@ -683,6 +729,11 @@ def run_quality_bench(
                 read_jsonl(evalsets / "trainee_turns.jsonl"), tenant, matcher, claims_grounding
             )
             results["compliance"]["seller_knowledge"] = claims_grounding.summary()
+            if (evalsets / "grounding_questions.jsonl").exists():
+                progress("the coach's knowledge hint on grounding_questions.jsonl")
+                results["grounding"] = await score_grounding(
+                    read_jsonl(evalsets / "grounding_questions.jsonl"), tenant, matcher, retrieve
+                )
             progress("evaluator on transcripts.jsonl")
             results["evaluator"] = await score_evaluator(
                 read_jsonl(evalsets / "transcripts.jsonl"), tenant, matcher
