@@ -36,7 +36,8 @@ DEFAULT_KNOWLEDGE_TERMS = (
     "product", "platform", "version", "guarantee", "warranty", "refund",
 )  # fmt: skip
 
-_FIGURE = re.compile(r"\d|[$€£¥%]")
+# A figure, or a question after one ("how much", "per user").
+_FIGURE = re.compile(r"\d|[$€£¥%]|\bhow much\b|\bper (?:user|seat|month|year)\b", re.IGNORECASE)
 
 
 @lru_cache(maxsize=8)
@@ -46,7 +47,7 @@ def _stems(terms: tuple[str, ...]) -> frozenset[str]:
 
 def needs_knowledge(text: str, terms: tuple[str, ...] = DEFAULT_KNOWLEDGE_TERMS) -> bool:
     """Whether the trainee's turn says or asks something the seller's knowledge base answers:
-    a figure, or a word whose stem is one of ``terms``'."""
+    a figure or a question after one, or a word whose stem is one of ``terms``."""
     return bool(_FIGURE.search(text)) or not _stems(terms).isdisjoint(analyze(text))
 
 

@@ -227,12 +227,36 @@ async def test_the_metrics_endpoint_counts_what_the_conversation_did(
     def delta(name: str, **labels: str) -> float:
         return _total(after, name, **labels) - _total(before, name, **labels)
 
-    assert delta("ray_salesboost_retrieval_seconds_count", stage="total") >= 2
     # Serve's and vLLM's own metrics come from the same endpoint.
     names = {name for name, _ in after}
     assert any(n.startswith("ray_serve_") for n in names)
     assert any(n.startswith("ray_vllm") for n in names), sorted(n for n in names if "llm" in n)
     assert _total(after, "ray_salesboost_dependency_up", dependency="database") >= 1
+
+
+async def test_seller_knowledge_is_counted_by_whether_the_turn_needed_it(stack, metrics_url):
+    name = "ray_salesboost_seller_retrievals_total"
+    before = _settled(metrics_url, name)
+    searched = _total(before, "ray_salesboost_retrieval_seconds_count", stage="total")
+    session_id = await new_session(stack.base_url, mode="practice")
+    async with connect(stack.base_url, session_id) as ws:
+        await send_turn(ws, "Thanks for making the time today, Priya.")
+        await send_turn(ws, "What does the migration package cost?")
+
+    def counted(samples: dict, outcome: str) -> float:
+        return _total(samples, name, outcome=outcome) - _total(before, name, outcome=outcome)
+
+    _wait_for(
+        lambda: (
+            (samples := _scrape(metrics_url))
+            and counted(samples, "not_needed") >= 1
+            and counted(samples, "retrieved") >= 1
+        )
+    )
+    after = _scrape(metrics_url)
+    assert counted(after, "failed") == 0
+    # The knowledge service timed the one search the priced turn asked for.
+    assert _total(after, "ray_salesboost_retrieval_seconds_count", stage="total") > searched
 
 
 async def test_a_forced_agent_failure_is_counted_once(stack, metrics_url):

@@ -22,6 +22,7 @@ CHUNK = RetrievedChunk(chunk_id="c", document_id="d", title="FAQ", score=1.0, te
         "Does it integrate with Outlook?",
         "How long does the data migration take?",
         "Is there a sandbox we can try?",
+        "How much is it per user?",
     ],
 )
 def test_price_and_product_turns_need_knowledge(line: str):
