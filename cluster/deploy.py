@@ -8,7 +8,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from cluster.serve_config import load_serve_config
+from cluster.serve_config import load_serve_config, with_model_applications
 
 
 def local_serve_config(
@@ -23,7 +23,7 @@ def local_serve_config(
     of several local nodes would all bind the same port), at the stack's host and port, the
     stack's environment under each application's own ``env_vars`` (which win), and the
     stack's cluster-wide options (``tracing_config``, ``logging_config``) over the file's."""
-    config = copy.deepcopy(load_serve_config(path))
+    config = with_model_applications(copy.deepcopy(load_serve_config(path)))
     config.update(cluster_options or {})
     config["proxy_location"] = "HeadOnly"
     config["http_options"] = {**(config.get("http_options") or {}), "host": host, "port": port}

@@ -43,6 +43,7 @@ from cluster.serve_config import (
     check_accelerators,
     load_serve_config,
     raise_first,
+    with_model_applications,
 )
 from serve_apps.telemetry.logs import LOG_FORMAT_ENV, LOG_LEVEL_ENV
 from serve_apps.telemetry.tracing import EXPORTER_ENV, TracingConfig
@@ -363,7 +364,7 @@ def render(profile: str, *, serve_config_path: Path | None = None) -> dict[str, 
         check_accelerators(path, serve_config, profile)
     except ServeConfigError as exc:
         raise RenderError(str(exc)) from exc
-    embedded = cluster_serve_config(values, serve_config)
+    embedded = cluster_serve_config(values, with_model_applications(serve_config))
     source = f"{_relative(path)} and {_relative(values_path)}"
     header = (
         f"# Rendered by `salesboost cluster render --profile {profile}` from {source}.\n"

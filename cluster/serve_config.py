@@ -3,6 +3,7 @@ SalesBoost application's own arguments, with errors that name the file and the f
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +128,45 @@ def check_accelerators(path: Path, config: dict[str, Any], accelerator: str) -> 
                         f"applications[{index}].deployments[{d_index}].ray_actor_options.num_gpus",
                         f"{deployment.get('name')} asks for {gpus} GPU in a CPU profile",
                     )
+
+
+def with_model_applications(config: dict[str, Any]) -> dict[str, Any]:
+    """The config with an application for each model version its SalesBoost applications
+    name (``npc_llm_config``, ``judge_llm_config``), once each, beside them: each version is
+    an application of its own so that a swap adds or retires one without touching the rest.
+    A version runs with the runtime env of the application that names it."""
+    from serve_apps.app import SalesBoostAppArgs
+    from serve_apps.model_lifecycle.serve_control import MODEL_APP_IMPORT_PATH
+
+    config = dict(config)
+    applications = list(config["applications"])
+    present = {app["name"] for app in applications}
+    for app in config["applications"]:
+        if app.get("import_path") != SALESBOOST_IMPORT_PATH:
+            continue
+        args = SalesBoostAppArgs.model_validate(app.get("args") or {})
+        for name in (args.npc_llm_config, args.judge_llm_config):
+            if name is None:
+                continue
+            settings = _llm_settings(name)
+            if settings.app_name in present:
+                continue
+            present.add(settings.app_name)
+            entry: dict[str, Any] = {
+                "name": settings.app_name,
+                "route_prefix": None,
+                "import_path": MODEL_APP_IMPORT_PATH,
+                "args": {"config": name},
+            }
+            if app.get("runtime_env"):
+                entry["runtime_env"] = copy.deepcopy(app["runtime_env"])
+            applications.append(entry)
+    config["applications"] = applications
+    return config
+
+
+def _llm_settings(name: str) -> Any:
+    from models.llm import LLMDeploymentSettings
+    from serve_apps.app import resolve_model_config
+
+    return LLMDeploymentSettings.from_file(resolve_model_config(name))

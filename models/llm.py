@@ -6,6 +6,8 @@ the model, the engine arguments and the autoscaling are configuration, not code.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -21,6 +23,8 @@ if TYPE_CHECKING:
     from ray.serve.llm import LLMConfig
 
 BUNDLED_PREFIX = "bundled:"
+GRACEFUL_SHUTDOWN_S = 90
+CONSTRUCTOR_RETRIES = 3
 # Where an LLMConfig carries the CPU dtype setting to the replica that starts the engine.
 CPU_DTYPE_SETTING_KEY = "salesboost_cpu_dtype"
 
@@ -105,6 +109,27 @@ class LLMDeploymentSettings(BaseModel):
                 )
         return self
 
+    def config_hash(self) -> str:
+        """The config's identity: a change of model, engine, sampling or serving options is
+        another version of the model."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:10]
+
+    @property
+    def version(self) -> str:
+        """What a stored reply and a score record: the model served and its config."""
+        return f"{self.model_id}@{self.config_hash()}"
+
+    @property
+    def app_name(self) -> str:
+        """The Serve application that serves this version, beside the product's own."""
+        return f"llm-{self.config_hash()}"
+
+    @property
+    def deployment_name(self) -> str:
+        """The LLM deployment in that application (``ray.serve.llm``'s name, our prefix)."""
+        return f"llm-{self.model_id}:" + self.model_id.replace("/", "--").replace(".", "_")
+
     @classmethod
     def from_file(cls, path: str | Path) -> LLMDeploymentSettings:
         with open(path) as fh:
@@ -160,6 +185,13 @@ class LLMDeploymentSettings(BaseModel):
             runtime_env={"env_vars": self.engine_env()},
             deployment_config={
                 "max_ongoing_requests": self.max_ongoing_requests,
+                # A version that is swapped out stops taking requests and finishes the
+                # replies it has (a reply with its retries lasts well under a minute on CPU).
+                "graceful_shutdown_timeout_s": GRACEFUL_SHUTDOWN_S,
+                # A version that cannot start (a missing model, too little memory) fails its
+                # deployment after a few tries, not Serve's default 20: a swap to it stops in
+                # minutes and the old version keeps answering.
+                "max_constructor_retry_count": CONSTRUCTOR_RETRIES,
                 "autoscaling_config": {
                     "min_replicas": self.autoscaling.min_replicas,
                     "max_replicas": self.autoscaling.max_replicas,

@@ -1,11 +1,12 @@
 """The SalesBoost Serve application builder.
 
-    Gateway ─┬─► TrainingOrchestrator ─┬─► NPC LLM (ray.serve.llm on vLLM)
-             │                         ├─► judge LLM (the NPC's own deployment when the
-             │                         │   judge config names the same model)
+    Gateway ─┬─► TrainingOrchestrator ─┬─► NPC LLM ┐ each model version: an application of its
+             │                         ├─► judge LLM ┘ own (build_model_app, ray.serve.llm on
+             │                         │   vLLM), reached by the route a turn names
              │                         ├─► Embedder (the semantic checks' sentences)
              │                         └─► KnowledgeService (the seller's chunks for the
              │                             coach and the claims check, beside the reply)
+             ├─► ModelLifecycle (which version answers each role; the swap)
              └─► KnowledgeService (the persona's papers, uploads, search testing,
                    │               versions)
                    ├─► Embedder
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from serve_apps.contracts.models import ModelRole, ModelRoute
 from serve_apps.deployment_options import DeploymentOptions, deployment_options
 from serve_apps.gateway.config import GatewayConfig
 from serve_apps.knowledge.config import EmbedderConfig, KnowledgeConfig, RerankerConfig
@@ -184,6 +186,22 @@ class SalesBoostAppArgs(BaseModel):
                 raise ValueError(f"{kind}_config names a {settings.kind} config")
         return embedder, reranker
 
+    def model_routes(self) -> dict[ModelRole, ModelRoute]:
+        """Where the configured versions of the persona and the judge are served (the judge
+        shares the persona's application when its config is the same)."""
+        from serve_apps.model_lifecycle.deployment import route_of
+
+        npc, judge = self.llm_settings()
+        routes: dict[ModelRole, ModelRoute] = {"npc": route_of("npc", npc)}
+        if judge is not None:
+            if judge.model_id == npc.model_id and judge != npc:
+                raise ValueError(
+                    f"the judge config names the NPC's model_id {npc.model_id!r} with other "
+                    "settings: give it its own model_id, or use the NPC's config"
+                )
+            routes["judge"] = route_of("judge", judge)
+        return routes
+
     def llm_settings(self) -> tuple[LLMDeploymentSettings, LLMDeploymentSettings | None]:
         """The NPC's and the judge's model configs, read from their files."""
         from models.llm import LLMDeploymentSettings
@@ -205,30 +223,19 @@ def _deployment(decorated: object) -> Deployment:
 def build_app(args: Mapping[str, Any] | None = None) -> Application:
     """The application: ``args`` validated once, here, and each deployment bound with its
     typed config and given the Serve options that config names."""
-    from models.llm import build_llm_app
     from serve_apps.gateway.deployment import Gateway
     from serve_apps.knowledge.deployment import KnowledgeService
     from serve_apps.knowledge.embedder import EmbedderDeployment
     from serve_apps.knowledge.reranker import RerankerDeployment
+    from serve_apps.model_lifecycle.deployment import ModelLifecycle
     from serve_apps.orchestrator.deployment import TrainingOrchestrator
     from serve_apps.settings import Settings
 
     settings = Settings()  # the environment this build runs in
     parsed = SalesBoostAppArgs.over_settings(args or {}, settings)
-    npc, judge = parsed.llm_settings()
-    npc_llm = build_llm_app(npc, settings.models_dir)
-    judge_llm, judge_model_id = None, None
-    if judge is not None:
-        judge_model_id = judge.model_id
-        if judge.model_id == npc.model_id:
-            if judge != npc:
-                raise ValueError(
-                    f"the judge config names the NPC's model_id {npc.model_id!r} with other "
-                    "settings: give it its own model_id, or use the NPC's config"
-                )
-            judge_llm = npc_llm  # one engine serves both (the CPU default)
-        else:
-            judge_llm = build_llm_app(judge, settings.models_dir)
+    # Each model version is an application of its own (build_model_app), so that a swap
+    # never restarts this one; the deployments here are given the versions' routes.
+    routes = parsed.model_routes()
     embedder_settings, reranker_settings = parsed.encoder_settings()
     embedder_config = EmbedderConfig(
         encoder=embedder_settings, deployment_options=parsed.embedder_options
@@ -263,19 +270,55 @@ def build_app(args: Mapping[str, Any] | None = None) -> Application:
         .options(**deployment_options(parsed.orchestrator))
         .bind(
             config=parsed.orchestrator,
-            npc_llm=npc_llm,
-            npc_model_id=npc.model_id,
-            judge_llm=judge_llm,
-            judge_model_id=judge_model_id,
+            npc_model=routes["npc"],
+            judge_model=routes.get("judge"),
             embedder=embedder,  # the semantic checks use the knowledge service's embedder
             knowledge=knowledge,  # the seller's chunks for the coach and the claims check
         )
     )
+    lifecycle = _deployment(ModelLifecycle).bind(configured=routes)
     # The gateway tries semantic compliance rules on a sentence with the same embedder.
     return (
         _deployment(Gateway)
         .options(**deployment_options(parsed.gateway))
         .bind(
-            config=parsed.gateway, orchestrator=orchestrator, knowledge=knowledge, embedder=embedder
+            config=parsed.gateway,
+            orchestrator=orchestrator,
+            knowledge=knowledge,
+            embedder=embedder,
+            models=lifecycle,
+            model_routes=routes,
         )
     )
+
+
+class ModelAppArgs(BaseModel):
+    """A model version's application: its config, by name or path, or inline (a swap)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    config: str | None = Field(None, description="A YAML path or a name under models/configs.")
+    settings: dict[str, Any] | None = Field(None, description="The config itself.")
+
+    @model_validator(mode="after")
+    def _one(self) -> ModelAppArgs:
+        if (self.config is None) == (self.settings is None):
+            raise ValueError("give the model's config or its settings, one of them")
+        return self
+
+    def llm_settings(self) -> LLMDeploymentSettings:
+        from models.llm import LLMDeploymentSettings
+
+        if self.settings is not None:
+            return LLMDeploymentSettings.model_validate(self.settings)
+        assert self.config is not None
+        return LLMDeploymentSettings.from_file(resolve_model_config(self.config))
+
+
+def build_model_app(args: Mapping[str, Any] | None = None) -> Application:
+    """One model version's application: its LLM deployment alone, named by its config."""
+    from models.llm import build_llm_app
+    from serve_apps.settings import Settings
+
+    settings = ModelAppArgs.model_validate(args or {}).llm_settings()
+    return build_llm_app(settings, Settings().models_dir)

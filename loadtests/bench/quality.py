@@ -404,6 +404,7 @@ class DirectChatEngine:
         self._engine = engine
         self._tokenizer = tokenizer
         self.model_id = model_id
+        self.version = model_id
         self._seed = seed
         self.first_token_s: list[float] = []
 

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from serve_apps.cli import models as models_cli
 from serve_apps.cli.cluster import cluster_app
 from serve_apps.cli.kb import kb_app
 from serve_apps.cli.operator import operator_app
@@ -21,7 +22,9 @@ from serve_apps.telemetry.logs import configure_logging
 app = typer.Typer(
     help="SalesBoost: an AI sales-training simulator on Ray Serve.", no_args_is_help=True
 )
-models_app = typer.Typer(help="Prepare and inspect the model deployments.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="Prepare the bundled models; see and swap the versions that answer.", no_args_is_help=True
+)
 bench_app = typer.Typer(help="Benchmarks that write JSON results.", no_args_is_help=True)
 loadtest_app = typer.Typer(
     help="Load tests with locust (loadtests/README.md); `capacity` finds the SLO's limit."
@@ -146,6 +149,10 @@ def models_list() -> None:
         typer.echo(f"config   {path.stem:28} {path}")
 
 
+models_app.command("status")(models_cli.status_command)
+models_app.command("swap")(models_cli.swap_command)
+
+
 @app.command()
 def chat(
     url: Annotated[str, typer.Option(help="Gateway base URL.")] = "http://127.0.0.1:8000",
@@ -267,6 +274,34 @@ def bench_quality(
     if "persona" in result:
         summary["persona"] = {k: v for k, v in result["persona"].items() if k != "probe_replies"}
     typer.echo(json.dumps(summary, indent=2))
+
+
+@bench_app.command("swap")
+def bench_swap(
+    json_path: Annotated[Path, typer.Option("--json", help="Where to write the results.")],
+    conversations: Annotated[int, typer.Option(min=1, max=32, help="Running at once.")] = 4,
+    candidate: Annotated[
+        str, typer.Option(help="The candidate's model config (a YAML path or a name).")
+    ] = "npc_cpu_candidate",
+    warm_up_s: Annotated[float, typer.Option(min=0, help="Talking before the swap.")] = 20,
+    after_s: Annotated[float, typer.Option(min=0, help="Talking after it ends.")] = 30,
+    url: Annotated[str | None, typer.Option(help="A running gateway, not one started.")] = None,
+) -> None:
+    """K conversations through a swap of the persona's model: failed_turns and
+    duplicated_turns (goal 0), the longest pause in a turn, TTFT before/during/after."""
+    _need_the_load_extra("bench swap")
+    from loadtests.bench.swap import SwapBenchConfig, run_swap_bench, write
+
+    config = SwapBenchConfig(
+        candidate=candidate,
+        conversations=conversations,
+        warm_up_s=warm_up_s,
+        after_s=after_s,
+        url=url,
+    )
+    result = run_swap_bench(config, _settings(), progress=typer.echo)
+    write(result, json_path)
+    typer.echo(json.dumps({k: v for k, v in result.items() if k != "meta"}, indent=2))
 
 
 @bench_app.command("scaling")

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from serve_apps.contracts.knowledge import RetrievedChunk
+from serve_apps.contracts.models import ModelRoute
 from serve_apps.contracts.specs import ComplianceRuleSpec, RubricSpec, TraineeMemory
 
 
@@ -112,6 +113,12 @@ class TurnRequest(BaseModel):
         description="practice: every agent; assessment: no hints; conversation: the persona alone.",
     )
     compliance_rules: list[ComplianceRuleSpec] = Field(default_factory=list)
+    npc_model: ModelRoute | None = Field(
+        None, description="The persona's model version for this turn (None: the configured one)."
+    )
+    judge_model: ModelRoute | None = Field(
+        None, description="The judge's model version (None: the configured one)."
+    )
     memory: TraineeMemory | None = Field(
         None, description="What this trainee struggled with in earlier sessions (the coach)."
     )
@@ -192,3 +199,6 @@ class EvaluationRequest(BaseModel):
     personas: list[PersonaCard]
     transcript: list[TranscriptTurn]
     rubric: RubricSpec
+    judge_model: ModelRoute | None = Field(
+        None, description="The judge's model version (None: the configured one)."
+    )

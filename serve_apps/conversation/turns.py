@@ -19,6 +19,7 @@ from opentelemetry import trace
 from pydantic import BaseModel
 
 from serve_apps.contracts.knowledge import RetrievedChunk
+from serve_apps.contracts.models import ModelRoute
 from serve_apps.contracts.specs import ComplianceRuleSpec, TraineeMemory
 from serve_apps.contracts.turn import (
     HistoryTurn,
@@ -144,8 +145,11 @@ class TurnContent:
 ReplySource = Callable[[TurnRequest], AsyncIterator[NPCChunk | AgentEvent | ErrorEvent]]
 PaperReader = Callable[[str], Awaitable[PersonaPapers]]
 ContentSource = Callable[[], Awaitable[TurnContent]]
+# The versions that answer this session's turn now: the persona's and the judge's.
+ModelRoutes = tuple[ModelRoute | None, ModelRoute | None]
+ModelSource = Callable[[], Awaitable[ModelRoutes]]
 # The persona's papers for a turn, and the content as it is now (None: keep the last).
-TurnReading = tuple[PersonaPapers, TurnContent | None]
+TurnReading = tuple[PersonaPapers, TurnContent | None, ModelRoutes]
 Send = Callable[[str], Awaitable[None]]
 Publish = Callable[[str], Awaitable[None]]
 
@@ -180,6 +184,8 @@ class Conversation:
     # Reads the training content again for each turn, beside storing it (None: the content
     # given here stays for the conversation's life).
     content_source: ContentSource | None = None
+    # Which model versions answer, read for each turn (a swap moves the next turn).
+    model_source: ModelSource | None = None
     _client_gone: bool = field(default=False, init=False)
 
     def client_left(self) -> None:
@@ -242,14 +248,22 @@ class Conversation:
             with tracing.span("content.read"):
                 return await self.content_source()
 
-        read, now = await asyncio.gather(papers(), content(), return_exceptions=True)
+        async def models() -> ModelRoutes:
+            return await self.model_source() if self.model_source else (None, None)
+
+        read, now, routes = await asyncio.gather(
+            papers(), content(), models(), return_exceptions=True
+        )
         if isinstance(read, BaseException):
             log.warning("session %s: retrieval failed: %r", self.session_id, read)
         if isinstance(now, BaseException):
             log.warning("session %s: content not read again: %r", self.session_id, now)
+        if isinstance(routes, BaseException):  # the configured versions answer
+            log.warning("session %s: model routing not read: %r", self.session_id, routes)
         return (
             read if isinstance(read, PersonaPapers) else PersonaPapers(),
             now if isinstance(now, TurnContent) else None,
+            routes if isinstance(routes, tuple) else (None, None),
         )
 
     def _take(self, content: TurnContent) -> None:
@@ -340,7 +354,7 @@ class Conversation:
         reading: asyncio.Future[TurnReading],
         clock: TurnClock,
     ) -> str:
-        papers, content = await reading
+        papers, content, (npc_model, judge_model) = await reading
         if content is not None:
             self._take(content)
         request = TurnRequest(
@@ -358,6 +372,8 @@ class Conversation:
             committee=self.committee,
             mode=self.mode,
             compliance_rules=self.compliance_rules,
+            npc_model=npc_model,
+            judge_model=judge_model,
             memory=self.memory if not self.history else None,
         )
         clock.mark("model_called")

@@ -64,6 +64,12 @@ class GatewaySettings(BaseModel):
     grounding_timeout_s: float = Field(
         2.0, gt=0, le=30, description="Past this, the persona answers without its papers."
     )
+    model_admin_tenants: list[str] | None = Field(
+        None,
+        description="Companies (slugs) whose admins may swap the platform's model versions "
+        "(/v1/models, salesboost models); unset: the demo company in development, none in "
+        "production.",
+    )
     max_live_conversations: int = Field(
         32,
         ge=1,
@@ -114,6 +120,12 @@ class GatewaySettings(BaseModel):
                 f"max_message_chars={self.max_message_chars} in every script: at least {needed}"
             )
         return self
+
+    def model_admins(self) -> frozenset[str]:
+        """The companies whose admins may swap model versions."""
+        if self.model_admin_tenants is not None:
+            return frozenset(self.model_admin_tenants)
+        return frozenset({"demo"}) if self.mode == "development" else frozenset()
 
 
 # The connections and the secret come from the replica's environment (serve_apps/connections.py).

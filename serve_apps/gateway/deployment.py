@@ -10,6 +10,7 @@ from ray.serve.handle import DeploymentHandle
 from redis.asyncio import Redis
 
 from db.engine import create_engine, session_factory
+from serve_apps.contracts.models import ModelRole, ModelRoute
 from serve_apps.gateway.admission import Admission
 from serve_apps.gateway.api import create_api
 from serve_apps.gateway.auth import AccessTokens
@@ -18,6 +19,7 @@ from serve_apps.gateway.content_cache import ContentCache
 from serve_apps.gateway.identity import IdentityResolver
 from serve_apps.gateway.rate_limits import RateLimiter
 from serve_apps.gateway.state import GatewayState
+from serve_apps.model_lifecycle.routing import RoutingStore
 from serve_apps.orchestrator.semantic import SemanticMatcher, ServeSentenceEmbedder
 from serve_apps.telemetry.logs import configure_logging
 from serve_apps.telemetry.metrics import product_metrics
@@ -38,8 +40,12 @@ class Gateway:
         orchestrator: DeploymentHandle,
         knowledge: DeploymentHandle,
         embedder: DeploymentHandle | None = None,
+        models: DeploymentHandle | None = None,
+        model_routes: dict[ModelRole, ModelRoute] | None = None,
     ) -> None:
         configure_logging("gateway")
+        if models is None or not model_routes:
+            raise ValueError("the gateway needs the model lifecycle and the configured versions")
         settings = config.with_connections()
         if not settings.database_url or not settings.redis_url:
             raise ValueError("DATABASE_URL and REDIS_URL must reach the gateway replica")
@@ -87,6 +93,8 @@ class Gateway:
             content=ContentCache.over(redis, sessions),
             orchestrator=orchestrator,
             knowledge=knowledge,
+            model_routing=RoutingStore(redis, model_routes),
+            model_lifecycle=models,
             matcher=(
                 SemanticMatcher(ServeSentenceEmbedder(embedder)) if embedder is not None else None
             ),

@@ -14,6 +14,7 @@ from serve_apps.gateway.config import GatewaySettings
 from serve_apps.gateway.content_cache import ContentCache
 from serve_apps.gateway.identity import IdentityResolver
 from serve_apps.gateway.rate_limits import RateLimiter
+from serve_apps.model_lifecycle.routing import RoutingStore
 from serve_apps.orchestrator.semantic import SemanticMatcher
 
 
@@ -33,6 +34,9 @@ class GatewayState:
     content: ContentCache
     orchestrator: DeploymentHandle
     knowledge: DeploymentHandle
+    # Which model version answers each role (Redis, moved by a swap), and the swaps.
+    model_routing: RoutingStore
+    model_lifecycle: DeploymentHandle
     # The Embedder deployment, for trying a semantic compliance rule on a sentence (None: none
     # was bound).
     matcher: SemanticMatcher | None

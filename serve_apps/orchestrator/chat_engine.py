@@ -21,6 +21,7 @@ class ChatDelta:
 
 class ChatEngine(Protocol):
     model_id: str
+    version: str  # model_id@config hash: what a stored reply records
 
     def stream_chat(
         self,
@@ -72,7 +73,7 @@ def parse_sse_chunk(chunk: str) -> ChatDelta | None:
 class ServeLLMChatEngine:
     """Streams chat completions from a ``ray.serve.llm`` LLMServer deployment handle."""
 
-    def __init__(self, handle: Any, model_id: str) -> None:
+    def __init__(self, handle: Any, model_id: str, version: str | None = None) -> None:
         # Imported here, as the replica starts, not on the first reply: importing
         # ray.serve.llm takes seconds (7.5 s on a busy 2-core machine), and a trace of the
         # first turn after a start showed it all before the engine was asked.
@@ -81,6 +82,7 @@ class ServeLLMChatEngine:
         self._handle = handle.options(stream=True)  # the reply streams
         self._calls = handle  # one answer each: tokens, health, engine info
         self.model_id = model_id
+        self.version = version or model_id
 
     async def stream_chat(
         self,

@@ -9,13 +9,14 @@ from typing import Any
 from opentelemetry import trace
 from ray import serve
 
+from serve_apps.contracts.models import ModelRoute
 from serve_apps.contracts.turn import EvaluationReport, EvaluationRequest, TurnRequest
 from serve_apps.contracts.wire import ComplianceFinding, ErrorEvent, Review
 from serve_apps.orchestrator.agents.evaluator import Evaluator
 from serve_apps.orchestrator.agents.judge import Judge
 from serve_apps.orchestrator.agents.npc import NPCConversation
-from serve_apps.orchestrator.chat_engine import ServeLLMChatEngine
 from serve_apps.orchestrator.config import OrchestratorConfig
+from serve_apps.orchestrator.model_router import ModelRouter, RoutedChatEngine, routed
 from serve_apps.orchestrator.seller_knowledge import SellerKnowledge
 from serve_apps.orchestrator.semantic import SemanticMatcher, ServeSentenceEmbedder
 from serve_apps.orchestrator.training_turn import (
@@ -38,20 +39,18 @@ class TrainingOrchestrator:
     def __init__(
         self,
         config: OrchestratorConfig,
-        npc_llm: Any,
-        npc_model_id: str,
-        judge_llm: Any | None = None,
-        judge_model_id: str | None = None,
+        npc_model: ModelRoute,
+        judge_model: ModelRoute | None = None,
         embedder: Any | None = None,
         knowledge: Any | None = None,
     ) -> None:
         configure_logging("orchestrator")
-        self._npc_engine = ServeLLMChatEngine(npc_llm, npc_model_id)
-        self._judge_engine = (
-            ServeLLMChatEngine(judge_llm, judge_model_id or npc_model_id)
-            if judge_llm is not None
-            else None
-        )
+        # Each model version is an application of its own; a request names the version it
+        # is answered by, and the configured ones answer the rest (model_router.py).
+        router = ModelRouter()
+        self._router = router
+        self._npc_engine = RoutedChatEngine(router, npc_model)
+        self._judge_engine = RoutedChatEngine(router, judge_model) if judge_model else None
         settings = config.agents
         judge = (
             Judge(self._judge_engine, timeout_s=settings.judge_timeout_s)
@@ -84,10 +83,13 @@ class TrainingOrchestrator:
             {tracing.SESSION_ID: request.session_id, tracing.TURN_SEQ: request.reply_to_seq},
         )
         metrics = product_metrics()
-        with log_context(
-            session_id=request.session_id,
-            tenant_id=request.tenant_id,
-            turn_seq=request.reply_to_seq,
+        with (
+            log_context(
+                session_id=request.session_id,
+                tenant_id=request.tenant_id,
+                turn_seq=request.reply_to_seq,
+            ),
+            routed(request.npc_model, request.judge_model),
         ):
             async for event in self._turn.run(request):
                 _count(event, metrics)
@@ -96,20 +98,21 @@ class TrainingOrchestrator:
     async def evaluate(
         self, request: EvaluationRequest
     ) -> tuple[EvaluationReport, list[ErrorEvent]]:
-        report, failures = await self._evaluator.evaluate(request)
+        with routed(None, request.judge_model):
+            report, failures = await self._evaluator.evaluate(request)
         return report, [agent_error(f, None) for f in failures]
 
-    async def check_health(self) -> None:
-        await self._npc_engine.check_health()
-        if self._judge_engine is not None:
-            await self._judge_engine.check_health()
+    async def check_models(self, routes: list[ModelRoute]) -> None:
+        """Each of these versions answers (the gateway's readiness asks for the versions its
+        sessions are given). The orchestrator's own health does not depend on a model: a
+        version that goes away must not take the turns of the others with it."""
+        for route in routes:
+            await self._router.engine(route).check_health()
 
-    async def engine_info(self) -> list[dict[str, Any]]:
-        """Each model engine's dtype and the reason for it (the judge's when it has its own)."""
-        engines = [self._npc_engine]
-        if self._judge_engine is not None and self._judge_engine.model_id != engines[0].model_id:
-            engines.append(self._judge_engine)
-        return [await engine.engine_info() for engine in engines]
+    async def engine_info(self, routes: list[ModelRoute]) -> list[dict[str, Any]]:
+        """Each version's engine dtype and the reason for it, once per application."""
+        seen: dict[str, ModelRoute] = {route.app_name: route for route in routes}
+        return [await self._router.engine(route).engine_info() for route in seen.values()]
 
 
 def _count(event: TurnEvent, metrics: ProductMetrics) -> None:

@@ -24,6 +24,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from db import repositories as repo
 from db.engine import tenant_transaction
 from db.transcript import history_turn
+from serve_apps.contracts.models import ModelRoute
 from serve_apps.contracts.turn import (
     NPCChunk,
     PersonaPapers,
@@ -294,6 +295,12 @@ async def _push_published(pubsub: Any, conversation: Conversation) -> None:
         log.warning("ws %s: published replies stop: %r", conversation.session_id, exc)
 
 
+async def _model_routes(state: GatewayState) -> tuple[ModelRoute | None, ModelRoute | None]:
+    """The versions that answer a turn now: a swap moves the next turn of every conversation."""
+    routing = await state.model_routing.read()
+    return routing.route("npc"), routing.route("judge")
+
+
 async def _open_conversation(
     state: GatewayState, websocket: WebSocket, who: Identity, session_id: uuid.UUID
 ) -> Conversation:
@@ -357,6 +364,7 @@ async def _open_conversation(
         memory=memory,
         store=store,
         content_source=content_now,
+        model_source=lambda: _model_routes(state),
         locks=RedisGenerationLocks(state.redis, ttl_s=settings.generation_lock_ttl_s),
         publish=publish,
         reply_source=reply_source,

@@ -28,10 +28,13 @@ async def ready(state: StateDep) -> JSONResponse:
         async with state.sessions() as session:
             await session.execute(text("SELECT 1"))
 
+    # The versions that answer now (a swap moves them): each must answer a health check.
+    routing = await state.model_routing.read()
+    routes = [entry.active for entry in routing.roles.values()]
     checks: dict[str, Awaitable[object]] = {
         "database": database(),
         "redis": state.redis.ping(),
-        "model": state.orchestrator.check_health.remote(),
+        "model": state.orchestrator.check_models.remote(routes),
         "knowledge": state.knowledge.check_health.remote(),
     }
     results: dict[str, str] = {}
@@ -48,6 +51,6 @@ async def ready(state: StateDep) -> JSONResponse:
     engines: list[dict[str, str]] = []
     if results["model"] == "ok":
         with contextlib.suppress(Exception):  # what the engines run in is not readiness
-            engines = await asyncio.wait_for(state.orchestrator.engine_info.remote(), 5)
+            engines = await asyncio.wait_for(state.orchestrator.engine_info.remote(routes), 5)
     body = HealthOut(status="ready" if ok else "not_ready", checks=results, engines=engines)
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)

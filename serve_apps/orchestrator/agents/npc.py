@@ -68,7 +68,7 @@ class NPCConversation:
             attempt=attempt,
             final_text=final,
             output_tokens=output_tokens,
-            model=self.engine.model_id,
+            model=self.engine.version,
             citations=[chunk.citation() for chunk in request.persona_papers.chunks()],
             finish_reason=finish_reason,
             trimmed=trimmed,

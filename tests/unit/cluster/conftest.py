@@ -56,24 +56,34 @@ def strict(schema: Any) -> Any:
 
 @functools.cache
 def built_deployments(serve_config_file: str) -> dict[str, Any]:
-    """Deployment name → Ray Serve ``Deployment`` as the builder makes it for the first
-    application of ``serve_config_file``, before the file's ``deployments:`` overrides."""
+    """Deployment name → Ray Serve ``Deployment`` as the builders make them for every
+    application of ``serve_config_file`` (the product's and its model versions', as
+    ``salesboost up`` and the renderer add them), before the file's ``deployments:``
+    overrides."""
     import ray
     from ray.serve._private.build_app import build_app as ray_build_app
 
-    from serve_apps.app import build_app
+    from cluster.serve_config import with_model_applications
+    from serve_apps.app import build_app, build_model_app
 
-    config = yaml.safe_load((REPO / serve_config_file).read_text())
-    spec = config["applications"][0]
+    builders = {
+        "serve_apps.app:build_app": build_app,
+        "serve_apps.app:build_model_app": build_model_app,
+    }
+    config = with_model_applications(yaml.safe_load((REPO / serve_config_file).read_text()))
     # The test session's stack may already have Ray up in this process; building must not
     # start one where there was none.
     ray_was_up = ray.is_initialized()
+    deployments: dict[str, Any] = {}
     with mock.patch.object(ray, "get_runtime_context", return_value=_NoRayContext()):
-        built = ray_build_app(
-            build_app(spec.get("args") or {}), name=spec["name"], default_runtime_env={}
-        )
+        for spec in config["applications"]:
+            builder = builders[spec["import_path"]]
+            built = ray_build_app(
+                builder(spec.get("args") or {}), name=spec["name"], default_runtime_env={}
+            )
+            deployments.update({d.name: d for d in built.deployments})
     assert ray.is_initialized() == ray_was_up
-    return {d.name: d for d in built.deployments}
+    return deployments
 
 
 @pytest.fixture

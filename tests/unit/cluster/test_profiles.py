@@ -119,6 +119,8 @@ def test_gpu_profile_arithmetic():
 
 def test_every_deployment_autoscales_on_the_gpu_profile():
     for name, (_, most, autoscaled) in replica_demands("gpu").items():
+        if name == "ModelLifecycle":  # one replica holds the swaps; it asks for no CPU
+            continue
         assert autoscaled, f"{name} has a fixed replica count on the GPU profile"
         assert most >= 2, name
 

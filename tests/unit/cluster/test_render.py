@@ -61,12 +61,21 @@ def test_serve_config_v2_is_a_valid_serve_deploy_config(rendered):
 
 
 def test_serve_config_v2_is_the_profiles_serve_config(rendered):
-    """One source of truth: the applications are the file's, unchanged."""
+    """One source of truth: the applications are the file's, unchanged, and after them an
+    application for each model version they name (each version is one of its own)."""
+    from cluster.serve_config import with_model_applications
+
     profile, files = rendered
     values = yaml.safe_load((REPO / "cluster" / "values" / f"{profile}.yaml").read_text())
     source = yaml.safe_load((REPO / values["serve_config"]).read_text())
     embedded = yaml.safe_load(_rayservice(files)["spec"]["serveConfigV2"])
-    assert embedded["applications"] == source["applications"]
+    assert embedded["applications"][: len(source["applications"])] == source["applications"]
+    assert embedded["applications"] == with_model_applications(source)["applications"]
+    versions = embedded["applications"][len(source["applications"]) :]
+    assert versions and all(
+        v["import_path"] == "serve_apps.app:build_model_app" and v["route_prefix"] is None
+        for v in versions
+    )
 
 
 def test_every_import_path_imports(rendered):

@@ -77,6 +77,7 @@ class ScriptedJudgeEngine:
     """Stands in for the judge deployment: answers from a script, or fails as told."""
 
     model_id = "scripted-judge"
+    version = "scripted-judge@test"
 
     def __init__(self, answers=None, *, delay_s=0.0, fail=None) -> None:
         self.answers = answers or {}
@@ -104,6 +105,7 @@ class ScriptedPersonaEngine:
     """Stands in for the NPC deployment: one scripted reply per attempt."""
 
     model_id = "scripted-npc"
+    version = "scripted-npc@test"
 
     def __init__(self, replies) -> None:
         self.replies = list(replies)

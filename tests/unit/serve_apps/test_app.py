@@ -143,3 +143,18 @@ def test_urls_and_secrets_are_read_in_the_replica_never_bound(monkeypatch):
 def test_a_bad_argument_fails_the_build_with_a_clear_message(args, message):
     with pytest.raises(ValidationError, match=message):
         build_app(args)
+
+
+def test_no_model_is_built_into_the_product_application():
+    """Each model version is an application of its own (build_model_app): the product's
+    deployments are given the versions' routes, so a swap never restarts them."""
+    from serve_apps.app import SalesBoostAppArgs
+
+    deployments = built({})
+    assert not [name for name in deployments if name.startswith("llm-")]
+    routes = SalesBoostAppArgs().model_routes()
+    orchestrator = deployments["TrainingOrchestrator"]._replica_config.init_kwargs
+    assert orchestrator["npc_model"] == routes["npc"]
+    assert orchestrator["judge_model"] == routes["judge"]
+    assert deployments["Gateway"]._replica_config.init_kwargs["model_routes"] == routes
+    assert "ModelLifecycle" in deployments

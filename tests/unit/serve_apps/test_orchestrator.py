@@ -34,6 +34,7 @@ class ScriptedChatEngine:
     """Stands in for the LLM deployment; records the messages it was asked to continue."""
 
     model_id = "scripted"
+    version = "scripted@test"
 
     def __init__(self) -> None:
         self.messages = None
@@ -99,7 +100,7 @@ async def test_npc_agent_streams_text_then_a_done_chunk_with_usage():
     request = npc_request("Hello")
     chunks = [c async for c in NPCConversation(engine).stream_reply(request)]
     assert [c.text for c in chunks if not c.done] == ["Not ", "now."]
-    assert chunks[-1].done and chunks[-1].output_tokens == 2 and chunks[-1].model == "scripted"
+    assert chunks[-1].done and chunks[-1].output_tokens == 2 and chunks[-1].model == "scripted@test"
     assert chunks[-1].final_text == "Not now."
     # The persona continues its own line, begun with its name, after the salesperson's.
     assert engine.messages[-2] == {"role": "user", "content": "Salesperson: Hello"}
