@@ -8,6 +8,8 @@ Every event each conversation receives is timed. Written:
 - ``failed_turns``: turns that ended in an ``error`` event or never got their ``reply_done``
   (goal 0);
 - ``duplicated_turns``: turns answered more than once (goal 0);
+- ``retried_turns``: turns told ``unavailable`` and answered when sent again with their
+  ``client_turn_id`` (the documented retry);
 - ``longest_pause_ms``: the longest wait between two events of one turn (the send and the
   first token, two tokens, the last token and ``reply_done``), overall and for the turns
   that overlapped the swap;
@@ -34,6 +36,7 @@ from serve_apps.contracts.wire import ws_url
 ADMIN = {"X-Dev-Tenant": "demo", "X-Dev-User": "admin@demo.salesboost.local"}
 TRAINEE = {"X-Dev-Tenant": "demo", "X-Dev-User": "trainee@demo.salesboost.local"}
 QUERY = "?dev_tenant=demo&dev_user=trainee@demo.salesboost.local"
+MAX_RESENDS = 5
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,8 @@ class TurnRecord:
     times: list[float] = field(default_factory=list)  # every event's arrival
     first_token: float | None = None
     done: int = 0  # reply_done events
-    error: str | None = None
+    error: str | None = None  # how it ended, when not with its reply
+    retries: int = 0  # sent again after `unavailable`
 
     @property
     def end(self) -> float:
@@ -82,6 +86,8 @@ def summarize_swap(turns: list[TurnRecord], swap_start: float, swap_end: float) 
         "turns": len(turns),
         "failed_turns": sum(1 for t in turns if t.error is not None or t.done == 0),
         "duplicated_turns": sum(1 for t in turns if t.done > 1),
+        # Told `unavailable` (a store starved for a moment) and answered when sent again.
+        "retried_turns": sum(1 for t in turns if t.retries and t.done),
         "errors": sorted({t.error for t in turns if t.error}),
         "longest_pause_ms": {
             "overall": round(max(pauses, default=0.0), 1),
@@ -112,34 +118,44 @@ async def _conversation(base_url: str, index: int, config: SwapBenchConfig, stop
         number = 1
         while not stop.is_set():
             record = TurnRecord(sent=time.monotonic())
-            await ws.send(
-                json.dumps(
-                    {
-                        "type": "turn",
-                        "client_turn_id": uuid.uuid4().hex,
-                        "text": trainee_line(index, number),
-                    }
-                )
-            )
             turns.append(record)
+            turn = {"type": "turn", "client_turn_id": uuid.uuid4().hex}
+            turn["text"] = trainee_line(index, number)
+            # A turn told `unavailable` is sent again with its client_turn_id after its
+            # retry_after_s, as the product's clients do: one turn, retried.
             while True:
-                try:
-                    event = json.loads(await asyncio.wait_for(ws.recv(), 120))
-                except TimeoutError:
-                    record.error = "timeout"
+                await ws.send(json.dumps(turn))
+                retry_after = await _answer(ws, record)
+                if retry_after is None or record.retries >= MAX_RESENDS:
                     break
-                record.times.append(time.monotonic())
-                if event["type"] == "token" and record.first_token is None:
-                    record.first_token = record.times[-1]
-                elif event["type"] == "reply_done":
-                    record.done += 1
-                    break
-                elif event["type"] == "error":
-                    record.error = event.get("code", "error")
-                    break
+                record.retries += 1
+                await asyncio.sleep(retry_after)
+                record.error = None
             number += 1
             await asyncio.sleep(config.think_s)
     return turns
+
+
+async def _answer(ws: Any, record: TurnRecord) -> float | None:
+    """Every event of one turn, timed, up to its reply or error; the wait before sending it
+    again when the server said `unavailable`, else None."""
+    while True:
+        try:
+            event = json.loads(await asyncio.wait_for(ws.recv(), 120))
+        except TimeoutError:
+            record.error = "timeout"
+            return None
+        record.times.append(time.monotonic())
+        if event["type"] == "token" and record.first_token is None:
+            record.first_token = record.times[-1]
+        elif event["type"] == "reply_done":
+            record.done += 1
+            return None
+        elif event["type"] == "error":
+            record.error = event.get("code", "error")
+            if record.error == "unavailable":
+                return float(event.get("retry_after_s") or 1)
+            return None
 
 
 async def _swap(base_url: str, config: dict[str, Any], progress) -> dict[str, Any]:

