@@ -70,9 +70,7 @@ async def _post_swap(base_url: str, admin: dict, config: dict) -> httpx.Response
 
 def _stored_replies(owner_db_url: str, session_id: str) -> list[tuple[int, str | None]]:
     with psycopg.connect(owner_db_url.replace("+psycopg", "")) as conn:
-        (tenant,) = conn.execute(
-            "SELECT tenant_id FROM training_sessions WHERE id = %s", (session_id,)
-        ).fetchone()
+        (tenant,) = conn.execute("SELECT id FROM tenants WHERE slug = 'demo'").fetchone()
         conn.execute("SELECT set_config('app.tenant_id', %s, false)", (str(tenant),))
         return conn.execute(
             "SELECT reply_to_seq, model FROM turns WHERE session_id = %s AND speaker = 'npc' "
