@@ -134,3 +134,19 @@ def demo_admin() -> dict:
 def app_db_url(stack) -> str:
     """The URL the app itself uses: the role that owns nothing and cannot bypass RLS."""
     return stack.database_url
+
+
+def active_model_engine(base_url: str, role: str = "npc"):
+    """A chat engine on the version that answers ``role`` now (a swap test may have moved it
+    from the Serve config's), reached as the orchestrator reaches it."""
+    import httpx
+    from ray import serve
+
+    from serve_apps.orchestrator.chat_engine import ServeLLMChatEngine
+
+    admin = {"X-Dev-Tenant": "demo", "X-Dev-User": "admin@demo.salesboost.local"}
+    response = httpx.get(f"{base_url}/v1/models", headers=admin, timeout=30)
+    response.raise_for_status()
+    route = response.json()["roles"][role]["active"]
+    handle = serve.get_deployment_handle(route["deployment_name"], app_name=route["app_name"])
+    return ServeLLMChatEngine(handle, route["model_id"], version=route["version"])

@@ -195,7 +195,17 @@ def _requests(things: dict[str, str]) -> dict[tuple[str, str], tuple[str, dict |
             f"/v1/knowledge-bases/product/documents/{things['document']}",
             None,
         ),
+        # The platform's models: only the model admins' company may swap them.
+        ("post", "/v1/models/{role}/swap"): ("/v1/models/npc/swap", {"config": _candidate()}),
     }
+
+
+def _candidate() -> dict:
+    import yaml
+
+    from serve_apps.app import resolve_model_config
+
+    return yaml.safe_load(resolve_model_config("npc_cpu_candidate").read_text())
 
 
 # Routes whose path names only the caller's own company's things (a knowledge base by its

@@ -8,7 +8,6 @@ deployment (the same engine the stack's orchestrator uses).
 from __future__ import annotations
 
 import pytest
-from ray import serve
 
 from serve_apps.contracts.turn import NPCChunk, PersonaCard, ScenarioCard, TurnRequest
 from serve_apps.orchestrator.agents.coach import NextStep
@@ -19,6 +18,7 @@ from serve_apps.orchestrator.agents.npc import NPCConversation
 from serve_apps.orchestrator.agents.reviewer import JudgedReply
 from serve_apps.orchestrator.chat_engine import ServeLLMChatEngine
 from serve_apps.orchestrator.training_turn import AgentSettings, TrainingTurn
+from tests.integration.conftest import active_model_engine
 
 pytestmark = pytest.mark.integration
 
@@ -30,11 +30,8 @@ CFO = PersonaCard(slug="cfo", name="Marcus", role="CFO", company="Northwind", pe
 
 @pytest.fixture(scope="module")
 def engine(stack) -> ServeLLMChatEngine:
-    app = serve.status().applications["salesboost"]
-    (name,) = [d for d in app.deployments if d.startswith("llm-")]
-    return ServeLLMChatEngine(
-        serve.get_deployment_handle(name, app_name="salesboost"), "smollm2-135m-instruct"
-    )
+    # The judge's version: an application of its own (docs/model-lifecycle.md).
+    return active_model_engine(stack.base_url, "judge")
 
 
 @pytest.mark.parametrize("answer_type", [NextStep, JudgedCheck, JudgedReply])

@@ -118,7 +118,12 @@ async def test_a_conversation_is_served_with_replicas_on_both_nodes(two_nodes):
 
 async def test_a_step_load_scales_up_then_down(two_nodes):
     base_url = two_nodes["base_url"]
-    assert settled(replica_counts(status(two_nodes)))
+    # From a settled cluster: the conversation of the test before may have scaled a
+    # deployment up (its downscale delay is 10 s).
+    deadline = time.monotonic() + 180
+    while not settled(counts := replica_counts(status(two_nodes))):
+        assert time.monotonic() < deadline, f"not settled before the step: {counts}"
+        await asyncio.sleep(3)
     step = time.monotonic()
     scaled = asyncio.Event()
     # Trainees' conversations (as the scaling bench holds them: a turn told `unavailable` is

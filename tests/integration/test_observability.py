@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
 from serve_apps.telemetry.span_files import SpanRecord, TraceTree, read_spans, turn_traces
+from tests.integration.conftest import active_model_engine
 from tests.integration.content_api import SAY_NOTHING, add_compliance_rule
 from tests.integration.wsclient import connect, new_session, recv, send_turn
 
@@ -262,19 +263,12 @@ async def test_seller_knowledge_is_counted_by_whether_the_turn_needed_it(stack, 
 async def test_a_forced_agent_failure_is_counted_once(stack, metrics_url):
     """A judge that cannot answer in time, on the real engine, in this process (a Ray
     driver: its metrics go through the same agent as the replicas')."""
-    from ray import serve
-
     from serve_apps.contracts.turn import PersonaCard, ScenarioCard, TurnRequest
     from serve_apps.orchestrator.agents.judge import Judge
     from serve_apps.orchestrator.agents.npc import NPCConversation
-    from serve_apps.orchestrator.chat_engine import ServeLLMChatEngine
     from serve_apps.orchestrator.training_turn import AgentSettings, TrainingTurn
 
-    app = serve.status().applications["salesboost"]
-    (name,) = [d for d in app.deployments if d.startswith("llm-")]
-    engine = ServeLLMChatEngine(
-        serve.get_deployment_handle(name, app_name="salesboost"), "smollm2-135m-instruct"
-    )
+    engine = active_model_engine(stack.base_url)
     labels = {"agent": "coach", "code": "judge_timeout"}
     before = _total(_scrape(metrics_url), "ray_salesboost_agent_failures_total", **labels)
     turn = TrainingTurn(
