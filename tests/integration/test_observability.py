@@ -247,17 +247,17 @@ async def test_seller_knowledge_is_counted_by_whether_the_turn_needed_it(stack, 
     def counted(samples: dict, outcome: str) -> float:
         return _total(samples, name, outcome=outcome) - _total(before, name, outcome=outcome)
 
+    # The orchestrator counts the turns, the knowledge service times the one search the
+    # priced turn asked for: two processes, each exported on its own 10 s cycle.
     _wait_for(
         lambda: (
             (samples := _scrape(metrics_url))
             and counted(samples, "not_needed") >= 1
             and counted(samples, "retrieved") >= 1
+            and _total(samples, "ray_salesboost_retrieval_seconds_count", stage="total") > searched
         )
     )
-    after = _scrape(metrics_url)
-    assert counted(after, "failed") == 0
-    # The knowledge service timed the one search the priced turn asked for.
-    assert _total(after, "ray_salesboost_retrieval_seconds_count", stage="total") > searched
+    assert counted(_scrape(metrics_url), "failed") == 0
 
 
 async def test_a_forced_agent_failure_is_counted_once(stack, metrics_url):
