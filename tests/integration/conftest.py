@@ -150,3 +150,20 @@ def active_model_engine(base_url: str, role: str = "npc"):
     route = response.json()["roles"][role]["active"]
     handle = serve.get_deployment_handle(route["deployment_name"], app_name=route["app_name"])
     return ServeLLMChatEngine(handle, route["model_id"], version=route["version"])
+
+
+def complete_turn_trace(trace_dir: Path, session_id: str, seq: int, timeout_s: float = 30):
+    """The turn's trace once its spans are flushed: the file exporter batches for 0.5 s, and
+    the gateway's turn span ends after the replicas' spans (its last child: store_reply)."""
+    import time
+
+    from serve_apps.telemetry.span_files import read_spans, turn_traces
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        traces = turn_traces(read_spans(trace_dir), session_id, seq)
+        if traces and any(s.name == "store_reply" for s in traces[0].spans()):
+            return traces[0]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no complete trace for session {session_id} turn {seq}")
+        time.sleep(0.5)

@@ -10,7 +10,6 @@ edit and one opened after it both get the edited card.
 
 from __future__ import annotations
 
-import time
 import uuid
 from pathlib import Path
 
@@ -18,7 +17,8 @@ import httpx
 import pytest
 
 from serve_apps.contracts.turn import PersonaCard
-from serve_apps.telemetry.span_files import SpanRecord, TraceTree, read_spans, turn_traces
+from serve_apps.telemetry.span_files import SpanRecord, TraceTree
+from tests.integration.conftest import complete_turn_trace
 from tests.integration.wsclient import connect, new_session, send_turn
 
 pytestmark = pytest.mark.integration
@@ -30,18 +30,6 @@ PERSONA = "skeptical-it-director"
 SCENARIO = "crm-discovery-call"
 
 
-def _turn_trace(trace_dir: Path, session_id: str, seq: int, timeout_s: float = 30) -> TraceTree:
-    """The turn's trace once its spans are flushed (the exporter batches them)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        traces = turn_traces(read_spans(trace_dir), session_id, seq)
-        if traces and any(s.name == "store_reply" for s in traces[0].spans()):
-            return traces[0]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no complete trace for session {session_id} turn {seq}")
-        time.sleep(0.5)
-
-
 def _named(tree: TraceTree, name: str) -> list[SpanRecord]:
     return [s for s in tree.spans() if s.name == name]
 
@@ -50,7 +38,7 @@ def _prompt_cards(trace_dir: Path, session_id: str, events: list[dict]) -> set[s
     """The cards the turn's persona prompts were built from (one per attempt)."""
     (ack,) = [e for e in events if e["type"] == "ack"]
     assert events[-1]["type"] == "reply_done", events[-1]
-    tree = _turn_trace(trace_dir, session_id, ack["seq"])
+    tree = complete_turn_trace(trace_dir, session_id, ack["seq"])
     attempts = _named(tree, "persona.attempt")
     assert attempts, [s.name for s in tree.spans()]
     return {a.attributes["persona.card"] for a in attempts}
@@ -58,7 +46,7 @@ def _prompt_cards(trace_dir: Path, session_id: str, events: list[dict]) -> set[s
 
 def _cache_answer(trace_dir: Path, session_id: str, events: list[dict]) -> str:
     (ack,) = [e for e in events if e["type"] == "ack"]
-    (read,) = _named(_turn_trace(trace_dir, session_id, ack["seq"]), "content.read")
+    (read,) = _named(complete_turn_trace(trace_dir, session_id, ack["seq"]), "content.read")
     return read.attributes["content_cache"]
 
 

@@ -10,12 +10,9 @@ contradicts it, and a turn of small talk asks the knowledge base nothing (its tr
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
 import pytest
 
-from serve_apps.telemetry.span_files import TraceTree, read_spans, turn_traces
+from tests.integration.conftest import complete_turn_trace
 from tests.integration.wsclient import connect, drain, new_session, send_turn
 
 pytestmark = pytest.mark.integration
@@ -36,17 +33,6 @@ QUESTIONS = [
 
 def _of(events: list[dict], kind: str) -> list[dict]:
     return [e for e in events if e["type"] == kind]
-
-
-def _trace(trace_dir: Path, session_id: str, seq: int, timeout_s: float = 20) -> TraceTree:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        traces = turn_traces(read_spans(trace_dir), session_id, seq)
-        if traces and any(s.name == "store_reply" for s in traces[0].spans()):
-            return traces[0]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no complete trace for session {session_id} turn {seq}")
-        time.sleep(0.5)
 
 
 async def test_price_and_product_questions_bring_the_cited_knowledge_hint(stack):
@@ -82,9 +68,10 @@ async def test_small_talk_asks_the_knowledge_base_nothing(stack):
         await drain(ws, quiet_s=5)
     (first,) = _of(small_talk, "ack")
     (second,) = _of(priced, "ack")
-    names = {s.name for s in _trace(stack.settings.trace_dir, session_id, first["seq"]).spans()}
+    trace_dir = stack.settings.trace_dir
+    names = {s.name for s in complete_turn_trace(trace_dir, session_id, first["seq"]).spans()}
     assert "retrieve.seller_knowledge" not in names and "model.stream_turn" in names
     priced_names = {
-        s.name for s in _trace(stack.settings.trace_dir, session_id, second["seq"]).spans()
+        s.name for s in complete_turn_trace(trace_dir, session_id, second["seq"]).spans()
     }
     assert "retrieve.seller_knowledge" in priced_names

@@ -16,8 +16,8 @@ import pytest
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
-from serve_apps.telemetry.span_files import SpanRecord, TraceTree, read_spans, turn_traces
-from tests.integration.conftest import active_model_engine
+from serve_apps.telemetry.span_files import SpanRecord, TraceTree
+from tests.integration.conftest import active_model_engine, complete_turn_trace
 from tests.integration.content_api import SAY_NOTHING, add_compliance_rule
 from tests.integration.wsclient import connect, new_session, recv, send_turn
 
@@ -28,19 +28,6 @@ RIVAL_TRAINEE = {"X-Dev-Tenant": "rival", "X-Dev-User": "trainee@rival.example"}
 
 
 # --- reading what the stack exported -----------------------------------------------------
-
-
-def _turn_trace(trace_dir: Path, session_id: str, seq: int, timeout_s: float = 20) -> TraceTree:
-    """The turn's trace once its spans are flushed (the file exporter batches for 0.5 s, and
-    the gateway's turn span ends after the replicas' spans)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        traces = turn_traces(read_spans(trace_dir), session_id, seq)
-        if traces and _has(traces[0], "store_reply"):
-            return traces[0]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no complete trace for session {session_id} turn {seq}")
-        time.sleep(0.5)
 
 
 def _has(tree: TraceTree, name: str) -> bool:
@@ -115,7 +102,7 @@ async def test_one_turn_is_one_trace_from_the_gateway_to_the_engine_and_the_data
         events = await send_turn(ws, "Hi Priya, what does the migration package cost?")
     (ack,) = [e for e in events if e["type"] == "ack"]
 
-    tree = _turn_trace(stack.settings.trace_dir, session_id, ack["seq"])
+    tree = complete_turn_trace(stack.settings.trace_dir, session_id, ack["seq"])
     root = tree.root.span
     assert root.name == "turn" and root.parent_id is None
     assert root.attributes["salesboost.mode"] == "practice"
@@ -174,7 +161,7 @@ async def test_a_retried_attempt_is_a_span_of_its_own(stack, say_nothing_rule):
     assert [r["action"] for r in events if r["type"] == "review"] == ["retry", "retry", "replaced"]
     (ack,) = [e for e in events if e["type"] == "ack"]
 
-    tree = _turn_trace(stack.settings.trace_dir, session_id, ack["seq"])
+    tree = complete_turn_trace(stack.settings.trace_dir, session_id, ack["seq"])
     attempts = _named(tree, "persona.attempt")
     assert [a.attributes["attempt"] for a in attempts] == [0, 1, 2]
     assert all(a.attributes["ttft_ms"] > 0 for a in attempts)  # each attempt's own
@@ -332,7 +319,7 @@ async def test_logs_are_json_lines_with_the_ids_of_their_turn(stack):
         assert (await recv(ws))["type"] == "error"
         events = await send_turn(ws, "What do you use for your CRM today?")
     (ack,) = [e for e in events if e["type"] == "ack"]
-    tree = _turn_trace(stack.settings.trace_dir, session_id, ack["seq"])
+    tree = complete_turn_trace(stack.settings.trace_dir, session_id, ack["seq"])
 
     deadline = time.monotonic() + 20
     while True:  # standard error reaches Ray's log files a moment later
@@ -387,7 +374,7 @@ async def test_no_secret_or_message_text_in_logs_or_spans(stack, owner_db_url, s
     message = f"My secret phrase is {canary}, what is your budget?"
     async with connect(stack.base_url, session_id, f"?ticket={ticket}") as ws:
         await send_turn(ws, message)
-    _turn_trace(stack.settings.trace_dir, session_id, 1)
+    complete_turn_trace(stack.settings.trace_dir, session_id, 1)
     await asyncio.sleep(2)  # the replicas' last lines reach their log files
 
     secrets = {
