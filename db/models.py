@@ -211,6 +211,10 @@ class TrainingSession(Base):
     )
     # Highest sequence number handed out; bumped in the same transaction as the turn insert.
     last_seq: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # The persona's model version (model_id@config hash) the session was given when it
+    # started: a canary's candidate or the active version. Its turns are answered by it for
+    # as long as it is served (serve_apps/model_lifecycle/routing.py). None: from before.
+    npc_model: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[CreatedAt]
     ended_at: Mapped[datetime | None]
 
@@ -253,6 +257,9 @@ class Turn(Base):
     model: Mapped[str | None] = mapped_column(String(200))
     # For an NPC turn: the knowledge chunks the reply was grounded on.
     citations: Mapped[list[dict] | None] = mapped_column(JsonDoc)
+    # For an NPC turn generated for its trainee turn: milliseconds from the trainee turn's
+    # arrival to the reply's first token at the gateway (what the trainee waited).
+    first_token_ms: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[CreatedAt]
 
 

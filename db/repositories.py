@@ -88,13 +88,19 @@ async def create_training_session(
     scenario_id: uuid.UUID,
     mode: SessionMode,
     course_id: uuid.UUID | None = None,
+    session_id: uuid.UUID | None = None,
+    npc_model: str | None = None,
 ) -> TrainingSession:
+    """``session_id`` when the caller drew something from it already (the persona's model
+    version, ``npc_model``); a fresh one otherwise."""
     training = TrainingSession(
+        id=session_id or uuid.uuid4(),
         tenant_id=tenant_id,
         user_id=user_id,
         scenario_id=scenario_id,
         mode=mode,
         course_id=course_id,
+        npc_model=npc_model,
     )
     session.add(training)
     await session.flush()
@@ -205,6 +211,7 @@ async def store_npc_turn(
     output_tokens: int | None,
     model: str | None,
     citations: list[dict] | None = None,
+    first_token_ms: float | None = None,
 ) -> Turn:
     """Store the NPC reply to a trainee turn; a second reply to the same turn returns the first."""
     try:
@@ -221,6 +228,7 @@ async def store_npc_turn(
                 output_tokens=output_tokens,
                 model=model,
                 citations=citations,
+                first_token_ms=first_token_ms,
             )
             session.add(turn)
         return turn

@@ -18,3 +18,7 @@ async def add_tenant(session: AsyncSession, *, slug: str, name: str) -> Tenant:
     session.add(tenant)
     await session.flush()
     return tenant
+
+
+async def all_tenants(session: AsyncSession) -> list[Tenant]:
+    return list(await session.scalars(select(Tenant).order_by(Tenant.slug)))

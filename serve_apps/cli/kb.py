@@ -57,8 +57,9 @@ def _fail(response: Any) -> None:
 
 
 def _ok(response: Any) -> dict:
-    """The response's JSON body, or the API's error message and exit code 1."""
-    if response.status_code != 200:
+    """The response's JSON body (200, or 201/202 for what was made or started), or the API's
+    error message and exit code 1."""
+    if not 200 <= response.status_code < 300:
         _fail(response)
     return response.json()
 

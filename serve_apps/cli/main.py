@@ -151,6 +151,10 @@ def models_list() -> None:
 
 models_app.command("status")(models_cli.status_command)
 models_app.command("swap")(models_cli.swap_command)
+models_app.command("canary")(models_cli.canary_command)
+models_app.command("compare")(models_cli.compare_command)
+models_app.command("promote")(models_cli.promote_command)
+models_app.command("rollback")(models_cli.rollback_command)
 
 
 @app.command()

@@ -1,7 +1,8 @@
-"""``salesboost models status|swap``: the platform's model versions, through the running API.
+"""``salesboost models status|swap|canary|compare|promote|rollback``: the platform's model
+versions, through the running API.
 
-The swap runs in the cluster (``serve_apps/model_lifecycle``); this sends the config, then
-follows the swap's status until it is done or failed (``--no-wait`` returns at once).
+The changes run in the cluster (``serve_apps/model_lifecycle``); these send them, then
+follow the role's status until the change is done or failed (``--no-wait`` returns at once).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from serve_apps.cli.kb import (
 )
 
 FINAL_STATES = ("done", "failed", "unchanged")
+# A canary's start is over once it runs (both versions answer) or failed.
+CANARY_FINAL_STATES = ("canary", "failed")
 
 
 def _show(status: dict[str, Any]) -> None:
@@ -30,9 +33,55 @@ def _show(status: dict[str, Any]) -> None:
         active = entry["active"]
         origin = "the Serve config's" if entry["configured"] else "swapped in"
         typer.echo(f"{role:6} {active['version']:40} {active['app_name']:16} ({origin})")
+        if canary := entry.get("canary"):
+            candidate = canary["candidate"]
+            counts = canary.get("sessions") or {}
+            typer.echo(
+                f"       canary {candidate['version']:33} {candidate['app_name']:16} "
+                f"{canary['share']}% of new sessions (seed {canary['seed']})"
+            )
+            typer.echo(
+                f"       sessions since it started: {counts.get(candidate['version'], 0)} "
+                f"candidate, {counts.get(active['version'], 0)} active"
+            )
         if last := entry.get("last_swap"):
             message = f": {last['message']}" if last["message"] else ""
-            typer.echo(f"       last swap to {last['candidate']}: {last['state']}{message}")
+            kind = last.get("kind", "swap")
+            typer.echo(f"       last {kind} to {last['candidate']}: {last['state']}{message}")
+
+
+def _read_config(config: str) -> dict[str, Any]:
+    """A model config's fields, from a YAML path or a name under models/configs."""
+    import yaml
+
+    from serve_apps.app import resolve_model_config
+
+    try:
+        return yaml.safe_load(resolve_model_config(config).read_text())
+    except (ValueError, yaml.YAMLError) as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(code=2) from None
+
+
+def _follow(
+    client: Any, role: str, started: dict[str, Any], final: tuple[str, ...], timeout: int
+) -> None:
+    """Print the role's change as it goes, until it reaches one of ``final`` (exit code 1
+    when it failed, or is still going after ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    seen = ""
+    while time.monotonic() < deadline:
+        last = _ok(client.get("/v1/models"))["roles"][role].get("last_swap") or {}
+        if last.get("started_at") == started["started_at"]:
+            line = f"{last['state']}" + (f": {last['message']}" if last["message"] else "")
+            if line != seen:
+                typer.echo(f"  {line}")
+                seen = line
+            if last["state"] in final:
+                raise typer.Exit(code=1 if last["state"] == "failed" else 0)
+        time.sleep(2)
+    typer.secho(f"still running after {timeout} s: see `salesboost models status`", err=True)
+    raise typer.Exit(code=1)
 
 
 def status_command(
@@ -60,31 +109,132 @@ def swap_command(
     the old one, new turns move to it once it answers, and the old one finishes its replies
     and goes. A config that fails validation or a candidate that fails to start changes
     nothing; the old version keeps answering."""
-    import yaml
-
-    from serve_apps.app import resolve_model_config
-
-    try:
-        settings = yaml.safe_load(resolve_model_config(config).read_text())
-    except (ValueError, yaml.YAMLError) as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
-        raise typer.Exit(code=2) from None
+    settings = _read_config(config)
     with _client(url, tenant, user) as client:
         started = _ok(client.post(f"/v1/models/{role}/swap", json={"config": settings}))
         typer.echo(f"swapping {role} to {started['candidate']} (was {started['previous']})")
-        if not wait:
-            return
-        deadline = time.monotonic() + timeout
-        seen = ""
-        while time.monotonic() < deadline:
-            last = _ok(client.get("/v1/models"))["roles"][role].get("last_swap") or {}
-            if last.get("started_at") == started["started_at"]:
-                line = f"{last['state']}" + (f": {last['message']}" if last["message"] else "")
-                if line != seen:
-                    typer.echo(f"  {line}")
-                    seen = line
-                if last["state"] in FINAL_STATES:
-                    raise typer.Exit(code=1 if last["state"] == "failed" else 0)
-            time.sleep(2)
-    typer.secho(f"still running after {timeout} s: see `salesboost models status`", err=True)
-    raise typer.Exit(code=1)
+        if wait:
+            _follow(client, role, started, FINAL_STATES, timeout)
+
+
+def canary_command(
+    role: Annotated[str, typer.Argument(help="npc: the persona's model.")],
+    config: Annotated[str, typer.Argument(help="A model config: a YAML path or a name.")],
+    share: Annotated[
+        int, typer.Option(help="Percent of the new sessions the candidate gets (1-99).")
+    ],
+    seed: Annotated[
+        int | None,
+        typer.Option(help="Which sessions draw the candidate (a hash of id and seed); random."),
+    ] = None,
+    url: UrlOption = DEFAULT_URL,
+    tenant: TenantOption = "demo",
+    user: UserOption = DEFAULT_ADMIN,
+    wait: Annotated[bool, typer.Option(help="Follow the candidate's start.")] = True,
+    timeout: Annotated[int, typer.Option(help="Seconds to follow it.")] = 1200,
+) -> None:
+    """Give SHARE percent of the new training sessions the version CONFIG describes: it comes
+    up beside the active one, then each new session draws its version once, from its id and
+    the seed, and keeps it for all its turns. Compare them with `salesboost models compare`,
+    then promote or roll back. A candidate that fails to start changes nothing."""
+    settings = _read_config(config)
+    body: dict[str, Any] = {"config": settings, "share": share}
+    if seed is not None:
+        body["seed"] = seed
+    with _client(url, tenant, user) as client:
+        started = _ok(client.post(f"/v1/models/{role}/canary", json=body))
+        typer.echo(
+            f"canary of {role}: {started['candidate']} for {started['share']}% of the new "
+            f"sessions (seed {started['seed']}), beside {started['previous']}"
+        )
+        if wait:
+            _follow(client, role, started, CANARY_FINAL_STATES, timeout)
+
+
+def _end_canary(
+    action: str, role: str, url: str, tenant: str, user: str, wait: bool, timeout: int
+) -> None:
+    with _client(url, tenant, user) as client:
+        started = _ok(client.post(f"/v1/models/{role}/{action}"))
+        typer.echo(
+            f"{action}: {role} answered by {started['candidate']}, "
+            f"{started['previous']} retired once no gateway routes to it"
+        )
+        if wait:
+            _follow(client, role, started, FINAL_STATES, timeout)
+
+
+def promote_command(
+    role: Annotated[str, typer.Argument(help="npc: the persona's model.")],
+    url: UrlOption = DEFAULT_URL,
+    tenant: TenantOption = "demo",
+    user: UserOption = DEFAULT_ADMIN,
+    wait: Annotated[bool, typer.Option(help="Follow until the old version is retired.")] = True,
+    timeout: Annotated[int, typer.Option(help="Seconds to follow it.")] = 300,
+) -> None:
+    """End the canary with its candidate answering every session (running ones from their
+    next turn); the old active version is retired."""
+    _end_canary("promote", role, url, tenant, user, wait, timeout)
+
+
+def rollback_command(
+    role: Annotated[str, typer.Argument(help="npc: the persona's model.")],
+    url: UrlOption = DEFAULT_URL,
+    tenant: TenantOption = "demo",
+    user: UserOption = DEFAULT_ADMIN,
+    wait: Annotated[bool, typer.Option(help="Follow until the candidate is retired.")] = True,
+    timeout: Annotated[int, typer.Option(help="Seconds to follow it.")] = 300,
+) -> None:
+    """End the canary with the active version answering every session (the candidate's
+    running ones from their next turn); the candidate is retired."""
+    _end_canary("rollback", role, url, tenant, user, wait, timeout)
+
+
+def _number(value: float | None, spec: str = ".1f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def show_comparison(comparison: dict[str, Any]) -> None:
+    """The comparison as a table, one version a row."""
+    typer.echo(
+        f"{comparison['role']} versions, sessions started since {comparison['since'][:16]} "
+        f"({comparison['scope']}):"
+    )
+    typer.echo(
+        f"  {'version':34} {'':9} {'assigned':>8} {'sessions':>8} {'turns':>6} "
+        f"{'score':>6} {'±sd':>5} {'rejected':>8} {'ttft p50':>9} {'unansw.':>7} {'errors':>6}"
+    )
+    for v in comparison["versions"]:
+        rejected = (
+            f"{v['rejection_rate']:.0%} of {v['reviews']}"
+            if v["rejection_rate"] is not None
+            else "-"
+        )
+        ttft = f"{v['ttft_p50_ms']:.0f} ms" if v["ttft_p50_ms"] is not None else "-"
+        typer.echo(
+            f"  {v['version']:34} {v['serving'] or '':9} {v['sessions_assigned']:>8} "
+            f"{v['sessions']:>8} {v['turns']:>6} {_number(v['score_mean']):>6} "
+            f"{_number(v['score_stddev']):>5} {rejected:>8} {ttft:>9} "
+            f"{v['unanswered_turns']:>7} {v['agent_errors']:>6}"
+        )
+    if comparison["mixed_sessions"]:
+        typer.echo(
+            f"  {comparison['mixed_sessions']} sessions were answered by more than one version "
+            "(moved by a swap, promotion or rollback): their scores count for neither"
+        )
+
+
+def compare_command(
+    role: Annotated[str, typer.Argument(help="npc: the persona's model.")],
+    days: Annotated[int, typer.Option(help="Sessions started in the last DAYS days.")] = 30,
+    url: UrlOption = DEFAULT_URL,
+    tenant: TenantOption = "demo",
+    user: UserOption = DEFAULT_ADMIN,
+    as_json: Annotated[bool, typer.Option("--json", help="The API's JSON.")] = False,
+) -> None:
+    """Each model version's sessions, turns, evaluator score (mean and spread), reviewer
+    rejection rate, median time to first token and failures, from your company's stored
+    sessions (every company's: `salesboost operator model-compare`)."""
+    with _client(url, tenant, user) as client:
+        comparison = _ok(client.get(f"/v1/models/{role}/compare", params={"days": days}))
+    typer.echo(json.dumps(comparison, indent=2)) if as_json else show_comparison(comparison)

@@ -4,6 +4,8 @@ Creating a company with its first admin needs the schema owner's connection (the
 role may not insert companies: least privilege). Support access is a deliberate
 cross-company operation: it mints a short-lived admin token for the operator's support user
 in that company and writes the reason to that company's audit log, where its admins see it.
+The model comparison over every company is one too: it reads each company's rows in turn
+(acting as that company, row-level security holding) and says so in each company's log.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ import contextlib
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
 from db import audit
+from db import model_version_repository as versions_repo
 from db import people_repository as people
 from db import repositories as repo
 from db import tenant_repository as tenants
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from serve_apps.gateway.auth import AccessTokens
+    from serve_apps.model_lifecycle.comparison import ModelComparison
 
 operator_app = typer.Typer(
     help="Platform operator: create companies, audited support access.", no_args_is_help=True
@@ -161,6 +165,34 @@ async def support_access(
     return tokens.issue(AccessClaims(tenant_id=tenant.id, user_id=support.id, role="admin"))
 
 
+async def compare_model_versions(
+    session: AsyncSession, *, days: int, reason: str
+) -> ModelComparison:
+    """The persona's model versions compared over every company's sessions of the last
+    ``days`` days, each company read as itself and told in its audit log."""
+    from serve_apps.model_lifecycle.comparison import compare_versions
+
+    if len(reason.strip()) < 10:
+        raise ValueError("say why (at least 10 characters): each company's admins will read it")
+    since = datetime.now(UTC) - timedelta(days=days)
+    replies: list[versions_repo.ReplyRow] = []
+    sessions: list[versions_repo.SessionRow] = []
+    for tenant in await tenants.all_tenants(session):
+        await session.execute(*act_as_tenant(tenant.id))
+        replies += await versions_repo.reply_rows(session, since=since)
+        sessions += await versions_repo.session_rows(session, since=since)
+        await audit.record(
+            session,
+            tenant_id=tenant.id,
+            actor_user_id=None,
+            action="operator.model_compare",
+            target="npc",
+            details={"reason": reason.strip(), "days": days},
+        )
+        await session.flush()  # as this company: the next one's policy would refuse the row
+    return compare_versions(replies, sessions, role="npc", scope="every company", since=since)
+
+
 @operator_app.command("create-tenant")
 def create_tenant_command(
     slug: Annotated[str, typer.Argument(help="The company's slug (sign-in uses it).")],
@@ -216,6 +248,29 @@ def support_access_command(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     typer.echo(token)
+
+
+@operator_app.command("model-compare")
+def model_compare_command(
+    reason: Annotated[str, typer.Option(help="Why; written to every company's audit log.")],
+    days: Annotated[int, typer.Option(min=1, max=366, help="Sessions started since.")] = 30,
+    as_json: Annotated[bool, typer.Option("--json", help="As JSON.")] = False,
+) -> None:
+    """The persona's model versions compared over every company's stored sessions (the API's
+    `salesboost models compare` reads the caller's company only)."""
+    import json
+
+    from serve_apps.cli.models import show_comparison
+
+    try:
+        with owner_database() as url:
+            comparison = as_owner(
+                url, lambda session: compare_model_versions(session, days=days, reason=reason)
+            )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    found = comparison.model_dump(mode="json")
+    typer.echo(json.dumps(found, indent=2)) if as_json else show_comparison(found)
 
 
 @operator_app.command("admission-limit")

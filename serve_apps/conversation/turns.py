@@ -79,6 +79,7 @@ class ConversationStore(Protocol):
         model: str | None,
         citations: list[RetrievedChunk],
         speaker: str,
+        first_token_ms: float | None = None,
     ) -> StoredReply: ...
 
     async def store_agent_events(
@@ -462,6 +463,8 @@ class Conversation:
                 model=done.model,
                 citations=done.citations,
                 speaker=speaker,
+                # Kept so that model versions can be compared on it (salesboost models compare).
+                first_token_ms=clock.ms("first_token"),
             )
             await self._store_agent_events(seq, agent_events)
         clock.mark("reply_stored")

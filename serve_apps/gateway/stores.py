@@ -98,6 +98,7 @@ class PostgresConversationStore:
         model: str | None,
         citations: list[RetrievedChunk],
         speaker: str,
+        first_token_ms: float | None = None,
     ) -> StoredReply:
         turn = await repo.store_npc_turn(
             self._sessions,
@@ -109,6 +110,7 @@ class PostgresConversationStore:
             output_tokens=output_tokens,
             model=model,
             citations=[c.model_dump() for c in citations] or None,
+            first_token_ms=first_token_ms,
         )
         return _reply(turn, self._slugs.get(turn.persona_id))
 

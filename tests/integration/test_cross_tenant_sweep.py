@@ -195,8 +195,16 @@ def _requests(things: dict[str, str]) -> dict[tuple[str, str], tuple[str, dict |
             f"/v1/knowledge-bases/product/documents/{things['document']}",
             None,
         ),
-        # The platform's models: only the model admins' company may swap them.
+        # The platform's models: only the model admins' company may change them, and compare
+        # them on its own rows.
         ("post", "/v1/models/{role}/swap"): ("/v1/models/npc/swap", {"config": _candidate()}),
+        ("post", "/v1/models/{role}/canary"): (
+            "/v1/models/npc/canary",
+            {"config": _candidate(), "share": 20},
+        ),
+        ("post", "/v1/models/{role}/promote"): ("/v1/models/npc/promote", None),
+        ("post", "/v1/models/{role}/rollback"): ("/v1/models/npc/rollback", None),
+        ("get", "/v1/models/{role}/compare"): ("/v1/models/npc/compare", None),
     }
 
 

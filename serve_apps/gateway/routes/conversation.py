@@ -295,10 +295,14 @@ async def _push_published(pubsub: Any, conversation: Conversation) -> None:
         log.warning("ws %s: published replies stop: %r", conversation.session_id, exc)
 
 
-async def _model_routes(state: GatewayState) -> tuple[ModelRoute | None, ModelRoute | None]:
-    """The versions that answer a turn now: a swap moves the next turn of every conversation."""
+async def _model_routes(
+    state: GatewayState, npc_model: str | None
+) -> tuple[ModelRoute | None, ModelRoute | None]:
+    """The versions that answer a turn of a session given ``npc_model`` when it started: that
+    one while it is served (a canary's candidate, or the active version), else the active
+    one; a swap, a promotion or a rollback moves the next turn of every conversation."""
     routing = await state.model_routing.read()
-    return routing.route("npc"), routing.route("judge")
+    return routing.route_for("npc", npc_model), routing.route("judge")
 
 
 async def _open_conversation(
@@ -364,7 +368,7 @@ async def _open_conversation(
         memory=memory,
         store=store,
         content_source=content_now,
-        model_source=lambda: _model_routes(state),
+        model_source=lambda: _model_routes(state, training.npc_model),
         locks=RedisGenerationLocks(state.redis, ttl_s=settings.generation_lock_ttl_s),
         publish=publish,
         reply_source=reply_source,

@@ -28,9 +28,10 @@ async def ready(state: StateDep) -> JSONResponse:
         async with state.sessions() as session:
             await session.execute(text("SELECT 1"))
 
-    # The versions that answer now (a swap moves them): each must answer a health check.
+    # The versions that answer now (a swap moves them, a canary adds one): each must answer a
+    # health check.
     routing = await state.model_routing.read()
-    routes = [entry.active for entry in routing.roles.values()]
+    routes = routing.serving()
     checks: dict[str, Awaitable[object]] = {
         "database": database(),
         "redis": state.redis.ping(),

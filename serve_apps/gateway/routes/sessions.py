@@ -19,7 +19,7 @@ from serve_apps.gateway.schemas.sessions import (
     SessionOut,
     TurnOut,
 )
-from serve_apps.gateway.use_cases.sessions import start_session
+from serve_apps.gateway.use_cases.sessions import assign_npc_model, start_session
 
 router = APIRouter(tags=["training"])
 
@@ -56,8 +56,16 @@ async def create_session(
     """A new training session; 503 ``overloaded`` with ``Retry-After`` while every place for
     a live conversation is taken."""
     await state.admission.check_room()
+    session_id = uuid.uuid4()
+    npc_model = await assign_npc_model(state.model_routing, session_id)
     training_session, scenario = await start_session(
-        session, who, scenario_key=body.scenario, mode=body.mode, course=body.course
+        session,
+        who,
+        scenario_key=body.scenario,
+        mode=body.mode,
+        course=body.course,
+        session_id=session_id,
+        npc_model=npc_model,
     )
     return SessionOut(
         id=training_session.id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,6 +14,9 @@ from serve_apps.contracts.turn import SessionModeName
 from serve_apps.gateway.errors import APIError
 from serve_apps.gateway.identity import Identity
 from serve_apps.gateway.use_cases.courses import course_for_session
+from serve_apps.model_lifecycle.routing import RoutingStore
+
+log = logging.getLogger("salesboost.gateway")
 
 
 async def start_session(
@@ -22,9 +26,11 @@ async def start_session(
     scenario_key: str,
     mode: SessionModeName,
     course: str | None,
+    session_id: uuid.UUID | None = None,
+    npc_model: str | None = None,
 ) -> tuple[TrainingSession, Scenario]:
     """A new session of the caller's on a scenario (id or slug); a course, when given,
-    decides the mode."""
+    decides the mode. ``npc_model``: the persona's model version drawn for ``session_id``."""
     try:
         scenario = await repo.scenario_by_key(session, key=scenario_key)
     except repo.NotFoundError:
@@ -40,9 +46,25 @@ async def start_session(
         scenario_id=scenario.id,
         mode=session_mode,
         course_id=course_id,
+        session_id=session_id,
+        npc_model=npc_model,
     )
     await session.refresh(training_session)
     return training_session, scenario
+
+
+async def assign_npc_model(store: RoutingStore, session_id: uuid.UUID) -> str | None:
+    """The persona's model version a new session gets, drawn once from its id: a canary's
+    candidate for its share of the sessions, the active version for the rest. Kept with the
+    session, so that all its turns go to that version."""
+    routing = await store.read()
+    route = routing.assign("npc", session_id)
+    if route is not None and routing.canary("npc") is not None:
+        try:  # the canary's running count (salesboost models status); the row is the record
+            await store.count_canary_session("npc", route.version)
+        except Exception as exc:
+            log.warning("canary session not counted: %r", exc)
+    return route.version if route else None
 
 
 async def visible_training_session(

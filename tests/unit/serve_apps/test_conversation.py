@@ -52,7 +52,7 @@ class InMemoryConversationStore:
         return TraineeTurnRecord(seq=seq, duplicate=False, reply=None)
 
     async def store_npc_reply(
-        self, *, reply_to_seq, text, output_tokens, model, citations, speaker
+        self, *, reply_to_seq, text, output_tokens, model, citations, speaker, first_token_ms=None
     ):
         seq = self._next()
         self.turns.append(
