@@ -195,19 +195,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="fail when data/ is out of date")
     args = parser.parse_args(argv)
     built = build()
-    targets = {"train": TRAIN_FILE, "valid": VALID_FILE}
+    targets: dict[Split, Path] = {"train": TRAIN_FILE, "valid": VALID_FILE}
     stale = []
     for split, path in targets.items():
         if args.check:
             current = path.read_text() if path.exists() else ""
             tmp = path.with_suffix(".check")
-            write_examples(tmp, built[split])  # type: ignore[index]
+            write_examples(tmp, built[split])
             if tmp.read_text() != current:
                 stale.append(path.name)
             tmp.unlink()
         else:
-            write_examples(path, built[split])  # type: ignore[index]
-        print(f"{split}: {len(built[split])} examples -> {path}")  # type: ignore[index]
+            write_examples(path, built[split])
+        print(f"{split}: {len(built[split])} examples -> {path}")
     if stale:
         print(f"out of date: {stale}; run python -m models.persona_lora.build_data")
         return 1

@@ -77,7 +77,7 @@ class TrainConfig(BaseModel):
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
     max_minutes: float | None = Field(None, gt=0, description="Stop after this much training.")
     rank: int = Field(8, ge=1, le=64)
-    alpha: float = Field(16, gt=0)
+    alpha: int = Field(16, gt=0)
     dropout: float = Field(0.05, ge=0, lt=1)
     target_modules: list[str] = Field(default_factory=lambda: list(VLLM_LORA_MODULES))
     learning_rate: float = Field(3e-4, gt=0)
@@ -295,7 +295,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     random.seed(config.seed)
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
-    choice = cpu_dtype(config.dtype)  # type: ignore[arg-type]
+    choice = cpu_dtype(config.dtype)
     bf16 = choice.dtype == "bfloat16"
 
     tokenizer = AutoTokenizer.from_pretrained(str(config.model_dir))
@@ -307,11 +307,11 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
     # The frozen base in the compute dtype; the adapter's weights (and Adam's state) in
     # float32, with bf16 autocast for the matmuls where the CPU computes bf16 natively.
-    model = AutoModelForCausalLM.from_pretrained(
+    base = AutoModelForCausalLM.from_pretrained(
         str(config.model_dir), dtype=torch.bfloat16 if bf16 else torch.float32
     )
-    model = get_peft_model(
-        model,
+    model: Any = get_peft_model(
+        base,
         LoraConfig(
             r=config.rank,
             lora_alpha=config.alpha,
@@ -475,7 +475,7 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     parser.add_argument("--max-steps", type=int)
     parser.add_argument("--max-minutes", type=float)
     parser.add_argument("--rank", type=int)
-    parser.add_argument("--alpha", type=float)
+    parser.add_argument("--alpha", type=int)
     parser.add_argument("--dropout", type=float)
     parser.add_argument("--target-modules", nargs="+")
     parser.add_argument("--learning-rate", "--lr", type=float, dest="learning_rate")
