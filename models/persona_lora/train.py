@@ -259,7 +259,7 @@ def _versions() -> dict[str, str]:
     }
 
 
-def _write_adapter(model: Any, config: TrainConfig) -> dict[str, Any]:
+def write_adapter(model: Any, config: TrainConfig) -> dict[str, Any]:
     """adapter_config.json + adapter_model.safetensors in ``config.out``, in ``save_dtype``,
     with the base model named by its bundled name (not this machine's path)."""
     import torch
@@ -409,7 +409,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     valid_curve.append({"step": step, "loss": evaluate(model, valid_set, autocast)})
     print(f"step {step} valid loss {valid_curve[-1]['loss']:.4f}", flush=True)
 
-    adapter = _write_adapter(model, config)
+    adapter = write_adapter(model, config)
     step_tokens = sum(c["tokens"] for c in curve)
     report = {
         "config": json.loads(config.model_dump_json()),

@@ -93,3 +93,39 @@ def test_learning_rate_warms_up_then_decays_to_a_tenth():
     assert rates[0] == pytest.approx(2.5e-4) and rates[3] == pytest.approx(1e-3)
     assert all(a >= b for a, b in zip(rates[3:], rates[4:], strict=False))
     assert learning_rate(config, 20, 20) == pytest.approx(1e-4)
+
+
+def test_the_written_adapter_loads_in_vllms_lora_loader(tmp_path):
+    """What vLLM reads when it loads an adapter (its PEFT config check and weight loader,
+    without an engine): the adapter file the training writes, in bf16, every projection of
+    every layer, the base model named without this machine's path."""
+    import json
+
+    from peft import LoraConfig, get_peft_model
+    from vllm.config.lora import LoRAConfig
+    from vllm.lora.lora_model import LoRAModel
+    from vllm.lora.peft_helper import PEFTHelper
+
+    from models.persona_lora.train import write_adapter
+
+    config = TrainConfig(out=tmp_path / "adapter", rank=8)
+    model = get_peft_model(
+        tiny_llama(),
+        LoraConfig(r=8, lora_alpha=16, target_modules=config.target_modules, task_type="CAUSAL_LM"),
+    )
+    written = write_adapter(model, config)
+    assert written["dtype"] == "bfloat16" and written["vllm_max_lora_rank"] == 8
+    assert sorted(p.name for p in config.out.iterdir()) == [
+        "adapter_config.json",
+        "adapter_model.safetensors",
+    ]
+    adapter_config = json.loads((config.out / "adapter_config.json").read_text())
+    assert adapter_config["base_model_name_or_path"] == "SmolLM2-135M-Instruct"
+
+    helper = PEFTHelper.from_local_dir(str(config.out), 128)
+    helper.validate_legal(LoRAConfig(max_lora_rank=config.vllm_max_lora_rank()))
+    loaded = LoRAModel.from_local_checkpoint(
+        str(config.out), set(VLLM_LORA_MODULES), helper, lora_model_id=1, device="cpu"
+    )
+    assert len(loaded.loras) == 2 * len(VLLM_LORA_MODULES)  # two layers
+    assert all(lora.lora_a.dtype == torch.bfloat16 for lora in loaded.loras.values())
