@@ -27,6 +27,58 @@ GRACEFUL_SHUTDOWN_S = 90
 CONSTRUCTOR_RETRIES = 3
 # Where an LLMConfig carries the CPU dtype setting to the replica that starts the engine.
 CPU_DTYPE_SETTING_KEY = "salesboost_cpu_dtype"
+# A relative adapter path is the repository's (the image holds the repository too).
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The LoRA ranks vLLM's engine takes (vllm/config/lora.py).
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+class PersonaAdapter(BaseModel):
+    """A LoRA adapter of the model that the persona's requests use.
+
+    The judge's requests to the same engine stay on the base model: one engine serves both,
+    the adapter preloaded at start (vLLM's ``lora_modules``) and chosen per request by name.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(
+        ...,
+        min_length=1,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="The name requests choose the adapter by; not the model's own.",
+    )
+    path: str = Field(
+        ...,
+        min_length=1,
+        description="The adapter's folder (adapter_config.json, "
+        "adapter_model.safetensors); relative to the repository.",
+    )
+    max_rank: int = Field(8, description="vLLM's max_lora_rank: at least the adapter's rank.")
+
+    def folder(self) -> Path:
+        path = Path(self.path)
+        return path if path.is_absolute() else PROJECT_ROOT / path
+
+    def weights_digest(self) -> str:
+        """The adapter's weights, so that a retrained adapter is another version."""
+        digest = hashlib.sha256()
+        for name in ("adapter_config.json", "adapter_model.safetensors"):
+            digest.update((self.folder() / name).read_bytes())
+        return digest.hexdigest()[:16]
+
+    @model_validator(mode="after")
+    def _loadable(self) -> PersonaAdapter:
+        if self.max_rank not in VLLM_LORA_RANKS:
+            raise ValueError(f"max_rank {self.max_rank}: vLLM takes one of {VLLM_LORA_RANKS}")
+        folder = self.folder()
+        for name in ("adapter_config.json", "adapter_model.safetensors"):
+            if not (folder / name).is_file():
+                raise ValueError(f"persona_adapter.path: {folder / name} does not exist")
+        rank = json.loads((folder / "adapter_config.json").read_text()).get("r")
+        if not isinstance(rank, int) or rank > self.max_rank:
+            raise ValueError(f"the adapter's rank {rank} is above max_rank {self.max_rank}")
+        return self
 
 
 class AutoscalingSettings(BaseModel):
@@ -80,6 +132,10 @@ class LLMDeploymentSettings(BaseModel):
         description="vLLM's engine metrics through Ray's (ray_vllm_*: time to first token, "
         "inter-token latency, queue, KV cache), beside Serve's and the product's.",
     )
+    persona_adapter: PersonaAdapter | None = Field(
+        None,
+        description="A LoRA adapter the persona's requests use; the judge's use the base model.",
+    )
     stream_batching_interval_ms: float = Field(
         0,
         ge=0,
@@ -101,6 +157,8 @@ class LLMDeploymentSettings(BaseModel):
             )
         if self.accelerator == "cpu" and self.dtype == "float16":
             raise ValueError("dtype float16 is for GPUs; on the CPU use auto, bfloat16 or float32")
+        if self.persona_adapter is not None and self.persona_adapter.name == self.model_id:
+            raise ValueError("persona_adapter.name must differ from model_id")
         if self.source.startswith(BUNDLED_PREFIX):
             name = self.source.removeprefix(BUNDLED_PREFIX)
             if name not in BUNDLED_MODELS:
@@ -112,7 +170,10 @@ class LLMDeploymentSettings(BaseModel):
     def config_hash(self) -> str:
         """The config's identity: a change of model, engine, sampling or serving options is
         another version of the model."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        identity = self.model_dump(mode="json")
+        if self.persona_adapter is not None:
+            identity["persona_adapter"]["weights"] = self.persona_adapter.weights_digest()
+        canonical = json.dumps(identity, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:10]
 
     @property
@@ -153,7 +214,26 @@ class LLMDeploymentSettings(BaseModel):
         """``engine_kwargs`` with the dtype this machine runs the model in."""
         choice = self.dtype_choice()
         dtype = choice.dtype if choice is not None else self.dtype
-        return {**self.engine_kwargs, "dtype": dtype}
+        kwargs = {**self.engine_kwargs, "dtype": dtype}
+        if self.persona_adapter is not None:
+            kwargs.update(
+                enable_lora=True, max_lora_rank=self.persona_adapter.max_rank, max_loras=1
+            )
+        return kwargs
+
+    def persona_lora_request(self) -> Any:
+        """What the persona's requests to a vLLM engine of this process carry: its adapter
+        (None without one). A benchmark's direct engine; a deployment names it instead."""
+        if self.persona_adapter is None:
+            return None
+        from vllm.lora.request import LoRARequest
+
+        adapter = self.persona_adapter
+        return LoRARequest(adapter.name, 1, str(adapter.folder()))
+
+    def persona_model_id(self) -> str:
+        """The name the persona's requests give: the adapter's, or the model's."""
+        return self.persona_adapter.name if self.persona_adapter else self.model_id
 
     def vllm_engine_kwargs(self, models_dir: Path) -> dict[str, Any]:
         """The engine arguments both the deployment and the direct baseline use."""
@@ -173,12 +253,18 @@ class LLMDeploymentSettings(BaseModel):
         bundle = {"CPU": self.cpus_per_engine}
         if self.accelerator == "gpu":
             bundle = {"CPU": 1, "GPU": 1}
+        engine_kwargs = self.resolved_engine_kwargs()
+        if self.persona_adapter is not None:
+            # Preloaded as the engine starts (a front-end argument Ray Serve LLM passes on):
+            # Ray's own dynamic LoRA loading takes only cloud storage URIs.
+            adapter = self.persona_adapter
+            engine_kwargs["lora_modules"] = [{"name": adapter.name, "path": str(adapter.folder())}]
         return LLMConfig(
             model_loading_config={
                 "model_id": self.model_id,
                 "model_source": self.resolve_source(models_dir),
             },
-            engine_kwargs=self.resolved_engine_kwargs(),
+            engine_kwargs=engine_kwargs,
             accelerator_type=self.accelerator_type,
             # The default bundle asks for a GPU, and a CPU replica would wait for it forever.
             placement_group_config={"bundles": [bundle]},

@@ -393,6 +393,10 @@ async def score_evaluator(rows, tenant: Tenant, matcher) -> dict[str, Any]:
     return {**agreement(items), "disagreements": misses}
 
 
+# The persona's model config the probes run on by default: the local stack's (serve_local.yaml).
+DEFAULT_NPC_CONFIG = "npc_cpu"
+
+
 # --- the persona on the engine ---------------------------------------------------------------
 
 
@@ -400,8 +404,11 @@ class DirectChatEngine:
     """The ``ChatEngine`` interface over vLLM's ``AsyncLLM`` in this process (the NPC
     deployment's engine arguments): the product's agents run on it unchanged."""
 
-    def __init__(self, engine: Any, tokenizer: Any, model_id: str, seed: int = 0) -> None:
+    def __init__(
+        self, engine: Any, tokenizer: Any, model_id: str, seed: int = 0, lora_request: Any = None
+    ) -> None:
         self._engine = engine
+        self._lora_request = lora_request  # the persona's adapter, where its config has one
         self._tokenizer = tokenizer
         self.model_id = model_id
         self.version = model_id
@@ -436,7 +443,9 @@ class DirectChatEngine:
         )
         started, sent, first = time.perf_counter(), "", True
         final = None
-        async for output in self._engine.generate(prompt, params, request_id=uuid.uuid4().hex):
+        async for output in self._engine.generate(
+            prompt, params, request_id=uuid.uuid4().hex, lora_request=self._lora_request
+        ):
             text = output.outputs[0].text
             if text[len(sent) :]:
                 if first:
@@ -569,6 +578,7 @@ async def run_probes(
     settings,
     persona: str,
     progress: Progress,
+    npc_config: str = DEFAULT_NPC_CONFIG,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     from vllm.engine.arg_utils import AsyncEngineArgs
     from vllm.v1.engine.async_llm import AsyncLLM
@@ -578,7 +588,7 @@ async def run_probes(
     from serve_apps.orchestrator.agents.npc import NPCConversation
     from serve_apps.orchestrator.training_turn import AgentSettings, TrainingTurn
 
-    npc = LLMDeploymentSettings.from_file(resolve_model_config("npc_cpu"))
+    npc = LLMDeploymentSettings.from_file(resolve_model_config(npc_config))
     os.environ.update(npc.engine_env())
     kwargs = {**npc.vllm_engine_kwargs(settings.models_dir), "distributed_executor_backend": "mp"}
     progress(f"persona: starting vLLM AsyncLLM with {kwargs}")
@@ -588,7 +598,9 @@ async def run_probes(
     papers = settings.grounding_token_budget  # as the gateway reads the persona's papers
     try:
         tokenizer = engine.get_tokenizer()
-        chat = DirectChatEngine(engine, tokenizer, npc.model_id)
+        chat = DirectChatEngine(
+            engine, tokenizer, npc.persona_model_id(), lora_request=npc.persona_lora_request()
+        )
         speaker = RecordingPersona(
             BeforePersona(chat, retrieve)
             if persona == "before"
@@ -691,6 +703,7 @@ def run_quality_bench(
     evalsets: Path = EVALSETS,
     persona: str = "current",
     engine: bool = True,
+    npc_config: str = DEFAULT_NPC_CONFIG,
     progress: Progress = print,
 ) -> dict[str, Any]:
     from loadtests.bench.turn import engine_meta
@@ -707,6 +720,7 @@ def run_quality_bench(
             "evalsets": str(evalsets),
             "tenant": str(tenant.path),
             "persona_prompt": persona,
+            "npc_config": npc_config,
             "embedder": "all-MiniLM-L6-v2 (in-process, the Embedder deployment's model)",
             "off_question_threshold": OFF_QUESTION_THRESHOLD,
             "npc_max_tokens": settings.npc_max_tokens if persona == "current" else 160,
@@ -746,7 +760,15 @@ def run_quality_bench(
             progress(f"persona ({persona} prompt) on probes.jsonl through the engine")
             replies, ttft = asyncio.run(
                 run_probes(
-                    tenant, probes, matcher, retrieve, probe_grounding, settings, persona, progress
+                    tenant,
+                    probes,
+                    matcher,
+                    retrieve,
+                    probe_grounding,
+                    settings,
+                    persona,
+                    progress,
+                    npc_config,
                 )
             )
             results["persona"] = {

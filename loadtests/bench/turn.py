@@ -266,6 +266,7 @@ async def direct_conversation(
     script: int = 0,
     think_ms: int = 0,
     gap_ms: int = 0,
+    lora_request: Any = None,
 ) -> list[TurnSample]:
     from vllm import SamplingParams
 
@@ -305,7 +306,9 @@ async def direct_conversation(
         )
         first: float | None = None
         final = None
-        async for output in engine.generate(prompt, params, request_id=uuid.uuid4().hex):
+        async for output in engine.generate(
+            prompt, params, request_id=uuid.uuid4().hex, lora_request=lora_request
+        ):
             if first is None and output.outputs[0].token_ids:
                 first = time.perf_counter() - started
             final = output
@@ -544,13 +547,23 @@ def _gateway_phase(
                 progress(f"  {results[str(level)][key]}")
 
 
+def local_npc_config(settings: Settings) -> str:
+    """The persona's model config a local stack runs (``cluster/serve_local.yaml``)."""
+    from cluster.serve_config import load_serve_config, salesboost_apps
+
+    path = settings.serve_config
+    (_, args), *_ = salesboost_apps(path, load_serve_config(path))
+    return args.npc_llm_config
+
+
 def _direct_phase(
     config: TurnBenchConfig, settings: Settings, results: dict[str, Any], progress: Progress
 ) -> None:
     from models.llm import LLMDeploymentSettings
     from serve_apps.app import resolve_model_config
 
-    npc = LLMDeploymentSettings.from_file(resolve_model_config("npc_cpu"))
+    # The persona's model config of the stack the gateway side runs on (serve_local.yaml's).
+    npc = LLMDeploymentSettings.from_file(resolve_model_config(local_npc_config(settings)))
     os.environ.update(npc.engine_env())
     persona, scenario = demo_cards(config.scenario)
     first_scripts = level_scripts(config)
@@ -581,6 +594,7 @@ def _direct_phase(
                         config.max_tokens,
                         None,
                         script,
+                        lora_request=npc.persona_lora_request(),
                     )
                     for script in range(max(config.concurrency))
                 )
@@ -599,6 +613,7 @@ def _direct_phase(
                         script,
                         config.think_ms,
                         config.direct_gap_ms,
+                        npc.persona_lora_request(),
                     ),
                     level,
                     config.repeats,

@@ -261,6 +261,10 @@ def bench_quality(
     engine: Annotated[
         bool, typer.Option(help="Run the probe scripts through the vLLM engine.")
     ] = True,
+    npc_config: Annotated[
+        str,
+        typer.Option(help="The persona's model config (a name under models/configs or a path)."),
+    ] = "npc_cpu",
 ) -> None:
     """The agents against labelled sets, and the persona on the engine (docs/quality.md)."""
     from loadtests.bench.quality import EVALSETS, run_quality_bench
@@ -270,6 +274,7 @@ def bench_quality(
         evalsets=evalsets or EVALSETS,
         persona=persona,
         engine=engine,
+        npc_config=npc_config,
         progress=typer.echo,
     )
     json_path.parent.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,9 @@ class ModelRoute(BaseModel):
 
     role: ModelRole
     version: str = Field(description="model_id@config hash: what stored replies record.")
-    model_id: str = Field(description="The name the engine serves the model under.")
+    model_id: str = Field(
+        description="The name the engine serves the model under (for the persona, its adapter's "
+        "where the config has one)."
+    )
     app_name: str = Field(description="The Serve application of this version.")
     deployment_name: str = Field(description="Its LLM deployment.")

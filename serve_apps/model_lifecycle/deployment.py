@@ -73,7 +73,8 @@ def route_of(role: ModelRole, settings: LLMDeploymentSettings) -> ModelRoute:
     return ModelRoute(
         role=role,
         version=settings.version,
-        model_id=settings.model_id,
+        # The persona asks for its adapter where the config has one; the judge, the base model.
+        model_id=settings.persona_model_id() if role == "npc" else settings.model_id,
         app_name=settings.app_name,
         deployment_name=settings.deployment_name,
     )
