@@ -22,6 +22,7 @@ running canary makes a swap or another canary of its role one).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -92,6 +93,35 @@ class ModelLifecycle:
         self._routing = RoutingStore(Redis.from_url(connections.redis_url), configured)
         self._serve = ServeControl()
         self._tasks: set[asyncio.Task[None]] = set()
+        # The constructor runs on the replica's event loop.
+        self._start(self._reconcile_at_start())
+
+    async def _reconcile_at_start(self) -> None:
+        await self.reconcile()
+
+    async def reconcile(self) -> list[str]:
+        """Drop from the routing the versions no deployed application serves (after a
+        restart of the stack, the Serve config's); what it dropped is logged and returned."""
+        locked: list[ModelRole] = []
+        try:
+            for role in self._routing.configured.roles:
+                if not await self._routing.lock(role, LOCK_TTL_S):
+                    return []  # a change runs: its own steps keep routing and apps in step
+                locked.append(role)
+            routing = await self._routing.read(fresh=True)
+            deployed = set(await self._serve.applications())
+            kept, dropped = routing.served_by(deployed, self._routing.configured)
+            if dropped:
+                log.warning("model routing reset to deployed versions: %s", "; ".join(dropped))
+                await self._routing.write(kept)
+            return dropped
+        except Exception as exc:  # Redis or the controller away: the routing stays as it is
+            log.warning("model routing not checked against the deployed versions: %r", exc)
+            return []
+        finally:
+            for role in locked:
+                with contextlib.suppress(Exception):
+                    await self._routing.unlock(role)
 
     async def status(self) -> dict[str, Any]:
         routing = await self._routing.read(fresh=True)

@@ -118,6 +118,33 @@ class ModelRouting(BaseModel):
         """Every version that answers turns now (what readiness checks)."""
         return [route for entry in self.roles.values() for route in entry.serving()]
 
+    def served_by(
+        self, deployed: set[str], configured: ModelRouting
+    ) -> tuple[ModelRouting, list[str]]:
+        """This routing with only versions whose applications are deployed, and what it
+        dropped: a role whose active version's application is gone answers from the Serve
+        config again (its canary too goes); a canary whose candidate's is gone ends.
+
+        A restart starts the Serve config's applications, while Redis may keep a routing
+        that named others (a swapped-in version, a canary's candidate), whose turns would
+        then fail.
+        """
+        roles, dropped = dict(self.roles), []
+        for role, entry in self.roles.items():
+            if entry.active.app_name not in deployed:
+                fallback = configured.roles.get(role)
+                dropped.append(f"{role}: {entry.active.version} is not deployed")
+                if fallback is None:
+                    del roles[role]
+                else:
+                    roles[role] = fallback
+            elif entry.canary and entry.canary.candidate.app_name not in deployed:
+                dropped.append(
+                    f"{role}: the canary's {entry.canary.candidate.version} is not deployed"
+                )
+                roles[role] = RoleRouting(active=entry.active)
+        return ModelRouting(roles=roles), dropped
+
     # The canary's transitions: each returns the routing after it, or raises
     # ``CanaryStateError`` when the role's state does not allow it.
 

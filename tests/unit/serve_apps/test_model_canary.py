@@ -368,3 +368,26 @@ def test_compare_lists_the_routed_versions_even_without_rows():
     assert retired.sessions == 1 and retired.score_mean == 50.0 and retired.rejection_rate == 0
     assert comparison.versions[0].rejection_rate is None  # no verdicts: no rate
     assert compare_versions([], [], role="npc", scope="demo", since=SINCE).versions == []
+
+
+async def test_a_restart_drops_the_versions_no_application_serves(lifecycle):
+    """Redis kept a routing to a canary's candidate and a swapped-in judge; the restarted
+    stack deployed only the Serve config's applications."""
+    swapped_judge = JUDGE.model_copy(update={"version": "judge@swapped", "app_name": "llm-gone"})
+    kept = _routing(_canary(share=35))
+    await lifecycle._routing.write(
+        ModelRouting(roles={**kept.roles, "judge": RoleRouting(active=swapped_judge)})
+    )
+    lifecycle._serve.apps = {"salesboost", ACTIVE.app_name, JUDGE.app_name}
+
+    dropped = await lifecycle.reconcile()
+    assert len(dropped) == 2, dropped
+    routing = await lifecycle._routing.read(fresh=True)
+    assert routing.route("npc") == ACTIVE and routing.canary("npc") is None
+    assert routing.route("judge") == JUDGE  # the Serve config's version again
+    assert await lifecycle.reconcile() == []  # nothing more to drop
+    # While a change holds a role's lock, the routing is left to that change.
+    await lifecycle._routing.write(kept)
+    assert await lifecycle._routing.lock("npc", 60)
+    assert await lifecycle.reconcile() == []
+    assert (await lifecycle._routing.read(fresh=True)).canary("npc") is not None
