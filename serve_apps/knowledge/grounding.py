@@ -1,6 +1,7 @@
 """What the persona reads for a turn, asked of the knowledge service.
 
-The gateway asks the moment a turn arrives (beside storing it) for the persona's own papers
+The gateway asks the moment a turn arrives (beside storing it), and a replay of stored
+sessions for each turn it sends again (``read_papers``), for the persona's own papers
 (the scenario's customer and vendor-website knowledge bases: they go into the persona's
 prompt, so they are needed before its first token), cut to the sentences that match the
 turn within a token budget. The seller's knowledge is not asked here: the orchestrator asks
