@@ -236,6 +236,7 @@ async def test_a_replay_of_two_sessions_reports_both_and_changes_no_stored_row(
 
 
 async def test_a_candidate_that_cannot_start_says_why(base_url, demo_admin):
+    await _ended_session(base_url, TRAINEE, 1)  # a session to replay, whatever ran before
     before = await _models(base_url, demo_admin)
     missing = {**_config("npc_cpu_candidate"), "source": "/nonexistent/model"}
     response = await _replay(base_url, demo_admin, missing, 1)
