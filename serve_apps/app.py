@@ -6,7 +6,8 @@
              │                         ├─► Embedder (the semantic checks' sentences)
              │                         └─► KnowledgeService (the seller's chunks for the
              │                             coach and the claims check, beside the reply)
-             ├─► ModelLifecycle (which version answers each role; the swap)
+             ├─► ModelLifecycle (which version answers each role; the swap; the replay of
+             │                   stored sessions, through the orchestrator and knowledge)
              └─► KnowledgeService (the persona's papers, uploads, search testing,
                    │               versions)
                    ├─► Embedder
@@ -276,7 +277,11 @@ def build_app(args: Mapping[str, Any] | None = None) -> Application:
             knowledge=knowledge,  # the seller's chunks for the coach and the claims check
         )
     )
-    lifecycle = _deployment(ModelLifecycle).bind(configured=routes)
+    # A replay of stored sessions sends their turns to the orchestrator, with the persona's
+    # papers from the knowledge service, as the gateway sends live ones.
+    lifecycle = _deployment(ModelLifecycle).bind(
+        configured=routes, orchestrator=orchestrator, knowledge=knowledge
+    )
     # The gateway tries semantic compliance rules on a sentence with the same embedder.
     return (
         _deployment(Gateway)

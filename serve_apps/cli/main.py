@@ -155,6 +155,7 @@ models_app.command("canary")(models_cli.canary_command)
 models_app.command("compare")(models_cli.compare_command)
 models_app.command("promote")(models_cli.promote_command)
 models_app.command("rollback")(models_cli.rollback_command)
+models_app.command("replay")(models_cli.replay_command)
 
 
 @app.command()

@@ -1,5 +1,5 @@
-"""``salesboost models status|swap|canary|compare|promote|rollback``: the platform's model
-versions, through the running API.
+"""``salesboost models status|swap|canary|compare|promote|rollback|replay``: the platform's
+model versions, through the running API.
 
 The changes run in the cluster (``serve_apps/model_lifecycle``); these send them, then
 follow the role's status until the change is done or failed (``--no-wait`` returns at once).
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -238,3 +239,95 @@ def compare_command(
     with _client(url, tenant, user) as client:
         comparison = _ok(client.get(f"/v1/models/{role}/compare", params={"days": days}))
     typer.echo(json.dumps(comparison, indent=2)) if as_json else show_comparison(comparison)
+
+
+def _side_by_side(report: dict[str, Any]) -> None:
+    """The replay's totals, the stored replies beside the candidate's."""
+    typer.echo(
+        f"replayed {report['replayed']} of {report['sessions_asked']} sessions asked "
+        f"({report['scope']}), {report['failed']} failed; stored "
+        f"{', '.join(report['stored_versions']) or '-'} against {report['candidate_version']}"
+    )
+    rows = [
+        ("evaluator score", "score", ".1f"),
+        ("scored sessions", "scored_sessions", "d"),
+        ("replies", "replies", "d"),
+        ("reviewer rejections", "rejections", "d"),
+        ("  of verdicts", "reviews", "d"),
+        ("rejection rate", "rejection_rate", ".0%"),
+        ("reply length (chars)", "reply_chars_mean", ".0f"),
+        ("output tokens", "output_tokens_mean", ".1f"),
+        ("first token p50 (ms)", "ttft_p50_ms", ".0f"),
+        ("cut at the limit", "cut_replies", "d"),
+        ("  of replies known", "cut_known", "d"),
+    ]
+    typer.echo(f"  {'':22} {'stored':>10} {'candidate':>10}")
+    for label, field, spec in rows:
+        stored, candidate = report["stored"][field], report["candidate"][field]
+        typer.echo(f"  {label:22} {_number(stored, spec):>10} {_number(candidate, spec):>10}")
+    for session in report["sessions"]:
+        if session["state"] != "replayed":
+            typer.echo(f"  session {session['session_id']}: {session['error']}")
+
+
+def replay_command(
+    candidate: Annotated[
+        str, typer.Option(help="The candidate's model config: a YAML path or a name.")
+    ],
+    sessions: Annotated[
+        int, typer.Option(min=1, max=50, help="Your company's most recent sessions to replay.")
+    ],
+    url: UrlOption = DEFAULT_URL,
+    tenant: Annotated[
+        str,
+        typer.Option(
+            help="Your company (a model admin's): its sessions are the ones replayed. Another "
+            "company's sessions are never replayed through the API."
+        ),
+    ] = "demo",
+    user: UserOption = DEFAULT_ADMIN,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="Write the report (JSON) to this file.")
+    ] = None,
+    timeout: Annotated[int, typer.Option(help="Seconds to wait for the report.")] = 3600,
+) -> None:
+    """Replay the trainee turns of your company's most recent SESSIONS sessions against the
+    CANDIDATE version (brought up beside the others without any traffic routed to it, and
+    removed after unless it was served already), with the reviewer and the evaluator, and
+    compare it with the stored replies: evaluator score, reviewer rejections, reply length,
+    first-token time, replies cut at the limit, and every turn's two replies (--json).
+    Nothing stored changes."""
+    settings = _read_config(candidate)
+    with _client(url, tenant, user) as client:
+        started = _ok(
+            client.post("/v1/models/npc/replay", json={"config": settings, "sessions": sessions})
+        )
+        replay_id = started["replay_id"]
+        typer.echo(
+            f"replay {replay_id}: {started['sessions_total']} sessions against "
+            f"{started['candidate']}"
+        )
+        deadline = time.monotonic() + timeout
+        seen = ""
+        while True:
+            status = _ok(client.get(f"/v1/models/replays/{replay_id}"))
+            line = status["state"] + (f": {status['message']}" if status["message"] else "")
+            if line != seen:
+                typer.echo(f"  {line}")
+                seen = line
+            if status["state"] in ("done", "failed"):
+                break
+            if time.monotonic() > deadline:
+                typer.secho(
+                    f"still running after {timeout} s: GET /v1/models/replays/{replay_id}",
+                    err=True,
+                )
+                raise typer.Exit(code=1)
+            time.sleep(2)
+    if status["state"] == "failed":
+        raise typer.Exit(code=1)
+    report = status["report"]
+    if json_file is not None:
+        json_file.write_text(json.dumps(report, indent=2))
+        typer.echo(f"wrote {json_file}")
+    _side_by_side(report)

@@ -13,6 +13,11 @@ seed, and unlocks: both versions answer until the canary is promoted (the candid
 every session) or rolled back (the active version does); either one waits out the routing
 caches and retires the version that no longer answers.
 
+A replay (``replay.py``) brings the candidate up the same way without routing anything to it,
+runs stored sessions' trainee turns against it through the orchestrator, and removes it after
+unless it was served already. It holds the locks of both roles while it runs: a swap, a
+canary, a promotion or a rollback would move or retire what it uses.
+
 Anything that fails before the routing moves leaves the old version answering: the candidate
 is removed and the status says why. One replica holds the changes (a Redis lock per role
 makes a second change of the same role a conflict, whichever replica or caller asks; a
@@ -26,6 +31,7 @@ import contextlib
 import logging
 import secrets
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Literal
 
@@ -34,6 +40,19 @@ from ray import serve
 from models.llm import LLMDeploymentSettings
 from serve_apps.connections import Connections
 from serve_apps.contracts.models import ModelRole, ModelRoute
+from serve_apps.contracts.replay import MAX_REPLAY_SESSIONS, ReplayTurnSettings, StoredSession
+from serve_apps.model_lifecycle.replay import (
+    REPLAY_CONCURRENCY,
+    REPLAY_DEADLINE_S,
+    ReplayEngine,
+    ReplayState,
+    ReplayStatus,
+    ReplayStore,
+    ServeReplayEngine,
+    SessionReplay,
+    build_report,
+    replay_session,
+)
 from serve_apps.model_lifecycle.routing import (
     MAX_SHARE,
     MIN_SHARE,
@@ -49,6 +68,8 @@ from serve_apps.model_lifecycle.serve_control import ServeControl, model_applica
 from serve_apps.telemetry.logs import configure_logging
 
 log = logging.getLogger("ray.serve.salesboost.models")
+# Who holds a role's lock while the routing is checked against the deployed applications.
+RECONCILE_HOLDER = "the check of the routing at start"
 
 # A CPU engine starts in about a minute on an idle machine, several under load.
 START_TIMEOUT_S = 900
@@ -68,6 +89,12 @@ class CandidateFailed(RuntimeError):
 # A canary splits the persona's sessions: the judge answers many agents in a turn, for every
 # session alike, and is swapped.
 CANARY_ROLES: tuple[ModelRole, ...] = ("npc",)
+# Stored replies record the persona's version: it is the one a replay compares.
+REPLAY_ROLES: tuple[ModelRole, ...] = ("npc",)
+# A replay's locks lapse this long after its replica stops renewing them (it renews them at a
+# quarter of it), so that a replica that died with one does not hold the roles for long.
+REPLAY_LOCK_TTL_S = 120
+REPLAY_HOLDER = "replay:"
 
 
 def route_of(role: ModelRole, settings: LLMDeploymentSettings) -> ModelRoute:
@@ -83,14 +110,25 @@ def route_of(role: ModelRole, settings: LLMDeploymentSettings) -> ModelRoute:
 
 @serve.deployment(name="ModelLifecycle", num_replicas=1, ray_actor_options={"num_cpus": 0})
 class ModelLifecycle:
-    def __init__(self, configured: dict[ModelRole, ModelRoute]) -> None:
+    def __init__(
+        self,
+        configured: dict[ModelRole, ModelRoute],
+        orchestrator: Any | None = None,
+        knowledge: Any | None = None,
+    ) -> None:
         configure_logging("models")
         from redis.asyncio import Redis
 
         connections = Connections()
         if not connections.redis_url:
             raise ValueError("REDIS_URL must reach the model lifecycle replica")
-        self._routing = RoutingStore(Redis.from_url(connections.redis_url), configured)
+        redis = Redis.from_url(connections.redis_url)
+        self._routing = RoutingStore(redis, configured)
+        self._replays = ReplayStore(redis)
+        # A replay sends its turns to the orchestrator, as the gateway sends live ones.
+        self._replay_engine: ReplayEngine | None = (
+            ServeReplayEngine(orchestrator, knowledge) if orchestrator is not None else None
+        )
         self._serve = ServeControl()
         self._tasks: set[asyncio.Task[None]] = set()
         # The constructor runs on the replica's event loop.
@@ -105,7 +143,7 @@ class ModelLifecycle:
         locked: list[ModelRole] = []
         try:
             for role in self._routing.configured.roles:
-                if not await self._routing.lock(role, LOCK_TTL_S):
+                if not await self._routing.lock(role, LOCK_TTL_S, holder=RECONCILE_HOLDER):
                     return []  # a change runs: its own steps keep routing and apps in step
                 locked.append(role)
             routing = await self._routing.read(fresh=True)
@@ -121,7 +159,7 @@ class ModelLifecycle:
         finally:
             for role in locked:
                 with contextlib.suppress(Exception):
-                    await self._routing.unlock(role)
+                    await self._routing.unlock(role, holder=RECONCILE_HOLDER)
 
     async def status(self) -> dict[str, Any]:
         routing = await self._routing.read(fresh=True)
@@ -152,7 +190,7 @@ class ModelLifecycle:
             raise ValueError(f"this deployment serves no {role} model to swap")
         candidate = route_of(role, settings)
         if not await self._routing.lock(role, LOCK_TTL_S):
-            raise ChangeRefused(f"a change of {role} is already running")
+            raise ChangeRefused(await self._refusal(role))
         routing = await self._routing.read(fresh=True)
         if (canary := routing.canary(role)) is not None:
             await self._routing.unlock(role)
@@ -237,7 +275,7 @@ class ModelLifecycle:
         routing = await self._routing.read(fresh=True)
         self._check(lambda: routing.with_canary(role, canary))
         if not await self._routing.lock(role, LOCK_TTL_S):
-            raise ChangeRefused(f"a change of {role} is already running")
+            raise ChangeRefused(await self._refusal(role))
         try:
             routing = await self._routing.read(fresh=True)
             self._check(lambda: routing.with_canary(role, canary))  # again, under the lock
@@ -307,7 +345,7 @@ class ModelLifecycle:
         self, role: ModelRole, kind: Literal["promote", "rollback"]
     ) -> dict[str, Any]:
         if not await self._routing.lock(role, LOCK_TTL_S):
-            raise ChangeRefused(f"a change of {role} is already running")
+            raise ChangeRefused(await self._refusal(role))
         try:
             routing = await self._routing.read(fresh=True)
             moved = self._check(
@@ -353,6 +391,193 @@ class ModelLifecycle:
             await step("failed", f"the routing moved, {leaving.app_name} not retired: {exc!r}")
         finally:
             await self._routing.unlock(status.role)
+
+    async def replay(
+        self,
+        role: ModelRole,
+        settings_json: dict[str, Any],
+        sessions: list[StoredSession],
+        turn_settings: ReplayTurnSettings,
+        scope: str,
+    ) -> dict[str, Any]:
+        """Start replaying ``sessions`` (one company's, read by the caller as that company)
+        against the version the config describes, and return at once (its progress and
+        report: ``replay_status``). ``ChangeRefused`` while a change or a replay holds a
+        role; a ``ValueError`` for a config, role or set of sessions that is not one."""
+        settings = LLMDeploymentSettings.model_validate(settings_json)
+        if role not in REPLAY_ROLES:
+            raise ValueError(f"replies record the persona's version only: replay npc, not {role}")
+        if role not in self._routing.configured.roles:
+            raise ValueError(f"this deployment serves no {role} model")
+        if self._replay_engine is None:
+            raise ValueError("this deployment was built without the orchestrator to replay with")
+        if not sessions:
+            raise ValueError("sessions: no stored session with a trainee turn to replay")
+        if len(sessions) > MAX_REPLAY_SESSIONS:
+            raise ValueError(f"sessions: at most {MAX_REPLAY_SESSIONS}")
+        tenants = {s.tenant_id for s in sessions}
+        if len(tenants) != 1:
+            raise ValueError("sessions: a replay is of one company's sessions")
+        candidate = route_of(role, settings)
+        replay_id = uuid.uuid4().hex
+        holder = REPLAY_HOLDER + replay_id
+        locked: list[ModelRole] = []
+        # Both roles: the candidate must stay up, and the judge that scores both sides the same.
+        for locking in self._routing.configured.roles:
+            if not await self._routing.lock(locking, REPLAY_LOCK_TTL_S, holder):
+                refusal = await self._refusal(locking)
+                for taken in locked:
+                    await self._routing.unlock(taken, holder)
+                raise ChangeRefused(refusal)
+            locked.append(locking)
+        now = time.time()
+        status = ReplayStatus(
+            replay_id=replay_id,
+            role=role,
+            tenant_id=tenants.pop(),
+            scope=scope,
+            candidate=candidate.version,
+            state="deploying",
+            sessions_total=len(sessions),
+            started_at=now,
+            updated_at=now,
+        )
+        try:
+            await self._replays.put(status)
+        except BaseException:
+            for taken in locked:
+                await self._routing.unlock(taken, holder)
+            raise
+        self._start(
+            self._run_replay(
+                status, candidate, settings.model_dump(mode="json"), sessions, turn_settings
+            )
+        )
+        return status.model_dump(mode="json", exclude={"report"})
+
+    async def replay_status(self, replay_id: str) -> dict[str, Any] | None:
+        found = await self._replays.get(replay_id)
+        return found.model_dump(mode="json") if found else None
+
+    async def _run_replay(
+        self,
+        status: ReplayStatus,
+        candidate: ModelRoute,
+        settings_json: dict[str, Any],
+        sessions: list[StoredSession],
+        turn_settings: ReplayTurnSettings,
+    ) -> None:
+        holder = REPLAY_HOLDER + status.replay_id
+        roles = list(self._routing.configured.roles)
+
+        async def step(state: ReplayState, message: str = "", **changes: Any) -> None:
+            nonlocal status
+            status = status.model_copy(
+                update={"state": state, "message": message, "updated_at": time.time(), **changes}
+            )
+            log.info(
+                "replay %s against %s: %s %s", status.replay_id, status.candidate, state, message
+            )
+            await self._replays.put(status)
+
+        renewing = asyncio.create_task(self._keep_locks(roles, holder))
+        added = False
+        try:
+            try:
+                added = await self._bring_up(candidate, settings_json, step)
+            except CandidateFailed as exc:
+                await step(
+                    "failed", f"the candidate did not come up; nothing served changed: {exc}"
+                )
+                return
+            judge = (await self._routing.read(fresh=True)).route("judge")
+            await step("replaying", f"0/{len(sessions)} sessions")
+            replayed = await self._replay_sessions(
+                status.replay_id, sessions, candidate, judge, turn_settings, step
+            )
+            report = build_report(
+                replayed,
+                role=status.role,
+                candidate_version=candidate.version,
+                judge_version=judge.version if judge else None,
+                scope=status.scope,
+                sessions_asked=status.sessions_total,
+                started_at=status.started_at,
+            )
+            await step(
+                "done",
+                f"{report.replayed} sessions replayed, {report.failed} failed",
+                sessions_done=len(replayed),
+                report=report,
+            )
+        except Exception as exc:
+            log.exception("replay %s failed", status.replay_id)
+            await step("failed", repr(exc))
+        finally:
+            renewing.cancel()
+            try:
+                in_use = (await self._routing.read(fresh=True)).apps_in_use()
+                if added and candidate.app_name not in in_use:  # a change may have routed to it
+                    await self._serve.remove(candidate.app_name)
+            except Exception:
+                log.exception("replay %s: %s not removed", status.replay_id, candidate.app_name)
+            for role in roles:
+                await self._routing.unlock(role, holder)
+
+    async def _replay_sessions(
+        self,
+        replay_id: str,
+        sessions: list[StoredSession],
+        candidate: ModelRoute,
+        judge: ModelRoute | None,
+        turn_settings: ReplayTurnSettings,
+        step: Callable[..., Awaitable[None]],
+    ) -> list[SessionReplay]:
+        assert self._replay_engine is not None
+        engine = self._replay_engine
+        deadline = time.monotonic() + REPLAY_DEADLINE_S
+        gate = asyncio.Semaphore(REPLAY_CONCURRENCY)
+        done = 0
+
+        async def one(stored: StoredSession) -> SessionReplay:
+            nonlocal done
+            async with gate:
+                replayed = await replay_session(
+                    engine,
+                    stored,
+                    candidate=candidate,
+                    judge=judge,
+                    settings=turn_settings,
+                    # Its turns in the orchestrator's logs and traces, told from the session's.
+                    tag=f"{stored.session_id}/replay-{replay_id[:8]}",
+                    deadline=deadline,
+                )
+            done += 1
+            await step("replaying", f"{done}/{len(sessions)} sessions", sessions_done=done)
+            return replayed
+
+        return list(await asyncio.gather(*(one(stored) for stored in sessions)))
+
+    async def _keep_locks(self, roles: list[ModelRole], holder: str) -> None:
+        while True:
+            await asyncio.sleep(REPLAY_LOCK_TTL_S / 4)
+            for role in roles:
+                try:
+                    if not await self._routing.renew_lock(role, REPLAY_LOCK_TTL_S, holder):
+                        log.warning("%s lost the lock of %s", holder, role)
+                except Exception as exc:  # Redis away for a moment: the next beat tries again
+                    log.warning("%s: the lock of %s not renewed: %r", holder, role, exc)
+
+    async def _refusal(self, role: ModelRole) -> str:
+        """Why a change of ``role`` is refused while its lock is held: by a replay, or by
+        another change."""
+        holder = await self._routing.lock_holder(role)
+        if holder and holder.startswith(REPLAY_HOLDER):
+            return (
+                f"a replay ({holder.removeprefix(REPLAY_HOLDER)}) is already running: the "
+                f"versions of {role} stay as they are until it ends"
+            )
+        return f"a change of {role} is already running"
 
     @staticmethod
     def _check(transition: Callable[[], ModelRouting]) -> ModelRouting:

@@ -34,6 +34,15 @@ SWAP_STATUS_KEY = "salesboost:model-swap-status:{role}"
 # The sessions each version of a running canary was given (a Redis hash: version -> count),
 # counted by the gateway as it starts them; emptied when a canary starts.
 CANARY_SESSIONS_KEY = "salesboost:model-canary-sessions:{role}"
+# The lock's holder checked and acted on in one step (a lapsed lock may be another's now).
+_RENEW_IF_HELD = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+_DELETE_IF_HELD = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 # How long a gateway replica keeps the document before reading it again: a swap waits this
 # out before it retires the old version, so no replica sends a turn to it after.
 ROUTING_CACHE_S = 1.0
@@ -242,11 +251,28 @@ class RoutingStore:
         await self._redis.set(ROUTING_KEY, routing.model_dump_json())
         self._cached = None
 
-    async def lock(self, role: ModelRole, ttl_s: int) -> bool:
-        return bool(await self._redis.set(SWAP_LOCK_KEY.format(role=role), "1", nx=True, ex=ttl_s))
+    async def lock(self, role: ModelRole, ttl_s: int, holder: str = "change") -> bool:
+        """The role's lock for ``holder`` (what the refusal of another change names)."""
+        key = SWAP_LOCK_KEY.format(role=role)
+        return bool(await self._redis.set(key, holder, nx=True, ex=ttl_s))
 
-    async def unlock(self, role: ModelRole) -> None:
-        await self._redis.delete(SWAP_LOCK_KEY.format(role=role))
+    async def lock_holder(self, role: ModelRole) -> str | None:
+        raw = await self._redis.get(SWAP_LOCK_KEY.format(role=role))
+        return _text(raw) if raw is not None else None
+
+    async def renew_lock(self, role: ModelRole, ttl_s: int, holder: str) -> bool:
+        """Another ``ttl_s`` for ``holder``'s lock; False when it is no longer theirs."""
+        key = SWAP_LOCK_KEY.format(role=role)
+        return bool(await self._redis.eval(_RENEW_IF_HELD, 1, key, holder, ttl_s))
+
+    async def unlock(self, role: ModelRole, holder: str | None = None) -> None:
+        """Release the role's lock; with ``holder``, only while it is theirs (one that
+        lapsed and was taken by another change stays that change's)."""
+        key = SWAP_LOCK_KEY.format(role=role)
+        if holder is None:
+            await self._redis.delete(key)
+        else:
+            await self._redis.eval(_DELETE_IF_HELD, 1, key, holder)
 
     async def set_status(self, status: SwapStatus) -> None:
         await self._redis.set(SWAP_STATUS_KEY.format(role=status.role), status.model_dump_json())

@@ -205,6 +205,16 @@ def _requests(things: dict[str, str]) -> dict[tuple[str, str], tuple[str, dict |
         ("post", "/v1/models/{role}/promote"): ("/v1/models/npc/promote", None),
         ("post", "/v1/models/{role}/rollback"): ("/v1/models/npc/rollback", None),
         ("get", "/v1/models/{role}/compare"): ("/v1/models/npc/compare", None),
+        # A replay reads the caller's company's sessions only; its report is that company's
+        # (test_model_replay.py reads a real one as another company).
+        ("post", "/v1/models/{role}/replay"): (
+            "/v1/models/npc/replay",
+            {"config": _candidate(), "sessions": 2},
+        ),
+        ("get", "/v1/models/replays/{replay_id}"): (
+            f"/v1/models/replays/{uuid.uuid4().hex}",
+            None,
+        ),
     }
 
 

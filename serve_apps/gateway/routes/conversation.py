@@ -27,7 +27,6 @@ from db.transcript import history_turn
 from serve_apps.contracts.models import ModelRoute
 from serve_apps.contracts.turn import (
     NPCChunk,
-    PersonaPapers,
     SessionModeName,
     TurnRequest,
 )
@@ -54,7 +53,7 @@ from serve_apps.gateway.rate_limits import RateLimited, RateLimiter
 from serve_apps.gateway.state import GatewayState
 from serve_apps.gateway.stores import PostgresConversationStore, RedisGenerationLocks
 from serve_apps.gateway.use_cases.evaluation import finish_session, trainee_memory
-from serve_apps.knowledge.grounding import ground
+from serve_apps.knowledge.grounding import read_papers
 from serve_apps.telemetry import tracing
 from serve_apps.telemetry.logs import log_context
 from serve_apps.telemetry.metrics import product_metrics
@@ -113,36 +112,6 @@ def _serialized(send: Callable[[str], Awaitable[None]]) -> Callable[[str], Await
             await send(frame)
 
     return locked
-
-
-async def read_papers(
-    knowledge: Any,
-    *,
-    tenant_id: str,
-    own: str | None,
-    vendor_website: str | None,
-    text: str,
-    top_k: int,
-    timeout_s: float,
-    token_budget: int | None = None,
-) -> PersonaPapers:
-    """What the persona reads for a turn: its own company's papers and the vendor's website,
-    from the scenario's knowledge bases for them, both at once (none: nothing to read)."""
-    own_chunks, website_chunks = await asyncio.gather(
-        *(
-            ground(
-                knowledge,
-                tenant_id=tenant_id,
-                knowledge_base=slug,
-                text=text,
-                top_k=top_k,
-                timeout_s=timeout_s,
-                token_budget=token_budget,
-            )
-            for slug in (own, vendor_website)
-        )
-    )
-    return PersonaPapers(own=own_chunks, vendor_website=website_chunks)
 
 
 def turn_content(content: ScenarioContent, mode: SessionModeName) -> TurnContent:

@@ -9,6 +9,9 @@ answer 202 at once, and ``GET /v1/models`` shows how they go.
 The comparison reads stored rows, which are each company's own: here, under row-level
 security, the caller's company's only. Every company's rows together are the platform
 operator's to read (``salesboost operator model-compare``, audited in each company's log).
+A replay of stored sessions against a candidate likewise reads the caller's company's
+sessions only, here, and hands them to the lifecycle as data; its report is the caller's
+company's to fetch.
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ from sqlalchemy import select
 from db import model_version_repository as versions_repo
 from db.models import Tenant
 from serve_apps.contracts.models import ModelRole
+from serve_apps.contracts.replay import MAX_REPLAY_SESSIONS, ReplayTurnSettings
 from serve_apps.gateway.deps import AdminDep, AuditDep, StateDep, TenantSessionDep
 from serve_apps.gateway.errors import APIError
 from serve_apps.gateway.identity import Identity
+from serve_apps.model_lifecycle.replay import ReplayStore
 from serve_apps.model_lifecycle.routing import MAX_SHARE, MIN_SHARE
 
 router = APIRouter(tags=["models"])
@@ -205,3 +210,85 @@ async def compare_versions(
         active=active.version if active else None,
         candidate=canary.candidate.version if canary else None,
     ).model_dump(mode="json")
+
+
+class ReplayRequest(BaseModel):
+    config: dict[str, Any] = Field(description="The model config (models/configs/*.yaml's).")
+    sessions: int = Field(
+        ge=1,
+        le=MAX_REPLAY_SESSIONS,
+        description="How many of your company's most recent sessions (ended, or with a stored "
+        "reply) to replay.",
+    )
+
+
+@router.post("/v1/models/{role}/replay", status_code=202)
+async def replay_sessions(
+    who: AdminDep,
+    session: TenantSessionDep,
+    state: StateDep,
+    audit: AuditDep,
+    role: RolePath,
+    body: ReplayRequest,
+) -> dict:
+    """Replay the trainee turns of your company's ``sessions`` most recent sessions against
+    the version ``config`` describes (brought up beside the others if it is not served, no
+    turn routed to it, removed after), with the reviewer and the evaluator; the report
+    compares it with the stored replies. Answers at once with the replay's id: its progress
+    and report are ``GET /v1/models/replays/{id}``. Nothing stored changes. 409 while a
+    change of the model versions or another replay runs; 422 for a config that does not
+    validate, a number of sessions outside 1-50, or no session to replay."""
+    slug = await _model_admin(state, session, who)
+    if role != "npc":
+        raise APIError(
+            422, "invalid_request", "replies record the persona's version only: replay npc"
+        )
+    settings = _settings(body.config)
+    # The caller's company's sessions, read in its transaction (row-level security).
+    stored = await versions_repo.stored_sessions(
+        session, tenant_id=who.tenant_id, limit=body.sessions
+    )
+    if not stored:
+        raise APIError(
+            422,
+            "invalid_request",
+            "body.sessions: your company has no ended session, or one with a reply, to replay",
+        )
+    gateway = state.settings
+    turn = ReplayTurnSettings(
+        max_tokens=gateway.npc_max_tokens,
+        temperature=gateway.npc_temperature,
+        grounding_top_k=gateway.grounding_top_k,
+        grounding_token_budget=gateway.grounding_token_budget,
+        grounding_timeout_s=gateway.grounding_timeout_s,
+    )
+    started = await _lifecycle(
+        state.model_lifecycle.replay.remote(
+            role, settings.model_dump(mode="json"), stored, turn, slug
+        )
+    )
+    await audit.record(
+        session,
+        "model.replay",
+        role,
+        version=settings.version,
+        sessions=len(stored),
+        replay_id=started["replay_id"],
+    )
+    return started
+
+
+@router.get("/v1/models/replays/{replay_id}")
+async def replay_report(
+    who: AdminDep,
+    session: TenantSessionDep,
+    state: StateDep,
+    replay_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="The replay's id.")],
+) -> dict:
+    """A replay's progress, and its report once it is done (kept for a day); only your
+    company's replays."""
+    await _model_admin(state, session, who)
+    found = await ReplayStore(state.redis).get(replay_id)
+    if found is None or found.tenant_id != str(who.tenant_id):
+        raise APIError(404, "not_found", "no such replay (a report is kept for a day)")
+    return found.model_dump(mode="json")
