@@ -51,7 +51,12 @@ from serve_apps.contracts.turn import (
     ScenarioCard,
     TurnRequest,
 )
-from serve_apps.orchestrator.npc_prompt import npc_messages, persona_decoding
+from serve_apps.orchestrator.npc_prompt import (
+    clean_reply,
+    npc_messages,
+    persona_decoding,
+    trim_reply,
+)
 from serve_apps.settings import Settings
 
 if TYPE_CHECKING:
@@ -255,6 +260,11 @@ async def timed_turn(
 # --- the direct side -------------------------------------------------------------------
 
 
+def stored_reply(text: str, persona: PersonaCard) -> str:
+    """A reply as the conversation stores it (``agents/npc.py``)."""
+    return trim_reply(clean_reply(text, persona))[0]
+
+
 async def direct_conversation(
     engine: Any,
     tokenizer: Any,
@@ -316,7 +326,10 @@ async def direct_conversation(
         reply = final.outputs[0] if final else None
         history += [
             HistoryTurn(speaker="trainee", text=text),
-            HistoryTurn(speaker="npc", text=reply.text if reply else ""),
+            # What the gateway stores and the next prompt reads: the reply cleaned and cut to
+            # its last whole sentence, not the raw text, so both sides prefill the same prompts
+            # (the raw text would let the engine's prefix cache cover the last reply too).
+            HistoryTurn(speaker="npc", text=stored_reply(reply.text if reply else "", persona)),
         ]
         if index > 0:
             samples.append(
