@@ -7,7 +7,9 @@ Rules catch what the bundled 135M model's replies actually show (labelled in
 - speaking as the seller ("we offer a 30-day sandbox", "our solution", "would you like a
   demo?"): the customer never sells;
 - contradicting the card: a number it states for a thing the facts count otherwise ("300
-  CRM users", "1,200 employees"), or calling a company of a thousand people small;
+  CRM users", "1,200 employees"; spelled-out numbers too: "ten thousand users"), a month
+  other than the card's for what the card dates ("our fiscal year starts in March" when it
+  starts in April), or calling a company of a thousand people small;
 - leaking what the card keeps back (a hidden figure) when the salesperson did not ask about it;
 - running on (more than four sentences or 70 words) or cut off without a whole sentence;
 - not answering: a question the reply has nothing to do with, by the bundled embedder's
@@ -150,12 +152,18 @@ _STOP = frozenset(
 _UNIT_ALIASES = {"people": "employees", "staff": "employees", "employee": "employees"}
 
 
+# Words after a number that say nothing about what it counts ("2 in the morning").
+_NOT_UNITS = frozenset(
+    {"the", "and", "for", "but", "our", "its", "are", "was", "who", "you", "all"}
+)
+
+
 def _unit(word: str | None) -> str | None:
     if not word:
         return None
     word = word.lower()
     word = _UNIT_ALIASES.get(word, word)
-    return word if len(word) > 2 else None
+    return word if len(word) > 2 and word not in _NOT_UNITS and word not in _STOP else None
 
 
 def _amount(raw: str, suffix: str | None) -> float:
@@ -163,9 +171,67 @@ def _amount(raw: str, suffix: str | None) -> float:
     return value * 1000 if (suffix or "").lower() == "k" else value
 
 
+# Written as words so that they read as the numbers they are.
+_SMALL_NUMBERS = {
+    word: value
+    for value, word in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen "  # noqa: SIM905
+        "fourteen fifteen sixteen seventeen eighteen nineteen".split()
+    )
+}
+_TENS = {
+    word: 10 * (index + 2)
+    for index, word in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split())  # noqa: SIM905
+}
+_SCALES = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
+_NUMBER_WORD = "|".join([*_SMALL_NUMBERS, *_TENS, *_SCALES])
+# A run of number words ("ten thousand", "twenty-five", "two hundred and fifty").
+_SPELLED = re.compile(rf"(?i)\b(?:{_NUMBER_WORD})(?:(?:[\s-]+|\s+and\s+)(?:{_NUMBER_WORD}))*\b")
+
+
+def _spelled_value(words: list[str]) -> int:
+    total, current = 0, 0
+    for word in words:
+        if word in _SMALL_NUMBERS:
+            current += _SMALL_NUMBERS[word]
+        elif word in _TENS:
+            current += _TENS[word]
+        elif word == "hundred":
+            current = max(current, 1) * 100
+        else:  # thousand, million
+            total += max(current, 1) * _SCALES[word]
+            current = 0
+    return total + current
+
+
+def with_digits(text: str) -> str:
+    """Spelled-out large numbers as digits ("ten thousand users" → "10000 users").
+
+    Only those with a hundred, thousand or million: a customer says the small ones for parts
+    of what the card counts ("a pilot in three buildings", "two in the morning"), and the
+    number rule would read them as contradicting the whole.
+    """
+
+    def digits(match: re.Match[str]) -> str:
+        words = [w for w in re.split(r"[\s-]+", match.group(0).lower()) if w != "and"]
+        if not set(words) & _SCALES.keys():
+            return match.group(0)
+        return str(_spelled_value(words))
+
+    return _SPELLED.sub(digits, text)
+
+
+_MONTHS = (  # noqa: SIM905
+    "january february march april may june july august september october november december"
+).split()
+# "May" is also a verb: only month names that are not words of their own.
+_MONTH = re.compile(r"\b(" + "|".join(m.capitalize() for m in _MONTHS if m != "may") + r")\b")
+
+
 def numbers_by_unit(text: str) -> dict[str, set[float]]:
     """Numbers and the word after each ("1,200 employees" → {"employees": {1200}})."""
     found: dict[str, set[float]] = {}
+    text = with_digits(text)
     for match in _NUMBER.finditer(text):
         # The word after the number and the one after that ("300 CRM users": crm, users).
         units = {_unit(match.group(3)), _unit(match.group(4))} - {None}
@@ -183,16 +249,39 @@ def _content_words(text: str) -> set[str]:
     return {w[:5] for w in _WORD.findall(text.lower()) if w not in _STOP}
 
 
-def contradicts_card(reply: str, persona: PersonaCard) -> bool:
-    """A number the reply gives for a thing the card counts otherwise, or a large company
-    called small."""
-    card = " ".join([persona.company, *persona.facts, *persona.hidden])
-    known = numbers_by_unit(card)
+def contradicts_card(reply: str, persona: PersonaCard, question: str = "") -> bool:
+    """A number the reply gives for a thing the card counts otherwise, a month other than the
+    card's for what the card dates, or a large company called small."""
+    items = [persona.company, *persona.facts, *persona.hidden, *persona.goals]
+    known = numbers_by_unit(" ".join(items))
     for unit, values in numbers_by_unit(reply).items():
         if unit in known and not values & known[unit]:
             return True
+    if _other_month(reply, items, question):
+        return True
     size = max(known.get("employees", {0}))
     return size >= 200 and bool(_SMALL.search(reply))
+
+
+def _other_month(reply: str, items: list[str], question: str) -> bool:
+    """The salesperson asks about what a card item dates ("when does your fiscal year
+    start?" — "Northwind's fiscal year starts in April"), and the reply names one month, one
+    the card dates nothing in ("In March").
+
+    Only for a question about the item (two of its words): customers name other months
+    freely when they plan ("if it is not live by August, we wait until January").
+    """
+    card_months = {month for item in items for month in _MONTH.findall(item)}
+    said = set(_MONTH.findall(reply))
+    if len(said) != 1 or said & card_months:
+        return False
+    asked = _content_words(question)
+    for item in items:
+        months = set(_MONTH.findall(item))
+        subject = _content_words(item) - {m.lower()[:5] for m in months}
+        if months and len(subject & asked) >= 2:
+            return True
+    return False
 
 
 def leaks_hidden(reply: str, persona: PersonaCard, question: str) -> bool:
@@ -223,7 +312,7 @@ def rule_issues(
     if SELLER not in issues and _sells_the_product(reply, product):
         issues.append(SELLER)
     if persona is not None:
-        if contradicts_card(reply, persona):
+        if contradicts_card(reply, persona, question):
             issues.append(CONTRADICTS)
         if leaks_hidden(reply, persona, question):
             issues.append(LEAKS)

@@ -25,7 +25,7 @@ from serve_apps.orchestrator.agents.director import Director, waited_longest
 from serve_apps.orchestrator.agents.evaluator import Evaluator, memory_of
 from serve_apps.orchestrator.agents.judge import AgentFailed, Judge
 from serve_apps.orchestrator.agents.npc import NPCConversation
-from serve_apps.orchestrator.agents.reviewer import fallback_reply, rule_issues
+from serve_apps.orchestrator.agents.reviewer import fallback_reply, rule_issues, with_digits
 from serve_apps.orchestrator.chat_engine import ChatDelta
 from serve_apps.orchestrator.training_turn import AgentSettings, TrainingTurn
 
@@ -225,6 +225,33 @@ def test_reviewer_rules_catch_ai_confessions_labels_leaks_and_empty_replies():
     assert rule_issues("  ") == ["the reply is empty"]
     assert rule_issues("We run about 300 CRM users.") == []
     assert IT.objections[0] in fallback_reply(IT)
+
+
+def test_reviewer_reads_spelled_out_numbers_and_months_against_the_card():
+    card = IT.model_copy(
+        update={
+            "facts": ["Northwind runs about 300 CRM users", "The fiscal year starts in April"],
+            "goals": ["A payback period under 18 months"],
+        }
+    )
+    contradicts = "contradicts the customer's facts"
+    assert with_digits("ten thousand users, two hundred and fifty") == "10000 users, 250"
+    # Small ones stay words: they count parts ("a pilot in three buildings").
+    assert with_digits("twenty-five staff, the one we use") == "twenty-five staff, the one we use"
+    assert contradicts in rule_issues("About ten thousand users.", persona=card)
+    assert rule_issues("About three hundred users, give or take.", persona=card) == []
+    # A goal's figure counts too.
+    assert contradicts in rule_issues("6 months, at most.", persona=card)
+    assert rule_issues("18 months at the outside.", persona=card) == []
+    assert rule_issues("It went down at 2 in the morning.", persona=card) == []
+    # A month other than the card's, for what the card dates (asked or said).
+    asked = "When does your fiscal year start?"
+    assert contradicts in rule_issues("In March.", persona=card, question=asked)
+    assert rule_issues("If it is not live by March, we wait until June.", persona=card) == []
+    assert rule_issues("In April.", persona=card, question=asked) == []
+    assert (
+        rule_issues("We met them in March.", persona=card, question="Who else is involved?") == []
+    )
 
 
 def test_director_rules_name_then_topic_then_leave_it_open():
