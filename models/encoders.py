@@ -125,14 +125,11 @@ class EncoderDeploymentSettings(BaseModel):
                 f"model={self.model!r} is not a known embedder (known: "
                 f"{sorted(EMBEDDING_MODELS)}) nor the absolute path of a model folder"
             )
-        if not (folder / "config.json").is_file():
-            raise ValueError(f"model={self.model!r}: no model folder there (no config.json)")
+        # The folder itself is read where the model loads (the embedder's replicas, which
+        # may be other machines than this one): a missing one fails the swap's probe.
         missing = [f for f in ("dim", "pooling") if getattr(self, f) is None]
         if missing:
             raise ValueError(f"{', '.join(missing)}: required for a model folder")
-        hidden = _hidden_size(folder / "config.json")
-        if hidden is not None and self.dim != hidden:
-            raise ValueError(f"dim={self.dim}: the model in {self.model} gives {hidden}")
         assert self.dim is not None and self.pooling is not None  # checked above
         return EmbeddingModelSpec(
             name=folder.name,
@@ -183,13 +180,3 @@ class EncoderDeploymentSettings(BaseModel):
     def from_file(cls, path: str | Path) -> EncoderDeploymentSettings:
         with open(path) as fh:
             return cls.model_validate(yaml.safe_load(fh))
-
-
-def _hidden_size(config_json: Path) -> int | None:
-    """The model's hidden size from its Hugging Face config, when it says (what mean or CLS
-    pooling gives)."""
-    try:
-        value = json.loads(config_json.read_text()).get("hidden_size")
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, int) else None

@@ -170,6 +170,13 @@ class Embedder:
             passage_max_length=self.spec.max_length,
         )
         self._model.model.eval()  # from_pretrained gives eval mode; say so for the query path
+        width = int(self._model.model.config.hidden_size)
+        if width != self.dim:
+            self._model = None
+            raise ValueError(
+                f"the model at {self.spec.source} gives {width}-dimensional vectors; its "
+                f"config says dim={self.dim}"
+            )
         self.embed_query("warm up")
 
     def embed_documents(self, texts: list[str]) -> np.ndarray:
