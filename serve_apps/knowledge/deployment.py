@@ -127,7 +127,8 @@ class KnowledgeService:
         if qdrant.redis_url:
             from redis.asyncio import Redis
 
-            redis = Redis.from_url(qdrant.redis_url)
+            # Short waits: the active reranker is read on the search path (once a second).
+            redis = Redis.from_url(qdrant.redis_url, socket_timeout=2, socket_connect_timeout=2)
         self._routing = EncoderRoutingStore(
             redis, embedder=embedder_settings, reranker=reranker_settings
         )

@@ -21,7 +21,9 @@ from ray import serve
 
 from models.encoders import EncoderDeploymentSettings
 from retrieval.embedder import Embedder, EmbedderRecord
+from serve_apps.connections import Connections
 from serve_apps.knowledge.config import EmbedderConfig
+from serve_apps.knowledge.encoder_routing import active_settings_now
 from serve_apps.knowledge.loaded_models import LoadedModels
 from serve_apps.knowledge.loop_calls import ReplicaLoopCaller
 from serve_apps.telemetry.logs import configure_logging
@@ -56,6 +58,10 @@ class EmbedderDeployment:
             capacity=config.other_versions_kept,
         )
         self._settings: dict[str, EncoderDeploymentSettings] = {}
+        # Since a swap, the knowledge bases' live versions are the active embedder's.
+        active = active_settings_now("embedder", Connections().redis_url)
+        if active is not None and active.accelerator == config.encoder.accelerator:
+            self._models.preload(active.version, active)
 
     def _version(self, embedder: str | None) -> tuple[str, EncoderDeploymentSettings]:
         """The version a request names (its settings as canonical JSON; None: the
@@ -80,6 +86,9 @@ class EmbedderDeployment:
         return await self._models.get(version, settings)
 
     async def embed_query(self, text: str, embedder: str | None = None) -> np.ndarray:
+        # Loaded before joining a batch: a version that fails to load (a swap's probe of a
+        # bad model) fails its own request, not the queries batched with it.
+        await self._model(embedder)
         return await self._embed_queries(text, embedder)
 
     # Trainee turns that arrive together (a class practising at once) share one forward pass:

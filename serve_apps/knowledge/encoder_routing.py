@@ -39,6 +39,33 @@ _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del
 FINAL_STATES = ("done", "partial", "failed", "unchanged", "interrupted")
 
 
+def active_settings_now(
+    kind: EncoderKind, redis_url: str | None
+) -> EncoderDeploymentSettings | None:
+    """The active version's settings, read once with a short wait (an encoder replica that
+    starts loads it beside its configured one, so that its first search after a swap does not
+    wait for a model to load); None when there is none or Redis does not answer."""
+    if not redis_url:
+        return None
+    try:
+        from redis import Redis
+
+        client = Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+        try:
+            raw = client.get(ACTIVE_KEY.format(kind=kind))
+        finally:
+            client.close()
+        if not raw:
+            return None
+        if kind == "embedder":
+            record = EmbedderRecord.model_validate_json(raw)
+            return EncoderDeploymentSettings.model_validate(record.settings)
+        return EncoderDeploymentSettings.model_validate_json(raw)
+    except Exception as exc:
+        log.warning("the active %s was not read: %r", kind, exc)
+        return None
+
+
 class BaseFailure(BaseModel):
     """A knowledge base a change left on its live version, and why."""
 

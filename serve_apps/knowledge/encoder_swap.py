@@ -12,7 +12,8 @@ The embedder swap:
 Searches go on throughout: each embeds its query by the embedder of the version it searches
 (the live one until the switch, the new one after), so no query meets vectors of two models.
 The old versions stay: ``restore`` puts back, in every knowledge base, the newest version an
-embedder built, and makes it the one new versions are built by.
+embedder built (rebuilding by it those that have none, made since), and makes it the one new
+versions are built by.
 
 The reranker swap has no index to build: once the new cross-encoder answers, the next
 searches are scored by it; a search under way keeps the scorer it began with.
@@ -205,8 +206,9 @@ class EncoderChanges:
 
     async def restore_embedder(self, version: str) -> dict[str, Any]:
         """Start putting back, in every knowledge base, the newest version ``version``
-        built, and make it the embedder that builds new versions (progress: ``status``).
-        ``ValueError`` when no kept version records it and it is not the Serve config's."""
+        built (a knowledge base with none is rebuilt by it), and make it the embedder that
+        builds new versions (progress: ``status``). ``ValueError`` when no kept version
+        records it and it is not the Serve config's."""
         version = version.strip()
         if not version or len(version) > 300:
             raise ValueError("version: an embedder version (model@hash), as status shows")
@@ -246,24 +248,18 @@ class EncoderChanges:
         failures: dict[KnowledgeBaseRef, BaseFailure] = {}
         switched = 0
         for base, live in todo:
+            # Its newest version by that embedder; one made since the swap has none kept,
+            # and is rebuilt by it as a swap would.
             try:
-                restored = await self._index.restore(base, record.version)
+                if await self._index.restore(base, record.version) is None:
+                    await self._index.rebuild(base, record)
+                switched += 1
             except Exception as exc:
+                log.warning("restoring %s to %s failed: %r", base, record.version, exc)
                 failures[base] = _failure(base, live, exc)
-            else:
-                if restored is None:
-                    failures[base] = BaseFailure(
-                        tenant_id=base.tenant_id,
-                        knowledge_base=base.name,
-                        live_version=live.version,
-                        reason=f"no version by {record.version} is kept: it stays on its live "
-                        "version",
-                    )
-                else:
-                    switched += 1
         await self._routing.set_active_embedder(record)
         moving = {base for base, _ in todo}
-        await step(**_outcome(change, switched, moving, failures, "restored to versions by"))
+        await step(**_outcome(change, switched, moving, failures, "restored to"))
 
     async def _not_built_by(
         self, embedder_version: str, *, skip: set[KnowledgeBaseRef]

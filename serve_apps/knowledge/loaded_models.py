@@ -48,6 +48,16 @@ class LoadedModels(Generic[Settings, Model]):
         """The configured version, then the others, least recently used first."""
         return [self._pinned_version, *self._others]
 
+    def preload(self, version: str, settings: Settings) -> None:
+        """Load ``version`` now, in the replica's constructor (a failure is logged: the
+        version loads on its first request instead)."""
+        if version == self._pinned_version or version in self._others:
+            return
+        try:
+            self._others[version] = self._load(settings)
+        except Exception as exc:
+            log.warning("%s not loaded ahead: %r", version, exc)
+
     async def get(self, version: str, settings: Settings) -> Model:
         if version == self._pinned_version:
             return self._pinned

@@ -20,7 +20,9 @@ from typing import Any
 from ray import serve
 
 from models.encoders import EncoderDeploymentSettings
+from serve_apps.connections import Connections
 from serve_apps.knowledge.config import RerankerConfig
+from serve_apps.knowledge.encoder_routing import active_settings_now
 from serve_apps.knowledge.loaded_models import LoadedModels
 from serve_apps.knowledge.loop_calls import ReplicaLoopCaller
 from serve_apps.telemetry import tracing
@@ -66,6 +68,14 @@ class RerankerDeployment:
             capacity=config.other_versions_kept,
         )
         self._settings: dict[str, EncoderDeploymentSettings] = {}
+        # Since a swap, searches are scored by the active cross-encoder.
+        active = active_settings_now("reranker", Connections().redis_url)
+        if (
+            active is not None
+            and active.is_cross_encoder
+            and active.accelerator == config.encoder.accelerator
+        ):
+            self._models.preload(active.version, active)
 
     def _version(self, reranker: str | None) -> tuple[str, EncoderDeploymentSettings]:
         if reranker is None:

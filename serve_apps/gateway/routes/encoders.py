@@ -52,7 +52,7 @@ def _encoder_settings(config: dict[str, Any], kind: EncoderKind) -> dict[str, An
         raise APIError(422, "invalid_request", f"{where}: {first['msg']}") from None
     if settings.kind != kind:
         raise APIError(
-            422, "invalid_request", f"body.config.kind: a {settings.kind} config, not a {kind}'s"
+            422, "invalid_request", f"body.config.kind: {settings.kind}; this swaps the {kind}"
         )
     return settings.model_dump(mode="json", exclude_defaults=True)
 

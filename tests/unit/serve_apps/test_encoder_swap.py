@@ -142,6 +142,19 @@ async def test_a_swap_rebuilds_every_companys_knowledge_bases_and_the_old_ones_r
     assert embedder["active"] == OLD.version and embedder["configured"] is True
     assert all(index.live_versions[b] == 1 for b in (ACME, ACME_FAQ, RIVAL))
 
+    # A knowledge base made since, by the new one, has no version to restore: it is rebuilt.
+    index.versions[RIVAL] = {1: OLD, 2: NEW, 3: NEW}
+    index.versions[KnowledgeBaseRef(RIVAL.tenant_id, "fresh")] = {1: NEW}
+    index.live_versions.update({RIVAL: 3, KnowledgeBaseRef(RIVAL.tenant_id, "fresh"): 1})
+    await changes.swap_embedder(CANDIDATE_JSON)  # active: the new one again
+    await _settled(changes)
+    await changes.restore_embedder(OLD.version)
+    last = (await _settled(changes))["last_change"]
+    assert last["state"] == "done" and last["switched"] == 4, last
+    assert index.live_versions[RIVAL] == 1
+    fresh = KnowledgeBaseRef(RIVAL.tenant_id, "fresh")
+    assert index.live_versions[fresh] == 2 and index.live_embedder(fresh) == OLD.version
+
     # Swapping to the embedder that already built everything changes nothing.
     await changes.swap_embedder(CONFIGURED.model_dump(mode="json", exclude_defaults=True))
     assert (await _settled(changes))["last_change"]["state"] == "unchanged"
@@ -334,3 +347,18 @@ def test_the_knowledge_bases_are_found_by_their_aliases():
         KnowledgeBaseRef(company, "buyer-docs"),
         KnowledgeBaseRef(company, "product"),
     ]
+
+
+async def test_a_starting_encoder_replica_reads_the_active_versions(redis, tmp_path):
+    from serve_apps.knowledge.encoder_routing import active_settings_now
+
+    socket = redis.connection_pool.connection_kwargs["path"]
+    url = f"unix://{socket}"
+    assert active_settings_now("embedder", url) is None
+    routing = EncoderRoutingStore(redis, embedder=CONFIGURED, reranker=None)
+    await routing.set_active_embedder(NEW)
+    assert active_settings_now("embedder", url) == CANDIDATE
+    await routing.set_active_reranker(CROSS_ENCODER)
+    assert active_settings_now("reranker", url) == CROSS_ENCODER
+    assert active_settings_now("embedder", f"unix://{tmp_path}/no-redis.sock") is None
+    assert active_settings_now("embedder", None) is None

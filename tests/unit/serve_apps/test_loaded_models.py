@@ -44,3 +44,18 @@ async def test_a_version_that_fails_to_load_is_not_kept():
     with pytest.raises(FileNotFoundError, match="/models/e5"):
         await models.get("e5", "/models/e5")
     assert models.versions == ["a"]
+
+
+def test_a_replica_loads_the_active_version_ahead_and_survives_one_that_fails():
+    loader = CountingLoader()
+    models = LoadedModels(pinned_version="a", pinned="model a", load=loader, capacity=2)
+    models.preload("b", "b")
+    models.preload("a", "a")  # the configured one is there already
+    assert models.versions == ["a", "b"] and loader.loads == ["b"]
+
+    def failing(settings: str) -> str:
+        raise OSError("no model folder")
+
+    models = LoadedModels(pinned_version="a", pinned="model a", load=failing, capacity=2)
+    models.preload("e5", "/models/e5")  # logged; it loads on its first request instead
+    assert models.versions == ["a"]
