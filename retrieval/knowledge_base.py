@@ -154,9 +154,6 @@ class KnowledgeBase:
         self.store = store
         self.embedder = embedder
         self.embedders: EmbedderDirectory = embedders or OneEmbedder(embedder)
-        # Each collection's record, read once: a collection's record never changes, and in
-        # local mode only this process creates and drops them (cached there only).
-        self._records: dict[str, EmbedderRecord | None] = {}
         # The live version's embedder as the last search found it: which embedder to embed
         # the next query with before taking the store (a hint; the search checks it).
         self.live_embedder: EmbedderRecord | None = None
@@ -209,7 +206,6 @@ class KnowledgeBase:
         version = max([self.live_version() or 0, *self.versions()]) + 1
         name = f"{self.alias}.v{version}"
         self.store.create_collection(name, dim=record.dim, metadata=record.metadata())
-        self._records[name] = record
         return version
 
     # --- which embedder built which version -------------------------------------------------
@@ -217,12 +213,7 @@ class KnowledgeBase:
     def _record_of(self, collection: str) -> EmbedderRecord:
         """The embedder that built ``collection``: its record, or the default embedder for a
         collection from before records."""
-        if collection in self._records:
-            record = self._records[collection]
-        else:
-            record = EmbedderRecord.from_metadata(self.store.collection_metadata(collection))
-            if self.store.local:
-                self._records[collection] = record
+        record = EmbedderRecord.from_metadata(self.store.collection_metadata(collection))
         return record or self.embedder.record
 
     def embedder_of(self, version: int) -> EmbedderRecord:
@@ -245,7 +236,6 @@ class KnowledgeBase:
             if self.store.dense_dim(name) != default.dim:
                 continue  # another model's, from before records: nobody knows which
             self.store.set_collection_metadata(name, default.metadata())
-            self._records[name] = default
             written.append(version)
         return written
 
@@ -288,9 +278,7 @@ class KnowledgeBase:
     def drop_version(self, version: int) -> None:
         if version == self.live_version():
             raise ValueError(f"version {version} is live; activate another one first")
-        name = self._collection(version)
-        self.store.drop_collection(name)
-        self._records.pop(name, None)
+        self.store.drop_collection(self._collection(version))
 
     def _live_collection(self, embedder: EmbedderRecord | None) -> str:
         """The live version's collection (by name: the alias may move), the first version

@@ -96,6 +96,9 @@ class KnowledgeStore:
         # Local mode: this process alone opens the folder, so what it read stays true until
         # it changes it itself.
         self.local = path is not None
+        # Each collection's metadata as read, in local mode (where only this process changes
+        # it): a search reads its version's record without asking local mode to count points.
+        self._metadata: dict[str, dict[str, Any]] = {}
         self.retries = retries
         if path is not None:
             self.client = QdrantClient(path=path)
@@ -138,6 +141,7 @@ class KnowledgeStore:
         (the embedder that builds it)."""
         from qdrant_client import models
 
+        self._metadata.pop(name, None)
         self._call(
             "create_collection",
             self.client.create_collection,
@@ -199,6 +203,7 @@ class KnowledgeStore:
         )
 
     def drop_collection(self, name: str) -> None:
+        self._metadata.pop(name, None)
         self._call("delete_collection", self.client.delete_collection, collection_name=name)
 
     def collection_names(self) -> list[str]:
@@ -218,11 +223,17 @@ class KnowledgeStore:
 
     def collection_metadata(self, name: str) -> dict[str, Any]:
         """What a collection records of itself (empty when nothing)."""
+        if name in self._metadata:
+            return dict(self._metadata[name])
         info = self._call("get_collection", self.client.get_collection, collection_name=name)
-        return dict(info.config.metadata or {})
+        metadata = dict(info.config.metadata or {})
+        if self.local:
+            self._metadata[name] = metadata
+        return dict(metadata)
 
     def set_collection_metadata(self, name: str, metadata: dict[str, Any]) -> None:
         """Merge ``metadata`` into what the collection records."""
+        self._metadata.pop(name, None)
         self._call(
             "update_collection",
             self.client.update_collection,

@@ -80,7 +80,7 @@ def store(tmp_path):
     store.close()
 
 
-def _document(topic: str, paragraphs: int = 4) -> bytes:
+def _document(topic: str, paragraphs: int = 2) -> bytes:
     """A Markdown file with a heading per paragraph: each a chunk of 120 words (longer than
     128 tokens) and one of 20."""
     body = []
@@ -151,7 +151,7 @@ def test_a_rebuild_reembeds_every_chunk_beside_the_live_version_and_switches(sto
         # While the new version is built, the live one answers, by its own embedder.
         seen_live.append(base.search_live(tenant_id=TENANT, query="security plan").version)
 
-    rebuilt = base.rebuild(tenant_id=TENANT, embedder=short.record, page_size=4, progress=during)
+    rebuilt = base.rebuild(tenant_id=TENANT, embedder=short.record, page_size=3, progress=during)
     assert rebuilt is not None and (rebuilt.version, rebuilt.previous) == (2, 1)
     assert rebuilt.chunks == len(before) and len(seen_live) > 1 and set(seen_live) == {1}
     assert base.live_version() == 2 and base.embedder_of(2) == short.record
@@ -191,7 +191,7 @@ def test_uploads_and_removals_during_a_rebuild_are_in_the_new_version(store, emb
         elif change == "remove":
             base.remove(tenant_id=TENANT, document_id=removed.document_id)
 
-    base.rebuild(tenant_id=TENANT, embedder=short.record, page_size=3, progress=during)
+    base.rebuild(tenant_id=TENANT, embedder=short.record, page_size=2, progress=during)
     live = store.document_chunk_counts("kb.t1_sales.v1", tenant_id=TENANT)
     built = store.document_chunk_counts("kb.t1_sales.v2", tenant_id=TENANT)
     assert built == live and removed.document_id not in built and len(built) == 2
@@ -202,10 +202,10 @@ def test_uploads_and_removals_during_a_rebuild_are_in_the_new_version(store, emb
 def test_a_failed_rebuild_leaves_the_live_version_and_keeps_nothing(store, embedders):
     default, short = embedders
     base = _base(store, embedders)
-    base.ingest(tenant_id=TENANT, filename="a.md", data=_document("pricing", paragraphs=6))
+    base.ingest(tenant_id=TENANT, filename="a.md", data=_document("pricing", paragraphs=3))
     short.fail_after_documents = 2  # the first page embeds (2 calls), the second fails
     with pytest.raises(RuntimeError, match="went away"):
-        base.rebuild(tenant_id=TENANT, embedder=short.record, page_size=3)
+        base.rebuild(tenant_id=TENANT, embedder=short.record, page_size=2)
     assert base.live_version() == 1 and base.versions() == [1]
     assert base.search_live(tenant_id=TENANT, query="pricing").version == 1
 
@@ -223,7 +223,7 @@ def test_a_rebuild_whose_live_version_moved_is_dropped(store, embedders):
 
     with pytest.raises(RebuildConflict, match="live version changed"):
         base.rebuild(
-            tenant_id=TENANT, embedder=short.record, page_size=4, progress=restore_meanwhile
+            tenant_id=TENANT, embedder=short.record, page_size=2, progress=restore_meanwhile
         )
     assert base.live_version() == other and base.versions() == [1, other]
 
