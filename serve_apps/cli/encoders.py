@@ -115,7 +115,8 @@ def restore_command(
     timeout: Annotated[int, typer.Option(help="Seconds to follow it.")] = 600,
 ) -> None:
     """Make live again, in every company's knowledge bases, the newest version the embedder
-    VERSION built (those with none stay as they are), and let it build new versions."""
+    VERSION built (one with none, made since, is rebuilt by it), and let it build new
+    versions."""
     if kind != "embedder":
         typer.secho(
             "error: only the embedder has versions to restore (swap the reranker back with "
