@@ -1,10 +1,17 @@
-"""Sentence embeddings on FlagEmbedding, with a registry so a model swap is a config change."""
+"""Sentence embeddings on FlagEmbedding, with a registry so a model swap is a config change.
+
+Vectors of two embedding models never meet in one query: each knowledge-base version records
+the embedder that built it (:class:`EmbedderRecord`, in its collection's metadata), and its
+queries are embedded by that one (``retrieval/knowledge_base.py``).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,6 +28,17 @@ class EmbeddingModelSpec(BaseModel):
     pooling: Literal["mean", "cls"]
     query_instruction: str = Field("", description="Prefix for queries (BGE retrieval models).")
     max_length: int = Field(256, ge=16, le=8192)
+
+    @property
+    def version(self) -> str:
+        """``name@hash``: the hash of what shapes the vectors (the model's files, dimension,
+        pooling, query instruction and longest input). Precision, device and batch size do
+        not make another version: they change no vector beyond rounding."""
+        shape = self.model_dump(
+            include={"source", "dim", "pooling", "query_instruction", "max_length"}
+        )
+        digest = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:10]
+        return f"{self.name}@{digest}"
 
     def resolve_path(self) -> str:
         if not self.source.startswith("package:"):
@@ -57,6 +75,49 @@ EMBEDDING_MODELS: dict[str, EmbeddingModelSpec] = {
 }
 
 
+class EmbedderRecord(BaseModel):
+    """Which embedder built a knowledge-base version: kept in its collection's metadata, so
+    that its queries are embedded by the same model and it can be loaded again (a restore)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    version: str = Field(description="model@hash of what shapes the vectors.")
+    dim: int = Field(gt=0)
+    settings: dict[str, Any] = Field(
+        description="The embedder's config (models/encoders.py's fields), to load it again."
+    )
+
+    METADATA_KEY: ClassVar[str] = "embedder"
+
+    def metadata(self) -> dict[str, Any]:
+        return {self.METADATA_KEY: self.model_dump(mode="json")}
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, Any] | None) -> EmbedderRecord | None:
+        """The record in a collection's metadata; None for a version built before records."""
+        raw = (metadata or {}).get(cls.METADATA_KEY)
+        return cls.model_validate(raw) if raw else None
+
+
+def settings_of_spec(spec: EmbeddingModelSpec) -> dict[str, Any]:
+    """An in-process embedder's config in the fields ``models/encoders.py`` reads: the
+    registry's name (with what differs from the registry's entry), or the model's folder."""
+    registered = EMBEDDING_MODELS.get(spec.name)
+    if registered == spec:
+        return {"kind": "embedder", "model": spec.name}
+    model = (
+        spec.name if registered is not None and registered.source == spec.source else spec.source
+    )
+    return {
+        "kind": "embedder",
+        "model": model,
+        "dim": spec.dim,
+        "pooling": spec.pooling,
+        "query_instruction": spec.query_instruction,
+        "max_length": spec.max_length,
+    }
+
+
 class Embedder:
     """Dense, normalized embeddings for queries and documents."""
 
@@ -64,17 +125,25 @@ class Embedder:
         self,
         *,
         model: str = "all-MiniLM-L6-v2",
+        spec: EmbeddingModelSpec | None = None,
         batch_size: int = 32,
         device: str = "cpu",
         use_fp16: bool = False,
+        record: EmbedderRecord | None = None,
     ) -> None:
-        if model not in EMBEDDING_MODELS:
+        """``spec``: a model described in full (a local folder, or a registry model with
+        other settings), in place of the registry's ``model``. ``record``: what versions
+        built by it record (the deployment's config); by default, from the spec."""
+        if spec is None and model not in EMBEDDING_MODELS:
             raise ValueError(
                 f"unknown embedding model {model!r}; known: {sorted(EMBEDDING_MODELS)}"
             )
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size} must be at least 1")
-        self.spec = EMBEDDING_MODELS[model]
+        self.spec = spec or EMBEDDING_MODELS[model]
+        self.record = record or EmbedderRecord(
+            version=self.spec.version, dim=self.spec.dim, settings=settings_of_spec(self.spec)
+        )
         self.batch_size = batch_size
         self.device = device
         self.use_fp16 = use_fp16
@@ -101,6 +170,13 @@ class Embedder:
             passage_max_length=self.spec.max_length,
         )
         self._model.model.eval()  # from_pretrained gives eval mode; say so for the query path
+        width = int(self._model.model.config.hidden_size)
+        if width != self.dim:
+            self._model = None
+            raise ValueError(
+                f"the model at {self.spec.source} gives {width}-dimensional vectors; its "
+                f"config says dim={self.dim}"
+            )
         self.embed_query("warm up")
 
     def embed_documents(self, texts: list[str]) -> np.ndarray:

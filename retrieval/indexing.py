@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +35,102 @@ class DocumentInput:
     parsed: ParsedDocument
 
 
+@dataclass(frozen=True)
+class ChunkToEmbed:
+    """A chunk, the document it is part of, and the point id it is stored under."""
+
+    document_id: str
+    title: str
+    chunk: Chunk
+    point_id: str
+
+
+@dataclass(frozen=True)
+class TextsToEmbed:
+    """What one batch of chunks needs embedded: each chunk under its title and heading (the
+    dense vector), and each chunk's sentences, flat (its late-interaction vectors)."""
+
+    contextual: list[str]
+    sentences: list[str]
+    sentence_offsets: list[int]  # chunk i's sentences: sentences[offsets[i]:offsets[i+1]]
+
+
+def texts_to_embed(batch: Sequence[ChunkToEmbed]) -> TextsToEmbed:
+    contextual = [contextual_text(item.title, item.chunk) for item in batch]
+    # Late-interaction vectors: the title (as its own sentence) and each sentence.
+    sentence_lists = [
+        [item.title, *split_sentences(item.chunk.text)]
+        if item.title
+        else split_sentences(item.chunk.text)
+        for item in batch
+    ]
+    return TextsToEmbed(
+        contextual=contextual,
+        sentences=[s for group in sentence_lists for s in group],
+        sentence_offsets=[int(n) for n in np.cumsum([0] + [len(g) for g in sentence_lists])],
+    )
+
+
+def indexed_chunks(
+    batch: Sequence[ChunkToEmbed],
+    texts: TextsToEmbed,
+    *,
+    dense: np.ndarray,
+    sentence_vectors: np.ndarray,
+    tenant_id: str,
+    sparse: BM25Encoder,
+) -> list[IndexedChunk]:
+    """The batch's points from its vectors (and BM25's, which need no model)."""
+    offsets = texts.sentence_offsets
+    return [
+        IndexedChunk(
+            id=item.point_id,
+            tenant_id=tenant_id,
+            document_id=item.document_id,
+            document_title=item.title,
+            text=item.chunk.text,
+            position=item.chunk.position,
+            heading=item.chunk.heading,
+            page=item.chunk.page,
+            dense=dense[i],
+            sparse=sparse.encode_document(texts.contextual[i]),
+            sentences=sentence_vectors[offsets[i] : offsets[i + 1]],
+        )
+        for i, item in enumerate(batch)
+    ]
+
+
+def embed_chunks(
+    batch: Sequence[ChunkToEmbed], *, embedder: Embedder, tenant_id: str, sparse: BM25Encoder
+) -> list[IndexedChunk]:
+    """The batch's points, embedded by ``embedder``: the one way a chunk becomes vectors,
+    for an upload and for a re-embedding with another model alike."""
+    texts = texts_to_embed(batch)
+    return indexed_chunks(
+        batch,
+        texts,
+        dense=embedder.embed_documents(texts.contextual),
+        sentence_vectors=embedder.embed_documents(texts.sentences),
+        tenant_id=tenant_id,
+        sparse=sparse,
+    )
+
+
+def chunk_of_payload(point_id: str, payload: dict) -> ChunkToEmbed:
+    """A stored point back as the chunk it was made from (its text is in its payload)."""
+    return ChunkToEmbed(
+        document_id=str(payload.get("document_id", "")),
+        title=str(payload.get("document_title") or ""),
+        chunk=Chunk(
+            text=str(payload.get("text", "")),
+            position=int(payload.get("position") or 0),
+            heading=payload.get("heading"),
+            page=payload.get("page"),
+        ),
+        point_id=point_id,
+    )
+
+
 class IndexingPipeline:
     def __init__(
         self,
@@ -58,54 +154,40 @@ class IndexingPipeline:
         tenant_id: str,
         documents: Iterable[DocumentInput],
         progress: Callable[[int], None] | None = None,
+        embedder: Embedder | None = None,
     ) -> int:
-        """Index documents into ``collection``; returns the number of chunks written."""
-        pending: list[tuple[DocumentInput, Chunk]] = []
+        """Index documents into ``collection``; returns the number of chunks written.
+
+        ``embedder``: the one that built ``collection`` (its vectors and these must be one
+        model's), when it is not this pipeline's.
+        """
+        embedder = embedder or self.embedder
+        pending: list[ChunkToEmbed] = []
         written = 0
         for document in documents:
             for chunk in chunk_document(document.parsed, self.chunking):
-                pending.append((document, chunk))
+                pending.append(
+                    ChunkToEmbed(
+                        document_id=document.document_id,
+                        title=document.parsed.title,
+                        chunk=chunk,
+                        point_id=new_point_id(),
+                    )
+                )
             if len(pending) >= self.batch_chunks:
-                written += self._flush(collection, tenant_id, pending)
+                written += self._flush(collection, tenant_id, pending, embedder)
                 pending = []
                 if progress:
                     progress(written)
         if pending:
-            written += self._flush(collection, tenant_id, pending)
+            written += self._flush(collection, tenant_id, pending, embedder)
             if progress:
                 progress(written)
         return written
 
     def _flush(
-        self, collection: str, tenant_id: str, batch: list[tuple[DocumentInput, Chunk]]
+        self, collection: str, tenant_id: str, batch: list[ChunkToEmbed], embedder: Embedder
     ) -> int:
-        texts = [contextual_text(d.parsed.title, c) for d, c in batch]
-        dense = self.embedder.embed_documents(texts)
-        # Late-interaction vectors: the title (as its own sentence) and each sentence.
-        sentence_lists = [
-            [d.parsed.title, *split_sentences(c.text)]
-            if d.parsed.title
-            else split_sentences(c.text)
-            for d, c in batch
-        ]
-        flat = [s for group in sentence_lists for s in group]
-        sentence_vectors = self.embedder.embed_documents(flat)
-        offsets = np.cumsum([0] + [len(g) for g in sentence_lists])
-        chunks = [
-            IndexedChunk(
-                id=new_point_id(),
-                tenant_id=tenant_id,
-                document_id=document.document_id,
-                document_title=document.parsed.title,
-                text=chunk.text,
-                position=chunk.position,
-                heading=chunk.heading,
-                page=chunk.page,
-                dense=dense[i],
-                sparse=self.sparse.encode_document(texts[i]),
-                sentences=sentence_vectors[offsets[i] : offsets[i + 1]],
-            )
-            for i, (document, chunk) in enumerate(batch)
-        ]
+        chunks = embed_chunks(batch, embedder=embedder, tenant_id=tenant_id, sparse=self.sparse)
         self.store.upsert(collection, chunks)
         return len(chunks)

@@ -11,6 +11,7 @@ Two rerankers, chosen by configuration:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -23,10 +24,21 @@ from retrieval.store import DENSE, SENTENCES, SPARSE, KnowledgeStore, ScoredChun
 SearchMode = Literal["dense", "sparse", "hybrid", "hybrid_rerank"]
 
 
+class Reranking(Enum):
+    """The searcher's own reranker: its cross-encoder, or late interaction without one."""
+
+    CONFIGURED = "configured"
+
+
 class PassageScorer(Protocol):
     """A cross-encoder: one relevance score per passage for a query (higher is better)."""
 
     def score(self, query: str, passages: list[str]) -> list[float]: ...
+
+
+# Which reranker a search uses: a cross-encoder, None for late interaction inside Qdrant, or
+# the searcher's own (a reranker swap names one per search; in-flight searches keep theirs).
+RerankerChoice = PassageScorer | None | Literal[Reranking.CONFIGURED]
 
 
 class SearchConfig(BaseModel):
@@ -98,16 +110,19 @@ class HybridSearcher:
         mode: SearchMode = "hybrid_rerank",
         top_k: int | None = None,
         query_vector: np.ndarray | None = None,
+        cross_encoder: RerankerChoice = Reranking.CONFIGURED,
     ) -> list[ScoredChunk]:
         if not query.strip():
             raise ValueError("the query is empty")
         dense, sparse = self._queries(query, query_vector)
         limit = top_k or self.config.top_k
-        if mode == "hybrid_rerank" and self.cross_encoder is not None:
-            return self._cross_encode(
-                self.cross_encoder, collection, tenant_id, query, dense, sparse, limit
-            )
+        scorer = self._scorer(cross_encoder)
+        if mode == "hybrid_rerank" and scorer is not None:
+            return self._cross_encode(scorer, collection, tenant_id, query, dense, sparse, limit)
         return self._search(collection, tenant_id, mode, dense, sparse, limit)
+
+    def _scorer(self, choice: RerankerChoice) -> PassageScorer | None:
+        return self.cross_encoder if choice is Reranking.CONFIGURED else choice
 
     def _cross_encode(
         self,
@@ -184,12 +199,20 @@ class HybridSearcher:
         ]
 
     def explain(
-        self, *, collection: str, tenant_id: str, query: str, top_k: int | None = None
+        self,
+        *,
+        collection: str,
+        tenant_id: str,
+        query: str,
+        top_k: int | None = None,
+        query_vector: np.ndarray | None = None,
+        cross_encoder: RerankerChoice = Reranking.CONFIGURED,
     ) -> list[StageScores]:
         """Each returned chunk's score at every stage, for the search-testing endpoint."""
         if not query.strip():
             raise ValueError("the query is empty")
-        dense, sparse = self._queries(query)
+        dense, sparse = self._queries(query, query_vector)
+        scorer = self._scorer(cross_encoder)
         depth, rerank_depth = self.config.candidate_depth, self.config.rerank_depth
         stages: list[tuple[str, SearchMode, int]] = [
             ("reranked", "hybrid_rerank", top_k or self.config.top_k),
@@ -199,9 +222,9 @@ class HybridSearcher:
         ]
         explained: dict[str, StageScores] = {}
         for stage, mode, limit in stages:
-            if stage == "reranked" and self.cross_encoder is not None:
+            if stage == "reranked" and scorer is not None:
                 hits = self._cross_encode(
-                    self.cross_encoder, collection, tenant_id, query, dense, sparse, limit
+                    scorer, collection, tenant_id, query, dense, sparse, limit
                 )
             else:
                 hits = self._search(collection, tenant_id, mode, dense, sparse, limit)

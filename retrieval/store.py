@@ -93,6 +93,12 @@ class KnowledgeStore:
         from qdrant_client import QdrantClient
 
         self.where = path or url
+        # Local mode: this process alone opens the folder, so what it read stays true until
+        # it changes it itself.
+        self.local = path is not None
+        # Each collection's metadata as read, in local mode (where only this process changes
+        # it): a search reads its version's record without asking local mode to count points.
+        self._metadata: dict[str, dict[str, Any]] = {}
         self.retries = retries
         if path is not None:
             self.client = QdrantClient(path=path)
@@ -130,13 +136,17 @@ class KnowledgeStore:
 
     # --- collections and versions -------------------------------------------------------
 
-    def create_collection(self, name: str, *, dim: int) -> None:
+    def create_collection(self, name: str, *, dim: int, metadata: dict | None = None) -> None:
+        """A knowledge-base version's collection; ``metadata``: what it records of itself
+        (the embedder that builds it)."""
         from qdrant_client import models
 
+        self._metadata.pop(name, None)
         self._call(
             "create_collection",
             self.client.create_collection,
             collection_name=name,
+            metadata=metadata,
             vectors_config={
                 DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE),
                 SENTENCES: models.VectorParams(
@@ -193,6 +203,7 @@ class KnowledgeStore:
         )
 
     def drop_collection(self, name: str) -> None:
+        self._metadata.pop(name, None)
         self._call("delete_collection", self.client.delete_collection, collection_name=name)
 
     def collection_names(self) -> list[str]:
@@ -203,8 +214,38 @@ class KnowledgeStore:
         return bool(self._call("collection_exists", self.client.collection_exists, name))
 
     def alias_target(self, alias: str) -> str | None:
+        return self.aliases().get(alias)
+
+    def aliases(self) -> dict[str, str]:
+        """Every alias and the collection it names."""
         aliases = self._call("get_aliases", self.client.get_aliases).aliases
-        return next((a.collection_name for a in aliases if a.alias_name == alias), None)
+        return {a.alias_name: a.collection_name for a in aliases}
+
+    def collection_metadata(self, name: str) -> dict[str, Any]:
+        """What a collection records of itself (empty when nothing)."""
+        if name in self._metadata:
+            return dict(self._metadata[name])
+        info = self._call("get_collection", self.client.get_collection, collection_name=name)
+        metadata = dict(info.config.metadata or {})
+        if self.local:
+            self._metadata[name] = metadata
+        return dict(metadata)
+
+    def set_collection_metadata(self, name: str, metadata: dict[str, Any]) -> None:
+        """Merge ``metadata`` into what the collection records."""
+        self._metadata.pop(name, None)
+        self._call(
+            "update_collection",
+            self.client.update_collection,
+            collection_name=name,
+            metadata=metadata,
+        )
+
+    def dense_dim(self, name: str) -> int:
+        """The size of a knowledge-base collection's chunk vectors."""
+        info = self._call("get_collection", self.client.get_collection, collection_name=name)
+        vectors = info.config.params.vectors
+        return int(vectors[DENSE].size if isinstance(vectors, dict) else vectors.size)
 
     def point_alias(self, alias: str, collection: str, *, replacing: str | None = None) -> None:
         """Make ``alias`` name ``collection`` in one atomic operation (deleting the alias
@@ -276,6 +317,47 @@ class KnowledgeStore:
         )
 
     # --- reading: every query passes here ----------------------------------------------
+
+    def tenant_scroll(
+        self,
+        collection: str,
+        *,
+        tenant_id: str,
+        limit: int = 128,
+        offset: Any = None,
+        where: Any | None = None,
+        payload: list[str] | bool = True,
+    ) -> tuple[list[ScoredChunk], Any]:
+        """A page of ``tenant_id``'s points (payloads only, in id order) and the offset of the
+        next page (None after the last): what a re-embedding reads, under the tenant filter."""
+        if not tenant_id:
+            raise ValueError("reading a knowledge base needs a tenant")
+        points, next_offset = self._call(
+            "scroll",
+            self.client.scroll,
+            collection_name=collection,
+            scroll_filter=_filter(tenant_id, where),
+            limit=limit,
+            offset=offset,
+            with_payload=payload,
+            with_vectors=False,
+        )
+        chunks = [ScoredChunk(id=str(p.id), score=0.0, payload=p.payload or {}) for p in points]
+        return chunks, next_offset
+
+    def document_chunk_counts(self, collection: str, *, tenant_id: str) -> dict[str, int]:
+        """How many chunks each of ``tenant_id``'s documents has in ``collection``."""
+        counts: dict[str, int] = {}
+        offset: Any = None
+        while True:
+            page, offset = self.tenant_scroll(
+                collection, tenant_id=tenant_id, limit=1024, offset=offset, payload=["document_id"]
+            )
+            for point in page:
+                document_id = str(point.payload.get("document_id", ""))
+                counts[document_id] = counts.get(document_id, 0) + 1
+            if offset is None:
+                return counts
 
     def tenant_query(
         self,

@@ -262,8 +262,9 @@ def build_app(args: Mapping[str, Any] | None = None) -> Application:
         .bind(
             config=parsed.knowledge,
             embedder=embedder,
-            embedding_model=embedder_settings.model,
+            embedder_settings=embedder_settings,
             reranker=reranker,
+            reranker_settings=reranker_settings,
         )
     )
     orchestrator = (

@@ -65,8 +65,10 @@ def _ok(response: Any) -> dict:
 
 
 def _print_state(state: dict) -> None:
+    embedder = (state.get("version_embedders") or {}).get(str(state["live_version"]))
+    by = f" (embedder {embedder})" if embedder else ""
     typer.echo(
-        f"{state['slug']}: live version {state['live_version']} of {state['versions']}, "
+        f"{state['slug']}: live version {state['live_version']}{by} of {state['versions']}, "
         f"chunking {state['chunking']}"
     )
     for document in state["documents"]:
@@ -131,6 +133,8 @@ def search(
         found = _ok(
             client.get(f"/v1/knowledge-bases/{kb}/search", params={"q": query, "top_k": top_k})
         )
+    if found.get("version") is not None:
+        typer.echo(f"version {found['version']}, query embedded by {found['embedder']}")
     for rank, hit in enumerate(found["hits"], 1):
         chunk = hit["chunk"]
         stages = "  ".join(
@@ -153,6 +157,22 @@ def status(
     """The live version, the versions kept, the chunking and the documents."""
     with _client(url, tenant, user) as client:
         _print_state(_ok(client.get(f"/v1/knowledge-bases/{kb}")))
+
+
+@kb_app.command("versions")
+def versions(
+    kb: KbOption = "product",
+    url: UrlOption = DEFAULT_URL,
+    tenant: TenantOption = "demo",
+    user: UserOption = DEFAULT_ADMIN,
+) -> None:
+    """Each version kept, the embedder that built it, and which is live."""
+    with _client(url, tenant, user) as client:
+        state = _ok(client.get(f"/v1/knowledge-bases/{kb}"))
+    embedders = state.get("version_embedders") or {}
+    for version in state["versions"]:
+        live = "live" if version == state["live_version"] else ""
+        typer.echo(f"  v{version:<4} {live:4} {embedders.get(str(version), '?')}")
 
 
 @kb_app.command("reindex")

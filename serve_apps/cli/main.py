@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from serve_apps.cli import encoders as encoders_cli
 from serve_apps.cli import models as models_cli
 from serve_apps.cli.cluster import cluster_app
 from serve_apps.cli.kb import kb_app
@@ -156,6 +157,7 @@ models_app.command("compare")(models_cli.compare_command)
 models_app.command("promote")(models_cli.promote_command)
 models_app.command("rollback")(models_cli.rollback_command)
 models_app.command("replay")(models_cli.replay_command)
+models_app.command("restore")(encoders_cli.restore_command)
 
 
 @app.command()

@@ -1,5 +1,5 @@
 """``salesboost models status|swap|canary|compare|promote|rollback|replay``: the platform's
-model versions, through the running API.
+model versions, through the running API (the embedder's and the reranker's: ``cli/encoders.py``).
 
 The changes run in the cluster (``serve_apps/model_lifecycle``); these send them, then
 follow the role's status until the change is done or failed (``--no-wait`` returns at once).
@@ -92,13 +92,21 @@ def status_command(
     as_json: Annotated[bool, typer.Option("--json", help="The API's JSON.")] = False,
 ) -> None:
     """Which model version answers each role, and each role's last swap."""
+    from serve_apps.cli import encoders
+
     with _client(url, tenant, user) as client:
         status = _ok(client.get("/v1/models"))
-    typer.echo(json.dumps(status, indent=2)) if as_json else _show(status)
+        encoder_status = encoders.encoder_status(client)
+    if as_json:
+        typer.echo(json.dumps({**status, "encoders": encoder_status}, indent=2))
+        return
+    _show(status)
+    if encoder_status is not None:
+        encoders.show_encoders(encoder_status)
 
 
 def swap_command(
-    role: Annotated[str, typer.Argument(help="npc or judge.")],
+    role: Annotated[str, typer.Argument(help="npc, judge, embedder or reranker.")],
     config: Annotated[str, typer.Argument(help="A model config: a YAML path or a name.")],
     url: UrlOption = DEFAULT_URL,
     tenant: TenantOption = "demo",
@@ -109,7 +117,15 @@ def swap_command(
     """Swap ROLE to the version CONFIG describes under live conversations: it comes up beside
     the old one, new turns move to it once it answers, and the old one finishes its replies
     and goes. A config that fails validation or a candidate that fails to start changes
-    nothing; the old version keeps answering."""
+    nothing; the old version keeps answering. The embedder: every knowledge base is rebuilt
+    by it beside its live version and switched when built (the old versions stay:
+    `salesboost models restore embedder VERSION`); the reranker: the next searches are
+    scored by it."""
+    from serve_apps.cli import encoders
+
+    if role in encoders.ENCODER_KINDS:
+        encoders.swap(role, config, url, tenant, user, wait, timeout)
+        return
     settings = _read_config(config)
     with _client(url, tenant, user) as client:
         started = _ok(client.post(f"/v1/models/{role}/swap", json={"config": settings}))

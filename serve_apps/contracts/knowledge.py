@@ -51,6 +51,14 @@ class ExplainedChunk(BaseModel):
     )
 
 
+class SearchExplanation(BaseModel):
+    """A search's hits explained, and where it searched."""
+
+    version: int | None = Field(description="The knowledge-base version searched (None: empty).")
+    embedder: str | None = Field(description="The embedder of that version and of the query.")
+    hits: list[ExplainedChunk]
+
+
 class IngestOutcome(BaseModel):
     document_id: str
     title: str
@@ -67,3 +75,6 @@ class Refusal(BaseModel):
 class KnowledgeBaseState(BaseModel):
     live_version: int | None
     versions: list[int]
+    version_embedders: dict[int, str] = Field(
+        default_factory=dict, description="The embedder (model@hash) that built each version."
+    )

@@ -11,6 +11,7 @@ from serve_apps.gateway.routes import (
     content,
     conversation,
     courses,
+    encoders,
     evaluation,
     health,
     knowledge,
@@ -30,6 +31,8 @@ ROUTERS = (
     courses.router,
     evaluation.router,
     knowledge.router,
+    # Before models: its /v1/models/{role}/... paths would take /v1/models/embedder/...
+    encoders.router,
     models.router,
     people.router,
     review.router,

@@ -46,6 +46,13 @@ class EmbedderConfig(DeploymentConfig):
     }
 
     encoder: EncoderDeploymentSettings
+    other_versions_kept: int = Field(
+        2,
+        ge=1,
+        le=8,
+        description="Embedder versions besides the configured one a replica keeps loaded "
+        "(those that knowledge-base versions record: a swap's new one, a restored one).",
+    )
 
 
 class RerankerConfig(DeploymentConfig):
@@ -60,3 +67,10 @@ class RerankerConfig(DeploymentConfig):
     }
 
     encoder: EncoderDeploymentSettings
+    other_versions_kept: int = Field(
+        2,
+        ge=1,
+        le=8,
+        description="Cross-encoders besides the configured one a replica keeps loaded (a "
+        "swap's new one, and the one before it while its last searches finish).",
+    )

@@ -58,8 +58,12 @@ async def _knowledge(state: GatewayState, method: str, **kwargs: Any) -> Any:
 
     What failed stays in the log: an internal exception's text is no message for a user.
     """
+    from serve_apps.knowledge.encoder_swap import EncoderChangeRefused, own_words
+
     try:
         return await getattr(state.knowledge, method).remote(**kwargs)
+    except EncoderChangeRefused as exc:
+        raise APIError(409, "conflict", own_words(exc)) from None
     except Exception as exc:
         cause = str(exc).strip().splitlines()[-1][:300] if str(exc).strip() else repr(exc)
         raise APIError(
@@ -91,6 +95,7 @@ async def _base_out(
         chunking=ChunkingConfig.model_validate(base.chunking),
         live_version=live.live_version,
         versions=live.versions,
+        version_embedders=live.version_embedders,
         documents=[_document_out(d) for d in documents],
     )
 
@@ -271,7 +276,7 @@ async def search_test(
         raise APIError(422, "query_empty", "the query is blank")
     async with tenant_transaction(state.sessions, who.tenant_id) as session:
         await _existing(session, knowledge_base)
-    hits = await _knowledge(
+    explained = await _knowledge(
         state,
         "explain",
         tenant_id=str(who.tenant_id),
@@ -279,7 +284,9 @@ async def search_test(
         query=q,
         top_k=top_k,
     )
-    return SearchTestOut(query=q, hits=hits)
+    return SearchTestOut(
+        query=q, version=explained.version, embedder=explained.embedder, hits=explained.hits
+    )
 
 
 # --- versions ---------------------------------------------------------------------------
@@ -331,9 +338,15 @@ async def reindex(
                 "the live version is unchanged",
             )
         chunk_counts[document.id] = outcome.chunks
-    await _knowledge(
-        state, "activate", tenant_id=tenant, knowledge_base=knowledge_base, version=version
-    )
+    try:
+        await _knowledge(
+            state, "activate", tenant_id=tenant, knowledge_base=knowledge_base, version=version
+        )
+    except APIError:  # an embedder change began meanwhile: what was built is not kept
+        await _knowledge(
+            state, "drop_version", tenant_id=tenant, knowledge_base=knowledge_base, version=version
+        )
+        raise
     async with tenant_transaction(state.sessions, who.tenant_id) as session:
         base = await _existing(session, knowledge_base)
         documents = await kb_repo.list_documents(session, knowledge_base_id=base.id)

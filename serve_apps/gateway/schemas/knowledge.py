@@ -32,11 +32,18 @@ class KnowledgeBaseOut(BaseModel):
     chunking: ChunkingConfig
     live_version: int | None = Field(description="The version searches use (None: empty).")
     versions: list[int] = Field(description="Every version kept; any can be made live again.")
+    version_embedders: dict[int, str] = Field(
+        default_factory=dict,
+        description="The embedder (model@hash) that built each version: its searches embed "
+        "their queries with it.",
+    )
     documents: list[DocumentOut]
 
 
 class SearchTestOut(BaseModel):
     query: str
+    version: int | None = Field(None, description="The version searched (the live one).")
+    embedder: str | None = Field(None, description="Its embedder, which embedded the query.")
     hits: list[ExplainedChunk] = Field(
         description="Ranked as returned; each with its score and rank at every stage."
     )

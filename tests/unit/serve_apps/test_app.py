@@ -158,3 +158,20 @@ def test_no_model_is_built_into_the_product_application():
     assert orchestrator["judge_model"] == routes["judge"]
     assert deployments["Gateway"]._replica_config.init_kwargs["model_routes"] == routes
     assert "ModelLifecycle" in deployments
+
+
+def test_the_knowledge_service_knows_the_encoders_it_was_given():
+    """It embeds and scores with the versions knowledge bases record, and needs the
+    configured ones' settings to tell them apart (an embedder or reranker swap)."""
+    from models.encoders import EncoderDeploymentSettings
+
+    knowledge = built({})["KnowledgeService"]._replica_config.init_kwargs
+    assert knowledge["embedder_settings"] == EncoderDeploymentSettings(
+        kind="embedder", model="all-MiniLM-L6-v2"
+    )
+    assert knowledge["reranker_settings"] is None
+    deployments = built({"embedder_config": "embedder_gpu", "reranker_config": "reranker_gpu"})
+    knowledge = deployments["KnowledgeService"]._replica_config.init_kwargs
+    assert knowledge["embedder_settings"].model == "bge-m3"
+    assert knowledge["reranker_settings"].model == "BAAI/bge-reranker-v2-m3"
+    assert "Reranker" in deployments
