@@ -192,11 +192,17 @@ class Stack:
         return None
 
     def _prepare_models(self) -> None:
-        from models.catalog import BUNDLED_MODELS
-        from models.prepare import prepare
+        from cluster.serve_config import load_serve_config, model_configs
+        from models.llm import LLMDeploymentSettings
+        from models.prepare import prepare_models
 
-        for model in BUNDLED_MODELS.values():
-            prepare(model, self.settings.models_dir, progress=self.progress)
+        path = self.settings.serve_config
+        llms = [
+            settings
+            for _, _, settings in model_configs(path, load_serve_config(path))
+            if isinstance(settings, LLMDeploymentSettings)
+        ]
+        prepare_models(self.settings.models_dir, llms, progress=self.progress)
 
     def _data_services(self) -> tuple[str, str, str]:
         if self.settings.database_url and self.settings.redis_url:

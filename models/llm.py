@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.catalog import BUNDLED_MODELS
 from models.cpu_dtype import FORCE_ENV, DtypeChoice, DtypeSetting, cpu_dtype
+from models.merged_adapter import Progress, merge, merged_folder
 
 if TYPE_CHECKING:
     from ray.serve import Application
@@ -55,6 +56,12 @@ class PersonaAdapter(BaseModel):
         "adapter_model.safetensors); relative to the repository.",
     )
     max_rank: int = Field(8, description="vLLM's max_lora_rank: at least the adapter's rank.")
+    merge: bool = Field(
+        False,
+        description="Serve the model with the adapter merged into its weights (a folder of its "
+        "own, made once): no LoRA at run time, so the CPU engine keeps torch.compile; the "
+        "engine then serves only that model, to the judge too.",
+    )
 
     def folder(self) -> Path:
         path = Path(self.path)
@@ -197,11 +204,39 @@ class LLMDeploymentSettings(BaseModel):
             return cls.model_validate(yaml.safe_load(fh))
 
     def resolve_source(self, models_dir: Path) -> str:
-        """The path or hub id vLLM should load."""
+        """The path or hub id vLLM should load (the merged folder for a merged adapter)."""
+        base = self._base_source(models_dir)
+        if self.persona_adapter is not None and self.persona_adapter.merge:
+            adapter = self.persona_adapter
+            return str(
+                merged_folder(models_dir, Path(base), adapter.name, adapter.weights_digest())
+            )
+        return base
+
+    def _base_source(self, models_dir: Path) -> str:
         if self.source.startswith(BUNDLED_PREFIX):
             bundled = BUNDLED_MODELS[self.source.removeprefix(BUNDLED_PREFIX)]
             return str(bundled.folder(models_dir))
         return self.source
+
+    def prepare_merged(self, models_dir: Path, progress: Progress = print) -> None:
+        """Merge the persona's adapter into the model's weights where the config asks for it
+        and this node has not yet (the base model must be prepared)."""
+        adapter = self.persona_adapter
+        if adapter is None or not adapter.merge:
+            return
+        merge(
+            Path(self._base_source(models_dir)),
+            adapter.folder(),
+            Path(self.resolve_source(models_dir)),
+            adapter.weights_digest(),
+            progress,
+        )
+
+    def _runtime_adapter(self) -> PersonaAdapter | None:
+        """The adapter the engine applies per request (none when merged into the weights)."""
+        adapter = self.persona_adapter
+        return adapter if adapter is not None and not adapter.merge else None
 
     def dtype_choice(self, forced: DtypeSetting | None = None) -> DtypeChoice | None:
         """The CPU engine's dtype on this machine and why (None on a GPU); ``forced`` stands
@@ -215,25 +250,23 @@ class LLMDeploymentSettings(BaseModel):
         choice = self.dtype_choice()
         dtype = choice.dtype if choice is not None else self.dtype
         kwargs = {**self.engine_kwargs, "dtype": dtype}
-        if self.persona_adapter is not None:
-            kwargs.update(
-                enable_lora=True, max_lora_rank=self.persona_adapter.max_rank, max_loras=1
-            )
+        if (adapter := self._runtime_adapter()) is not None:
+            kwargs.update(enable_lora=True, max_lora_rank=adapter.max_rank, max_loras=1)
         return kwargs
 
     def persona_lora_request(self) -> Any:
         """What the persona's requests to a vLLM engine of this process carry: its adapter
         (None without one). A benchmark's direct engine; a deployment names it instead."""
-        if self.persona_adapter is None:
+        if (adapter := self._runtime_adapter()) is None:
             return None
         from vllm.lora.request import LoRARequest
 
-        adapter = self.persona_adapter
         return LoRARequest(adapter.name, 1, str(adapter.folder()))
 
     def persona_model_id(self) -> str:
-        """The name the persona's requests give: the adapter's, or the model's."""
-        return self.persona_adapter.name if self.persona_adapter else self.model_id
+        """The name the persona's requests give: a LoRA adapter's, or the model's."""
+        adapter = self._runtime_adapter()
+        return adapter.name if adapter is not None else self.model_id
 
     def vllm_engine_kwargs(self, models_dir: Path) -> dict[str, Any]:
         """The engine arguments both the deployment and the direct baseline use."""
@@ -254,10 +287,9 @@ class LLMDeploymentSettings(BaseModel):
         if self.accelerator == "gpu":
             bundle = {"CPU": 1, "GPU": 1}
         engine_kwargs = self.resolved_engine_kwargs()
-        if self.persona_adapter is not None:
+        if (adapter := self._runtime_adapter()) is not None:
             # Preloaded as the engine starts (a front-end argument Ray Serve LLM passes on):
             # Ray's own dynamic LoRA loading takes only cloud storage URIs.
-            adapter = self.persona_adapter
             engine_kwargs["lora_modules"] = [{"name": adapter.name, "path": str(adapter.folder())}]
         return LLMConfig(
             model_loading_config={

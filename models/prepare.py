@@ -15,10 +15,14 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from models.catalog import BundledGGUF
+
+if TYPE_CHECKING:
+    from models.llm import LLMDeploymentSettings
 
 MARKER = "salesboost-prepared.json"
 Progress = Callable[[str], None]
@@ -108,3 +112,15 @@ def _convert(gguf_path: Path, out_dir: Path) -> None:
         del model.config.quantization_config
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
+
+
+def prepare_models(
+    models_dir: Path, configs: Iterable[LLMDeploymentSettings], progress: Progress = print
+) -> None:
+    """The bundled models, then the merged adapters ``configs`` name (each idempotent)."""
+    from models.catalog import BUNDLED_MODELS
+
+    for model in BUNDLED_MODELS.values():
+        prepare(model, models_dir, progress=progress)
+    for config in configs:
+        config.prepare_merged(models_dir, progress)

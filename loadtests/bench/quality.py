@@ -589,6 +589,7 @@ async def run_probes(
     from serve_apps.orchestrator.training_turn import AgentSettings, TrainingTurn
 
     npc = LLMDeploymentSettings.from_file(resolve_model_config(npc_config))
+    npc.prepare_merged(settings.models_dir, progress)
     os.environ.update(npc.engine_env())
     kwargs = {**npc.vllm_engine_kwargs(settings.models_dir), "distributed_executor_backend": "mp"}
     progress(f"persona: starting vLLM AsyncLLM with {kwargs}")

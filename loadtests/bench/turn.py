@@ -577,6 +577,7 @@ def _direct_phase(
 
     # The persona's model config of the stack the gateway side runs on (serve_local.yaml's).
     npc = LLMDeploymentSettings.from_file(resolve_model_config(local_npc_config(settings)))
+    npc.prepare_merged(settings.models_dir, progress)
     os.environ.update(npc.engine_env())
     persona, scenario = demo_cards(config.scenario)
     first_scripts = level_scripts(config)

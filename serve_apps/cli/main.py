@@ -127,13 +127,21 @@ def up(
 
 @models_app.command("prepare")
 def models_prepare() -> None:
-    """Turn the bundled GGUF models into folders vLLM loads (does nothing the second time)."""
-    from models.catalog import BUNDLED_MODELS
-    from models.prepare import prepare
+    """Turn the bundled GGUF models into folders vLLM loads, and merge the adapters of the
+    configs that ask for it (does nothing the second time)."""
+    import yaml
 
-    for model in BUNDLED_MODELS.values():
-        path = prepare(model, _settings().models_dir, progress=typer.echo)
-        typer.echo(f"{model.name}: {path}")
+    from models.llm import LLMDeploymentSettings
+    from models.prepare import prepare_models
+    from serve_apps.app import MODEL_CONFIGS_DIR
+
+    merged = [
+        LLMDeploymentSettings.model_validate(raw)
+        for path in sorted(MODEL_CONFIGS_DIR.glob("*.yaml"))
+        if (raw := yaml.safe_load(path.read_text()))
+        and (raw.get("persona_adapter") or {}).get("merge")
+    ]
+    prepare_models(_settings().models_dir, merged, progress=typer.echo)
 
 
 @models_app.command("list")

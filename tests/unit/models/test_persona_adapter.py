@@ -77,3 +77,60 @@ def test_an_adapter_that_cannot_load_is_refused_with_the_field(tmp_path, adapter
         adapter["max_rank"] = int(adapter["max_rank"])
     with pytest.raises(ValidationError, match=message):
         _settings(adapter)
+
+
+def test_a_merged_adapter_is_served_as_a_model_folder_of_its_own(tmp_path):
+    folder = _adapter(tmp_path / "persona")
+    settings = _settings({"name": "persona", "path": str(folder), "merge": True})
+    source = Path(settings.resolve_source(Path("/models")))
+    assert source.parent == Path("/models/merged")
+    assert source.name.startswith("SmolLM2-135M-Instruct+persona-")
+    # No LoRA at run time: the engine serves the merged model under the model's own name.
+    assert "enable_lora" not in settings.to_llm_config(Path("/models")).engine_kwargs
+    assert settings.persona_lora_request() is None
+    assert route_of("npc", settings).model_id == settings.model_id
+    # The merge is part of the version, beside the weights.
+    assert settings.version != _settings({"name": "persona", "path": str(folder)}).version
+
+
+def test_merging_writes_the_adapted_weights_once(tmp_path):
+    """peft's merge on a tiny Llama: the merged model answers as base + adapter does."""
+    import torch
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from models.merged_adapter import is_merged, merge
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    )
+    base_dir, adapter_dir = tmp_path / "base", tmp_path / "adapter"
+    LlamaForCausalLM(config).to(torch.bfloat16).save_pretrained(base_dir)
+    (base_dir / "tokenizer.json").write_text("{}")  # copied beside the merged weights
+    lora = get_peft_model(
+        LlamaForCausalLM.from_pretrained(base_dir),
+        LoraConfig(
+            r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False
+        ),
+    )
+    lora.save_pretrained(adapter_dir)
+
+    out = merge(base_dir, adapter_dir, tmp_path / "merged", "d1", progress=lambda _: None)
+    assert is_merged(out, "d1") and not is_merged(out, "d2")
+    assert (out / "tokenizer.json").is_file()
+    tokens = torch.tensor([[1, 5, 9, 13]])
+    with torch.no_grad():
+        expected = PeftModel.from_pretrained(
+            LlamaForCausalLM.from_pretrained(base_dir, torch_dtype=torch.bfloat16), adapter_dir
+        )(tokens).logits
+        merged = LlamaForCausalLM.from_pretrained(out, torch_dtype=torch.bfloat16)(tokens).logits
+    assert torch.allclose(merged.float(), expected.float(), atol=0.05)
+    written = (out / "model.safetensors").stat().st_mtime_ns
+    merge(base_dir, adapter_dir, tmp_path / "merged", "d1", progress=lambda _: None)
+    assert (out / "model.safetensors").stat().st_mtime_ns == written  # done once
