@@ -178,7 +178,10 @@ class LLMDeploymentSettings(BaseModel):
         """The config's identity: a change of model, engine, sampling or serving options is
         another version of the model."""
         identity = self.model_dump(mode="json")
-        if self.persona_adapter is not None:
+        if self.persona_adapter is None:
+            # Configs without one keep the versions they had before adapters existed.
+            del identity["persona_adapter"]
+        else:
             identity["persona_adapter"]["weights"] = self.persona_adapter.weights_digest()
         canonical = json.dumps(identity, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:10]

@@ -105,7 +105,7 @@ def test_levels_number_their_conversations_on_from_each_other():
 class FakeEngine:
     """Stands in for vLLM's AsyncLLM: one two-token output per request, at once."""
 
-    async def generate(self, prompt, params, request_id):
+    async def generate(self, prompt, params, request_id, lora_request=None):
         yield SimpleNamespace(outputs=[SimpleNamespace(token_ids=[1, 2], text="Sure.")])
 
 
