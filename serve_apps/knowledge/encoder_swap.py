@@ -161,8 +161,8 @@ class EncoderChanges:
         self._start(self._holding("embedder", token, self._run_embedder_swap(change, record)))
         return change.model_dump()
 
-    async def _run_embedder_swap(self, change: EncoderChange, record: EmbedderRecord) -> None:
-        step = self._stepper(change)
+    async def _embedder_answers(self, record: EmbedderRecord, step: Any) -> bool:
+        """Whether the embedder loads and embeds a query; if not, the change ends failed."""
         try:
             await self._index.probe_embedder(record)
         except Exception as exc:
@@ -170,6 +170,12 @@ class EncoderChanges:
                 state="failed",
                 message=f"nothing changed: {record.version} did not load or answer: {_reason(exc)}",
             )
+            return False
+        return True
+
+    async def _run_embedder_swap(self, change: EncoderChange, record: EmbedderRecord) -> None:
+        step = self._stepper(change)
+        if not await self._embedder_answers(record, step):
             return
         await step(state="rebuilding", message="rebuilding the knowledge bases")
         failures: dict[KnowledgeBaseRef, BaseFailure] = {}
@@ -235,13 +241,7 @@ class EncoderChanges:
 
     async def _run_restore(self, change: EncoderChange, record: EmbedderRecord) -> None:
         step = self._stepper(change)
-        try:
-            await self._index.probe_embedder(record)
-        except Exception as exc:
-            await step(
-                state="failed",
-                message=f"nothing changed: {record.version} did not load or answer: {_reason(exc)}",
-            )
+        if not await self._embedder_answers(record, step):
             return
         await step(state="restoring", message="making its versions live again")
         todo = await self._not_built_by(record.version, skip=set())
