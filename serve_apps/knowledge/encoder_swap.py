@@ -182,14 +182,16 @@ class EncoderChanges:
         moving: set[KnowledgeBaseRef] = set()
         switched = 0
         # The second pass takes the knowledge bases made (by the old embedder) during the
-        # first, once the new one builds new versions.
+        # first, once the new one builds new versions, and tries once more those whose
+        # rebuild failed in the first (a replica restarting, a document changing under it).
         for first_pass in (True, False):
-            todo = await self._not_built_by(record.version, skip=set(failures))
+            todo = await self._not_built_by(record.version)
             moving |= {base for base, _ in todo}
             for base, live in todo:
                 try:
                     if await self._index.rebuild(base, record) is not None:
                         switched += 1
+                    failures.pop(base, None)
                 except Exception as exc:
                     log.warning("rebuilding %s by %s failed: %r", base, record.version, exc)
                     failures[base] = _failure(base, live, exc)
@@ -244,7 +246,7 @@ class EncoderChanges:
         if not await self._embedder_answers(record, step):
             return
         await step(state="restoring", message="making its versions live again")
-        todo = await self._not_built_by(record.version, skip=set())
+        todo = await self._not_built_by(record.version)
         failures: dict[KnowledgeBaseRef, BaseFailure] = {}
         switched = 0
         for base, live in todo:
@@ -262,13 +264,11 @@ class EncoderChanges:
         await step(**_outcome(change, switched, moving, failures, "restored to"))
 
     async def _not_built_by(
-        self, embedder_version: str, *, skip: set[KnowledgeBaseRef]
+        self, embedder_version: str
     ) -> list[tuple[KnowledgeBaseRef, LiveState]]:
         """The knowledge bases with a live version another embedder built."""
         todo = []
         for base in sorted(await self._index.knowledge_bases()):
-            if base in skip:
-                continue
             live = await self._index.live(base)
             if live is not None and live.embedder != embedder_version:
                 todo.append((base, live))

@@ -14,6 +14,7 @@ at once, a candidate that does not load and other companies' admins change nothi
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from pathlib import Path
@@ -26,6 +27,7 @@ pytestmark = pytest.mark.integration
 
 CONFIGS = Path(__file__).resolve().parents[2] / "models" / "configs"
 KB = "tests-embedder-swap"
+FINAL_STATES = ("done", "partial", "failed", "unchanged", "interrupted")
 TOPICS = [
     "migration",
     "pricing",
@@ -79,13 +81,7 @@ async def _until_change_ends(
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         last = (await _encoders(client))[kind].get("last_change") or {}
-        if last.get("started_at") == started_at and last["state"] in (
-            "done",
-            "partial",
-            "failed",
-            "unchanged",
-            "interrupted",
-        ):
+        if last.get("started_at") == started_at and last["state"] in FINAL_STATES:
             return last
         await asyncio.sleep(1)
     raise AssertionError(f"the {kind} change did not end")
@@ -156,125 +152,145 @@ async def test_a_swap_under_live_searches_moves_every_company_and_restores(
     demo = httpx.AsyncClient(base_url=base_url, headers=demo_admin, timeout=120)
     rival = httpx.AsyncClient(base_url=base_url, headers=rival_admin, timeout=120)
     async with demo, rival:
-        for client, sections in ((demo, 120), (rival, 8)):
-            response = await client.post(
-                f"/v1/knowledge-bases/{KB}/documents",
-                files={"file": ("handbook.md", _handbook(sections))},
-            )
-            assert response.status_code in (200, 201), response.text
-        old_embedder = (await _encoders(demo))["embedder"]["active"]
-        before = await _knowledge_base(demo, KB)
-        old_version = before["live_version"]
-        assert _embedder_of_live(before) == old_embedder
-        rival_before = await _knowledge_base(rival, KB)
+        configured = (await _encoders(demo))["embedder"]["configured_version"]
+        try:
+            await _swap_under_live_searches_and_restore(demo, rival)
+        finally:
+            await _put_back_the_configured_embedder(demo, configured)
 
-        searches: list[tuple[str, int, int | None, str | None, str]] = []
-        swap_over = asyncio.Event()
 
-        async def search_until_the_swap_is_over() -> None:
-            """Search all along, noting the change's state before each search and what
-            answered it; three more searches after the swap."""
-            after = 0
-            while after < 3:
-                state = ((await _encoders(demo))["embedder"].get("last_change") or {}).get(
-                    "state", ""
-                )
-                response = await _get(demo, f"/v1/knowledge-bases/{KB}/search", q="pricing case 7")
-                body = response.json() if response.status_code == 200 else {}
-                top = body["hits"][0]["chunk"]["heading"] if body.get("hits") else ""
-                searches.append(
-                    (state, response.status_code, body.get("version"), body.get("embedder"), top)
-                )
-                if swap_over.is_set():
-                    after += 1
-                await asyncio.sleep(0.3)
-
-        searching = asyncio.create_task(search_until_the_swap_is_over())
-        await asyncio.sleep(2)
-        response = await demo.post(
-            "/v1/models/embedder/swap", json={"config": _config("embedder_cpu_candidate")}
-        )
+async def _put_back_the_configured_embedder(demo: httpx.AsyncClient, configured: str) -> None:
+    """Whatever the test saw, the tests after it meet the Serve config's embedder and the
+    knowledge bases' versions it built."""
+    last = (await _encoders(demo))["embedder"].get("last_change") or {}
+    if last and last["state"] not in FINAL_STATES:
+        last = await _until_change_ends(demo, "embedder", last["started_at"])
+    if (await _encoders(demo))["embedder"]["active"] != configured:
+        response = await demo.post("/v1/models/embedder/restore", json={"version": configured})
         assert response.status_code == 202, response.text
-        started = response.json()
-        new_embedder = started["candidate"]
-        assert started["previous"] == old_embedder != new_embedder
-        # One embedder change at a time (this one rebuilds for minutes; a failing probe, as
-        # in the test above, may end before a second request arrives).
-        again = await demo.post(
-            "/v1/models/embedder/swap", json={"config": _config("embedder_cpu_candidate")}
-        )
-        assert again.status_code == 409, again.text
+        await _until_change_ends(demo, "embedder", response.json()["started_at"])
 
-        # A document uploaded while the knowledge bases are rebuilt is in the new version.
-        marker = f"quokka{uuid.uuid4().hex[:6]}"
-        for _ in range(600):  # the probe loads the candidate first
-            if (await _encoders(demo))["embedder"]["last_change"]["state"] != "probing":
-                break
-            await asyncio.sleep(0.5)
-        response = await demo.post(
+
+async def _swap_under_live_searches_and_restore(
+    demo: httpx.AsyncClient, rival: httpx.AsyncClient
+) -> None:
+    for client, sections in ((demo, 120), (rival, 8)):
+        response = await client.post(
             f"/v1/knowledge-bases/{KB}/documents",
-            files={"file": ("late.md", _handbook(2, marker))},
+            files={"file": ("handbook.md", _handbook(sections))},
         )
-        assert response.status_code == 201, response.text
-        # ... while a re-index waits for the change to end (asked of the seeded knowledge
-        # base: one that succeeds after the swap would move the one searched here).
-        state_before = (await _encoders(demo))["embedder"]["last_change"]["state"]
-        reindex = await demo.post("/v1/knowledge-bases/product/reindex")
-        state_after = (await _encoders(demo))["embedder"]["last_change"]["state"]
-        if state_before == state_after == "rebuilding":
-            assert reindex.status_code == 409, reindex.text
+        assert response.status_code in (200, 201), response.text
+    old_embedder = (await _encoders(demo))["embedder"]["active"]
+    before = await _knowledge_base(demo, KB)
+    old_version = before["live_version"]
+    assert _embedder_of_live(before) == old_embedder
+    rival_before = await _knowledge_base(rival, KB)
 
-        last = await _until_change_ends(demo, "embedder", started["started_at"])
-        assert last["state"] == "done" and last["failures"] == [], last
-        swap_over.set()
-        await searching
+    searches: list[tuple[str, int, int | None, str | None, str]] = []
+    swap_over = asyncio.Event()
 
-        assert [s for s in searches if s[1] != 200] == []  # every search answered
-        assert any(s[0] == "rebuilding" for s in searches), "no search during the rebuild"
-        # Each search came from one version, with that version's embedder: the old one's
-        # until the switch, the new one's after, never a mix.
-        after = await _knowledge_base(demo, KB)
-        new_version = after["live_version"]
-        assert {(s[2], s[3]) for s in searches} <= {
-            (old_version, old_embedder),
-            (new_version, new_embedder),
-        }
-        assert {(s[2], s[3]) for s in searches[-3:]} == {(new_version, new_embedder)}
-        assert all(s[4].startswith("Pricing notes") for s in searches), searches
-        assert new_version != old_version and old_version in after["versions"]
-        assert _embedder_of_live(after) == new_embedder
-        assert after["version_embedders"][str(old_version)] == old_embedder
-        found = await _get(demo, f"/v1/knowledge-bases/{KB}/search", q=f"{marker} customer")
-        assert marker in found.json()["hits"][0]["chunk"]["text"]
-        assert found.json()["version"] == new_version
-        # Every company's knowledge bases moved.
-        rival_after = await _knowledge_base(rival, KB)
-        assert _embedder_of_live(rival_after) == new_embedder
-        assert rival_after["live_version"] != rival_before["live_version"]
-        encoders = (await _encoders(demo))["embedder"]
-        assert encoders["active"] == new_embedder and encoders["configured"] is False
+    async def search_until_the_swap_is_over() -> None:
+        """Search all along, noting the change's state before each search and what
+        answered it; three more searches after the swap."""
+        after = 0
+        while after < 3:
+            state = ((await _encoders(demo))["embedder"].get("last_change") or {}).get("state", "")
+            response = await _get(demo, f"/v1/knowledge-bases/{KB}/search", q="pricing case 7")
+            body = response.json() if response.status_code == 200 else {}
+            top = body["hits"][0]["chunk"]["heading"] if body.get("hits") else ""
+            searches.append(
+                (state, response.status_code, body.get("version"), body.get("embedder"), top)
+            )
+            if swap_over.is_set():
+                after += 1
+            await asyncio.sleep(0.3)
 
-        # A new knowledge base now starts with the new embedder.
-        fresh = f"{KB}-new"
-        response = await demo.post(
-            f"/v1/knowledge-bases/{fresh}/documents",
-            files={"file": ("fresh.md", _handbook(1))},
-        )
-        assert response.status_code == 201, response.text
-        assert _embedder_of_live(await _knowledge_base(demo, fresh)) == new_embedder
+    searching = asyncio.create_task(search_until_the_swap_is_over())
+    await asyncio.sleep(2)
+    response = await demo.post(
+        "/v1/models/embedder/swap", json={"config": _config("embedder_cpu_candidate")}
+    )
+    assert response.status_code == 202, response.text
+    started = response.json()
+    new_embedder = started["candidate"]
+    assert started["previous"] == old_embedder != new_embedder
+    # One embedder change at a time (this one rebuilds for minutes; a failing probe, as
+    # in the test above, may end before a second request arrives).
+    again = await demo.post(
+        "/v1/models/embedder/swap", json={"config": _config("embedder_cpu_candidate")}
+    )
+    assert again.status_code == 409, again.text
 
-        # The old versions restore, by their own embedder; the fresh knowledge base, which
-        # has none by it, is rebuilt by it.
-        response = await demo.post("/v1/models/embedder/restore", json={"version": old_embedder})
-        assert response.status_code == 202, response.text
-        last = await _until_change_ends(demo, "embedder", response.json()["started_at"])
-        assert last["state"] == "done" and last["failures"] == [], last
-        restored = await _knowledge_base(demo, KB)
-        assert restored["live_version"] == old_version
-        found = await _get(demo, f"/v1/knowledge-bases/{KB}/search", q="pricing case 7")
-        assert (found.json()["version"], found.json()["embedder"]) == (old_version, old_embedder)
-        assert (await _knowledge_base(rival, KB))["live_version"] == rival_before["live_version"]
-        fresh_state = await _knowledge_base(demo, fresh)
-        assert fresh_state["live_version"] == 2 and _embedder_of_live(fresh_state) == old_embedder
-        encoders = (await _encoders(demo))["embedder"]
-        assert encoders["active"] == old_embedder and encoders["configured"] is True
+    # A document uploaded while the knowledge bases are rebuilt is in the new version.
+    marker = f"quokka{uuid.uuid4().hex[:6]}"
+    for _ in range(600):  # the probe loads the candidate first
+        if (await _encoders(demo))["embedder"]["last_change"]["state"] != "probing":
+            break
+        await asyncio.sleep(0.5)
+    response = await demo.post(
+        f"/v1/knowledge-bases/{KB}/documents",
+        files={"file": ("late.md", _handbook(2, marker))},
+    )
+    assert response.status_code == 201, response.text
+    # ... while a re-index waits for the change to end (asked of the seeded knowledge
+    # base: one that succeeds after the swap would move the one searched here).
+    state_before = (await _encoders(demo))["embedder"]["last_change"]["state"]
+    reindex = await demo.post("/v1/knowledge-bases/product/reindex")
+    state_after = (await _encoders(demo))["embedder"]["last_change"]["state"]
+    if state_before == state_after == "rebuilding":
+        assert reindex.status_code == 409, reindex.text
+
+    last = await _until_change_ends(demo, "embedder", started["started_at"])
+    assert last["state"] == "done" and last["failures"] == [], json.dumps(last, indent=1)
+    swap_over.set()
+    await searching
+
+    assert [s for s in searches if s[1] != 200] == []  # every search answered
+    assert any(s[0] == "rebuilding" for s in searches), "no search during the rebuild"
+    # Each search came from one version, with that version's embedder: the old one's
+    # until the switch, the new one's after, never a mix.
+    after = await _knowledge_base(demo, KB)
+    new_version = after["live_version"]
+    assert {(s[2], s[3]) for s in searches} <= {
+        (old_version, old_embedder),
+        (new_version, new_embedder),
+    }
+    assert {(s[2], s[3]) for s in searches[-3:]} == {(new_version, new_embedder)}
+    assert all(s[4].startswith("Pricing notes") for s in searches), searches
+    assert new_version != old_version and old_version in after["versions"]
+    assert _embedder_of_live(after) == new_embedder
+    assert after["version_embedders"][str(old_version)] == old_embedder
+    found = await _get(demo, f"/v1/knowledge-bases/{KB}/search", q=f"{marker} customer")
+    assert marker in found.json()["hits"][0]["chunk"]["text"]
+    assert found.json()["version"] == new_version
+    # Every company's knowledge bases moved.
+    rival_after = await _knowledge_base(rival, KB)
+    assert _embedder_of_live(rival_after) == new_embedder
+    assert rival_after["live_version"] != rival_before["live_version"]
+    encoders = (await _encoders(demo))["embedder"]
+    assert encoders["active"] == new_embedder and encoders["configured"] is False
+
+    # A new knowledge base now starts with the new embedder.
+    fresh = f"{KB}-new"
+    response = await demo.post(
+        f"/v1/knowledge-bases/{fresh}/documents",
+        files={"file": ("fresh.md", _handbook(1))},
+    )
+    assert response.status_code == 201, response.text
+    assert _embedder_of_live(await _knowledge_base(demo, fresh)) == new_embedder
+
+    # The old versions restore, by their own embedder; the fresh knowledge base, which
+    # has none by it, is rebuilt by it.
+    response = await demo.post("/v1/models/embedder/restore", json={"version": old_embedder})
+    assert response.status_code == 202, response.text
+    last = await _until_change_ends(demo, "embedder", response.json()["started_at"])
+    assert last["state"] == "done" and last["failures"] == [], json.dumps(last, indent=1)
+    restored = await _knowledge_base(demo, KB)
+    assert restored["live_version"] == old_version
+    found = await _get(demo, f"/v1/knowledge-bases/{KB}/search", q="pricing case 7")
+    assert (found.json()["version"], found.json()["embedder"]) == (old_version, old_embedder)
+    assert (await _knowledge_base(rival, KB))["live_version"] == rival_before["live_version"]
+    fresh_state = await _knowledge_base(demo, fresh)
+    assert fresh_state["live_version"] == 2 and _embedder_of_live(fresh_state) == old_embedder
+    encoders = (await _encoders(demo))["embedder"]
+    assert encoders["active"] == old_embedder and encoders["configured"] is True

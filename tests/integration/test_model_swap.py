@@ -116,6 +116,9 @@ async def test_a_swap_under_live_conversations_loses_no_turn(base_url, demo_admi
         async with connect(base_url, session_id) as ws:
             after = 0
             for index in range(60):
+                # A turn counts as after the swap only when sent after it ended: one sent
+                # before may still finish on the old version, as in-flight replies do.
+                sent_after_the_swap = swap_done.is_set()
                 turn_id = uuid.uuid4().hex
                 for _ in range(5):
                     sent = await send_turn(ws, LINES[index % len(LINES)], turn_id)
@@ -125,7 +128,7 @@ async def test_a_swap_under_live_conversations_loses_no_turn(base_url, demo_admi
                         break
                     await asyncio.sleep(busy[0]["retry_after_s"])
                 await asyncio.sleep(1)
-                if swap_done.is_set():
+                if sent_after_the_swap:
                     after += 1
                     if after == 2:
                         return

@@ -44,6 +44,7 @@ class FakeKnowledgeIndex:
         }
         self.live_versions = {base: 1 for base in bases}
         self.failing: set[KnowledgeBaseRef] = set()
+        self.failing_once: set[KnowledgeBaseRef] = set()
         self.probe_error: Exception | None = None
         self.probed: list[str] = []
         self.rebuilt: list[KnowledgeBaseRef] = []
@@ -65,6 +66,9 @@ class FakeKnowledgeIndex:
         if self.while_rebuilding is not None:
             hook, self.while_rebuilding = self.while_rebuilding, None
             hook()
+        if base in self.failing_once:
+            self.failing_once.discard(base)
+            raise RuntimeError(f"{base.name}: the live version changed while it was built")
         if base in self.failing:
             raise RuntimeError(f"Qdrant at /data/qdrant did not answer upsert for {base.name}")
         version = max(self.versions[base]) + 1
@@ -186,6 +190,17 @@ async def test_a_failed_rebuild_leaves_that_knowledge_base_on_its_live_version(r
     await changes.swap_embedder(CANDIDATE_JSON)
     assert (await _settled(changes))["last_change"]["state"] == "done"
     assert index.rebuilt == [RIVAL]
+
+
+async def test_a_rebuild_that_fails_once_is_tried_again_in_the_second_pass(redis):
+    index = FakeKnowledgeIndex([ACME, RIVAL])
+    index.failing_once = {RIVAL}
+    changes = _changes(redis, index)
+    await changes.swap_embedder(CANDIDATE_JSON)
+    last = (await _settled(changes))["last_change"]
+    assert (last["state"], last["switched"], last["failures"]) == ("done", 2, [])
+    assert index.rebuilt == [ACME, RIVAL]
+    assert index.live_embedder(RIVAL) == NEW.version
 
 
 async def test_when_every_rebuild_fails_or_the_embedder_does_not_answer_nothing_changes(redis):
