@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 BUNDLED_PREFIX = "bundled:"
 GRACEFUL_SHUTDOWN_S = 90
 CONSTRUCTOR_RETRIES = 3
+# Whether a CPU engine compiles the model's graph as it starts (torch.compile, vLLM's
+# default): measured on a 2-core EPYC, 87 s more per start for decoding 12-18% faster
+# (docs/performance.md). The test suite and quick development starts turn it off.
+COMPILE_ENV = "SALESBOOST_CPU_COMPILE_GRAPH"
 # Where an LLMConfig carries the CPU dtype setting to the replica that starts the engine.
 CPU_DTYPE_SETTING_KEY = "salesboost_cpu_dtype"
 # A relative adapter path is the repository's (the image holds the repository too).
@@ -253,6 +257,8 @@ class LLMDeploymentSettings(BaseModel):
         choice = self.dtype_choice()
         dtype = choice.dtype if choice is not None else self.dtype
         kwargs = {**self.engine_kwargs, "dtype": dtype}
+        if self.accelerator == "cpu" and not cpu_graph_compiled():
+            kwargs.setdefault("enforce_eager", True)
         if (adapter := self._runtime_adapter()) is not None:
             kwargs.update(enable_lora=True, max_lora_rank=adapter.max_rank, max_loras=1)
         return kwargs
@@ -283,7 +289,9 @@ class LLMDeploymentSettings(BaseModel):
             env[FORCE_ENV] = os.environ[FORCE_ENV]
         return env
 
-    def to_llm_config(self, models_dir: Path) -> LLMConfig:
+    def to_llm_config(self, models_dir: Path, *, start_tries: int | None = None) -> LLMConfig:
+        """``start_tries``: replicas that may fail to start before the deployment fails
+        (``CONSTRUCTOR_RETRIES`` when None)."""
         from ray.serve.llm import LLMConfig
 
         bundle = {"CPU": self.cpus_per_engine}
@@ -312,7 +320,7 @@ class LLMDeploymentSettings(BaseModel):
                 # A version that cannot start (a missing model, too little memory) fails its
                 # deployment after a few tries, not Serve's default 20: a swap to it stops in
                 # minutes and the old version keeps answering.
-                "max_constructor_retry_count": CONSTRUCTOR_RETRIES,
+                "max_constructor_retry_count": start_tries or CONSTRUCTOR_RETRIES,
                 "autoscaling_config": {
                     "min_replicas": self.autoscaling.min_replicas,
                     "max_replicas": self.autoscaling.max_replicas,
@@ -329,7 +337,9 @@ class LLMDeploymentSettings(BaseModel):
         )
 
 
-def build_llm_app(settings: LLMDeploymentSettings, models_dir: Path) -> Application:
+def build_llm_app(
+    settings: LLMDeploymentSettings, models_dir: Path, *, start_tries: int | None = None
+) -> Application:
     from ray.serve.llm import build_llm_deployment
 
     from models import compat
@@ -337,7 +347,18 @@ def build_llm_app(settings: LLMDeploymentSettings, models_dir: Path) -> Applicat
 
     compat.install()  # on another release, fail here, before any replica starts
     return build_llm_deployment(
-        settings.to_llm_config(models_dir),
+        settings.to_llm_config(models_dir, start_tries=start_tries),
         name_prefix=f"llm-{settings.model_id}:",
         deployment_cls=FirstTokenAtOnceLLMServer,
     )
+
+
+def cpu_graph_compiled() -> bool:
+    """Whether CPU engines compile the model's graph (``SALESBOOST_CPU_COMPILE_GRAPH``,
+    true unless set false)."""
+    value = os.environ.get(COMPILE_ENV, "true").strip().lower()
+    if value in ("1", "true", "yes", "on", ""):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{COMPILE_ENV}={value!r}: expected true or false")

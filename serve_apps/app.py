@@ -305,6 +305,13 @@ class ModelAppArgs(BaseModel):
 
     config: str | None = Field(None, description="A YAML path or a name under models/configs.")
     settings: dict[str, Any] | None = Field(None, description="The config itself.")
+    start_tries: int | None = Field(
+        None,
+        ge=1,
+        le=20,
+        description="Replicas that may fail to start before the deployment fails (the "
+        "model config's default when unset; a candidate gets one).",
+    )
 
     @model_validator(mode="after")
     def _one(self) -> ModelAppArgs:
@@ -326,5 +333,7 @@ def build_model_app(args: Mapping[str, Any] | None = None) -> Application:
     from models.llm import build_llm_app
     from serve_apps.settings import Settings
 
-    settings = ModelAppArgs.model_validate(args or {}).llm_settings()
-    return build_llm_app(settings, Settings().models_dir)
+    app_args = ModelAppArgs.model_validate(args or {})
+    return build_llm_app(
+        app_args.llm_settings(), Settings().models_dir, start_tries=app_args.start_tries
+    )

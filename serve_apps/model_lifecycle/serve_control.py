@@ -20,6 +20,10 @@ from typing import Any
 
 MODEL_APP_IMPORT_PATH = "serve_apps.app:build_model_app"
 PRODUCT_APP = "salesboost"
+# A candidate whose replica fails to start fails its change at once: a model that is not
+# there or does not fit fails the same way again (each try costs a replica and an engine
+# start, most of a minute on CPU), and the old version keeps answering meanwhile.
+CANDIDATE_START_TRIES = 1
 
 
 class ServeApplicationError(RuntimeError):
@@ -33,7 +37,7 @@ def model_application(settings_json: dict[str, Any], app_name: str, runtime_env:
         "name": app_name,
         "route_prefix": None,
         "import_path": MODEL_APP_IMPORT_PATH,
-        "args": {"settings": settings_json},
+        "args": {"settings": settings_json, "start_tries": CANDIDATE_START_TRIES},
         "runtime_env": runtime_env,
     }
 

@@ -51,6 +51,9 @@ def stack(tmp_path_factory):
             f"http://127.0.0.1:{port}",
         ],
         serve_config=REPO / "cluster" / "serve_local.yaml",
+        # Each engine that starts (this one, and the candidates the lifecycle tests bring up)
+        # starts in 30 s rather than 2 min: the tests measure behaviour, not decoding speed.
+        cpu_compile_graph=False,
         npc_max_tokens=24,
         npc_temperature=0.7,
         max_message_chars=1984,  # 4 bytes a character and 256 of JSON: the frame limit

@@ -33,8 +33,14 @@ def fuzz_company(owner_db_url, tmp_path_factory) -> str:
     return "fuzz"
 
 
-@pytest.mark.parametrize("user", ["admin@fuzz.example", "trainee@fuzz.example"])
-def test_fuzzed_requests_get_no_5xx_and_schema_conforming_answers(base_url, fuzz_company, user):
+# The admin reaches every operation's handler; the trainee mostly meets the role check
+# before the body is read, so fewer examples each cover what its refusals look like.
+@pytest.mark.parametrize(
+    ("user", "examples"), [("admin@fuzz.example", 10), ("trainee@fuzz.example", 4)]
+)
+def test_fuzzed_requests_get_no_5xx_and_schema_conforming_answers(
+    base_url, fuzz_company, user, examples
+):
     result = subprocess.run(
         [
             str(SCHEMATHESIS),
@@ -43,7 +49,7 @@ def test_fuzzed_requests_get_no_5xx_and_schema_conforming_answers(base_url, fuzz
             "--checks",
             "not_a_server_error,response_schema_conformance",
             "--max-examples",
-            "10",
+            str(examples),
             "--seed",
             "7",
             "--request-timeout",

