@@ -117,7 +117,8 @@ def test_nothing_of_the_demo_tenant_or_the_probes_is_in_the_data():
     assert {"priya", "marcus", "raman", "northwind", "cloudcrm"} <= words
     lines = [
         line
-        for probe in map(json.loads, (EVALSETS / "probes.jsonl").read_text().splitlines())
+        for probes in (EVALSETS / "probes.jsonl", EVALSETS / "heldout" / "probes.jsonl")
+        for probe in map(json.loads, probes.read_text().splitlines())
         for line in probe["lines"]
     ]
     lines += [
