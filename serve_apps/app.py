@@ -190,7 +190,7 @@ class SalesBoostAppArgs(BaseModel):
     def model_routes(self) -> dict[ModelRole, ModelRoute]:
         """Where the configured versions of the persona and the judge are served (the judge
         shares the persona's application when its config is the same)."""
-        from serve_apps.model_lifecycle.deployment import route_of
+        from serve_apps.model_lifecycle.changes import route_of
 
         npc, judge = self.llm_settings()
         routes: dict[ModelRole, ModelRoute] = {"npc": route_of("npc", npc)}

@@ -71,7 +71,7 @@ def _settings(config: dict[str, Any]) -> Any:
 async def _lifecycle(call: Any) -> dict[str, Any]:
     """A change asked of the lifecycle: 409 when the role's state refuses it, 422 when the
     lifecycle finds the request is not one it can make."""
-    from serve_apps.model_lifecycle.deployment import ChangeRefused
+    from serve_apps.model_lifecycle.changes import ChangeRefused
 
     try:
         return await call

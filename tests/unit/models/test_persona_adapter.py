@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from models.llm import LLMDeploymentSettings
 from serve_apps.app import MODEL_CONFIGS_DIR
-from serve_apps.model_lifecycle.deployment import route_of
+from serve_apps.model_lifecycle.changes import route_of
 
 
 def _adapter(folder: Path, rank: int = 8, weights: bytes = b"weights") -> Path:

@@ -17,9 +17,11 @@ import pytest
 from db.model_version_repository import ReplyRow, SessionRow
 from models.llm import LLMDeploymentSettings
 from serve_apps.app import MODEL_CONFIGS_DIR
-from serve_apps.model_lifecycle import deployment as lifecycle_module
+from serve_apps.model_lifecycle import changes as changes_module
+from serve_apps.model_lifecycle.changes import ChangeRefused, route_of
 from serve_apps.model_lifecycle.comparison import compare_versions
-from serve_apps.model_lifecycle.deployment import ChangeRefused, ModelLifecycle, route_of
+from serve_apps.model_lifecycle.deployment import ModelLifecycle
+from serve_apps.model_lifecycle.replay import ReplayStore
 from serve_apps.model_lifecycle.routing import (
     Canary,
     CanaryStateError,
@@ -194,19 +196,28 @@ class FakeServeControl:
             raise RuntimeError(f"{name}: DEPLOY_FAILED: no model at /nonexistent")
 
 
-@pytest.fixture
-def lifecycle(redis, monkeypatch):
-    monkeypatch.setattr(lifecycle_module, "ROUTING_CACHE_S", 0.01)
+def assembled(redis, monkeypatch, replay_engine: Any = None) -> Any:
+    """The lifecycle's parts on the real routing store, the fake Serve controller and a fake
+    probe (and the replay engine given), the routing caches waited out at once."""
+    monkeypatch.setattr(changes_module, "ROUTING_CACHE_S", 0.01)
     models = ModelLifecycle.func_or_class.__new__(ModelLifecycle.func_or_class)
-    models._routing = RoutingStore(redis, {"npc": ACTIVE, "judge": JUDGE})
-    models._serve = FakeServeControl({"salesboost", ACTIVE.app_name})
-    models._tasks = set()
+    models._assemble(
+        RoutingStore(redis, {"npc": ACTIVE, "judge": JUDGE}),
+        ReplayStore(redis),
+        replay_engine,
+        FakeServeControl({"salesboost", ACTIVE.app_name}),
+    )
 
     async def fake_probe(route):
         return None
 
-    models._probe = fake_probe
+    models._candidates.probe = fake_probe
     return models
+
+
+@pytest.fixture
+def lifecycle(redis, monkeypatch):
+    return assembled(redis, monkeypatch)
 
 
 async def _settled(models, role: str = "npc") -> dict[str, Any]:

@@ -29,10 +29,9 @@ from serve_apps.contracts.turn import (
     TurnRequest,
 )
 from serve_apps.contracts.wire import Review
-from serve_apps.model_lifecycle.deployment import ChangeRefused
+from serve_apps.model_lifecycle.changes import ChangeRefused
 from serve_apps.model_lifecycle.replay import (
     ReplayedTurn,
-    ReplayStore,
     ReplySide,
     SessionReplay,
     SideNumbers,
@@ -47,7 +46,7 @@ from tests.unit.serve_apps.test_model_canary import (
     CANDIDATE_JSON,
     JUDGE,
     _settings,
-    lifecycle,  # noqa: F401  (the fixture)
+    assembled,
 )
 
 TENANT = uuid.UUID(int=42)
@@ -421,10 +420,8 @@ async def test_a_turn_without_a_reply_in_time_fails_the_session_there():
 
 
 @pytest.fixture
-def replaying(lifecycle, redis):  # noqa: F811
-    lifecycle._replays = ReplayStore(redis)
-    lifecycle._replay_engine = FakeReplayEngine()
-    return lifecycle
+def replaying(redis, monkeypatch):
+    return assembled(redis, monkeypatch, FakeReplayEngine())
 
 
 async def _replay_ended(models, replay_id: str) -> dict[str, Any]:

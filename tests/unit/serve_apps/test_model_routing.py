@@ -7,7 +7,7 @@ import pytest
 
 from models.llm import LLMDeploymentSettings
 from serve_apps.app import MODEL_CONFIGS_DIR, ModelAppArgs, SalesBoostAppArgs
-from serve_apps.model_lifecycle.deployment import route_of
+from serve_apps.model_lifecycle.changes import route_of
 from serve_apps.model_lifecycle.routing import (
     ROUTING_KEY,
     ModelRouting,
