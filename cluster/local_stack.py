@@ -192,17 +192,9 @@ class Stack:
         return None
 
     def _prepare_models(self) -> None:
-        from cluster.serve_config import load_serve_config, model_configs
-        from models.llm import LLMDeploymentSettings
-        from models.prepare import prepare_models
-
-        path = self.settings.serve_config
-        llms = [
-            settings
-            for _, _, settings in model_configs(path, load_serve_config(path))
-            if isinstance(settings, LLMDeploymentSettings)
-        ]
-        prepare_models(self.settings.models_dir, llms, progress=self.progress)
+        prepare_serve_config_models(
+            self.settings.serve_config, self.settings.models_dir, progress=self.progress
+        )
 
     def _data_services(self) -> tuple[str, str, str]:
         if self.settings.database_url and self.settings.redis_url:
@@ -386,6 +378,23 @@ SECRET_ENVIRONMENT = frozenset(
         "SALESBOOST_VAULT_TOKEN",
     }
 )
+
+
+def prepare_serve_config_models(
+    serve_config: Path, models_dir: Path, progress: Callable[[str], None] = print
+) -> None:
+    """The model folders the Serve config's LLM deployments load, prepared under
+    ``models_dir`` (those there already are left as they are)."""
+    from cluster.serve_config import load_serve_config, model_configs
+    from models.llm import LLMDeploymentSettings
+    from models.prepare import prepare_models
+
+    llms = [
+        settings
+        for _, _, settings in model_configs(serve_config, load_serve_config(serve_config))
+        if isinstance(settings, LLMDeploymentSettings)
+    ]
+    prepare_models(models_dir, llms, progress=progress)
 
 
 @contextlib.contextmanager

@@ -36,7 +36,7 @@ def fuzz_company(owner_db_url, tmp_path_factory) -> str:
 # The admin reaches every operation's handler; the trainee mostly meets the role check
 # before the body is read, so fewer examples each cover what its refusals look like.
 @pytest.mark.parametrize(
-    ("user", "examples"), [("admin@fuzz.example", 10), ("trainee@fuzz.example", 4)]
+    ("user", "examples"), [("admin@fuzz.example", 6), ("trainee@fuzz.example", 3)]
 )
 def test_fuzzed_requests_get_no_5xx_and_schema_conforming_answers(
     base_url, fuzz_company, user, examples
