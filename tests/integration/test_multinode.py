@@ -32,15 +32,7 @@ SALESBOOST = str(Path(sys.executable).parent / "salesboost")
 
 
 @pytest.fixture(scope="module")
-def two_nodes(request, tmp_path_factory):
-    """The two-node stack, started as a user starts it. These tests run first (conftest.py):
-    the session's stack boots meanwhile, in this process, so the two boots share the wait
-    rather than follow each other; at the end the two-node stack is told to stop and goes
-    on stopping while the next tests run."""
-    from cluster.local_stack import prepare_serve_config_models
-
-    # Both stacks would prepare the same model folders at once on a fresh clone.
-    prepare_serve_config_models(REPO / "cluster" / "serve_local.yaml", REPO / ".data" / "models")
+def two_nodes(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("multinode")
     port = _free_port()
     env = {
@@ -65,7 +57,6 @@ def two_nodes(request, tmp_path_factory):
     )
     address = None
     try:
-        request.getfixturevalue("stack")  # the session's stack, booting beside this one
         deadline = time.monotonic() + 900
         while time.monotonic() < deadline:
             text = (tmp / "up.log").read_text()
@@ -81,18 +72,12 @@ def two_nodes(request, tmp_path_factory):
         yield {"base_url": f"http://127.0.0.1:{port}", "address": address, "env": env}
     finally:
         process.send_signal(signal.SIGINT)
-        # Stopping takes about a minute (Serve drains its replicas): the next tests go on
-        # meanwhile, and the session waits for it at its end.
-        request.config.add_cleanup(lambda: _stopped(process, log))
-
-
-def _stopped(process: subprocess.Popen, log) -> None:
-    try:
-        process.wait(180)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(30)
-    log.close()
+        try:
+            process.wait(120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(30)
+        log.close()
 
 
 def status(cluster: dict) -> dict:
