@@ -354,11 +354,12 @@ def build_llm_app(
 
 
 def cpu_graph_compiled() -> bool:
-    """Whether CPU engines compile the model's graph (``SALESBOOST_CPU_COMPILE_GRAPH``,
-    true unless set false)."""
-    value = os.environ.get(COMPILE_ENV, "true").strip().lower()
-    if value in ("1", "true", "yes", "on", ""):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{COMPILE_ENV}={value!r}: expected true or false")
+    """Whether CPU engines compile the model's graph (``SALESBOOST_CPU_COMPILE_GRAPH``, true
+    unless set false), read as the ``Settings`` field that writes it reads a boolean."""
+    from pydantic import TypeAdapter, ValidationError
+
+    value = os.environ.get(COMPILE_ENV, "true")
+    try:
+        return TypeAdapter(bool).validate_python(value)
+    except ValidationError:
+        raise ValueError(f"{COMPILE_ENV}={value!r}: expected true or false") from None

@@ -23,11 +23,12 @@ import httpx
 import pytest
 import yaml
 
+from serve_apps.knowledge.encoder_routing import FINAL_STATES
+
 pytestmark = pytest.mark.integration
 
 CONFIGS = Path(__file__).resolve().parents[2] / "models" / "configs"
 KB = "tests-embedder-swap"
-FINAL_STATES = ("done", "partial", "failed", "unchanged", "interrupted")
 TOPICS = [
     "migration",
     "pricing",
