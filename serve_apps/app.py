@@ -63,10 +63,11 @@ class SalesBoostAppArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     npc_llm_config: str = Field(
-        "npc_cpu", description="NPC model config: a YAML path or a name under models/configs."
+        "npc_cpu_persona",
+        description="NPC model config: a YAML path or a name under models/configs.",
     )
     judge_llm_config: str | None = Field(
-        "npc_cpu",
+        "npc_cpu_persona",
         description="Judge model config for the agents (guided JSON); the same file or "
         "model_id as the NPC shares its deployment; None: agents use rules only.",
     )

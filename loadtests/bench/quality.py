@@ -394,7 +394,7 @@ async def score_evaluator(rows, tenant: Tenant, matcher) -> dict[str, Any]:
 
 
 # The persona's model config the probes run on by default: the local stack's (serve_local.yaml).
-DEFAULT_NPC_CONFIG = "npc_cpu"
+DEFAULT_NPC_CONFIG = "npc_cpu_persona"
 
 
 # --- the persona on the engine ---------------------------------------------------------------

@@ -391,7 +391,7 @@ def engine_meta() -> dict[str, Any]:
     from models.llm import LLMDeploymentSettings
     from serve_apps.app import resolve_model_config
 
-    npc = LLMDeploymentSettings.from_file(resolve_model_config("npc_cpu"))
+    npc = LLMDeploymentSettings.from_file(resolve_model_config("npc_cpu_persona"))
     choice = npc.dtype_choice()
     return {
         "cpu": detect_cpu().as_meta(),

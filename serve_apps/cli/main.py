@@ -275,7 +275,7 @@ def bench_quality(
     npc_config: Annotated[
         str,
         typer.Option(help="The persona's model config (a name under models/configs or a path)."),
-    ] = "npc_cpu",
+    ] = "npc_cpu_persona",
 ) -> None:
     """The agents against labelled sets, and the persona on the engine (docs/quality.md)."""
     from loadtests.bench.quality import EVALSETS, run_quality_bench

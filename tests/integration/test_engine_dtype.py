@@ -10,7 +10,9 @@ pytestmark = pytest.mark.integration
 
 
 def test_the_running_engine_reports_the_dtype_the_choice_made(base_url):
-    expected = LLMDeploymentSettings.from_file(resolve_model_config("npc_cpu")).dtype_choice()
+    expected = LLMDeploymentSettings.from_file(
+        resolve_model_config("npc_cpu_persona")
+    ).dtype_choice()
     body = httpx.get(f"{base_url}/health/ready", timeout=30).json()
     assert body["status"] == "ready", body
     (engine,) = body["engines"]  # the judge shares the persona's engine on the CPU config

@@ -3,11 +3,11 @@ drawn by a seed, go to a candidate, and each session keeps its version for all i
 the comparison reads both versions' numbers from the stored rows; a promotion and a
 rollback move the new sessions (and the running ones at their next turn).
 
-The candidate is the bundled model with other serving settings (models/configs/
-npc_cpu_candidate.yaml, or npc_cpu when a swap test left that one answering): one engine
-starts here. The test's later canary is of the version the judge runs too, so its
-application is up already and only answers the probe. The persona's version is put back
-as it was at the end, for the tests after this one.
+The candidate is the bundled model without the persona's adapter and with other serving
+settings (models/configs/npc_cpu_candidate.yaml, or the configured npc_cpu_persona when a swap
+test left the candidate answering): one engine starts here. The test's later canary is of
+the version the judge runs too, so its application is up already and only answers the probe.
+The persona's version is put back as it was at the end, for the tests after this one.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ def _configs_around(active_version: str) -> tuple[str, str]:
     """(the candidate's config, the config of the version answering now)."""
     candidate = LLMDeploymentSettings.model_validate(_config("npc_cpu_candidate"))
     if candidate.version == active_version:
-        return "npc_cpu", "npc_cpu_candidate"
-    return "npc_cpu_candidate", "npc_cpu"
+        return "npc_cpu_persona", "npc_cpu_candidate"
+    return "npc_cpu_candidate", "npc_cpu_persona"
 
 
 async def _api(base_url: str, headers: dict, method: str, path: str, **kwargs) -> httpx.Response:

@@ -1,7 +1,7 @@
 """Replaying stored sessions against a candidate version on the real stack.
 
 Two practice sessions of the demo company are talked and ended, then replayed against the
-judge's version (models/configs/npc_cpu.yaml: its application runs already, so no engine
+judge's version (models/configs/npc_cpu_persona.yaml: its application runs already, so no engine
 starts here; it is probed, used, and left running). The report has both sessions, each turn's
 stored reply beside the candidate's, and the evaluator's scores of both sides; a session of
 another company, newer than both, is not in it. The conversation tables are the same rows
@@ -143,7 +143,7 @@ async def _ended_session(base_url: str, trainee: dict, turns: int) -> str:
 
 async def test_bad_replays_change_nothing(base_url, demo_admin, rival_admin):
     before = await _models(base_url, demo_admin)
-    config = _config("npc_cpu")
+    config = _config("npc_cpu_persona")
     for sessions in (0, 51, -1):
         response = await _replay(base_url, demo_admin, config, sessions)
         assert response.status_code == 422, response.text
@@ -168,7 +168,7 @@ async def test_bad_replays_change_nothing(base_url, demo_admin, rival_admin):
 async def test_a_replay_of_two_sessions_reports_both_and_changes_no_stored_row(
     base_url, demo_admin, rival_admin, owner_db_url, second_tenant
 ):
-    judge_config = _config("npc_cpu")
+    judge_config = _config("npc_cpu_persona")
     before = await _models(base_url, demo_admin)
     judge = before["judge"]["active"]
     # The judge's version runs: replaying against it starts no engine.
