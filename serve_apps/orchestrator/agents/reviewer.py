@@ -9,7 +9,9 @@ Rules catch what the bundled 135M model's replies actually show (labelled in
 - contradicting the card: a number it states for a thing the facts count otherwise ("300
   CRM users", "1,200 employees"; spelled-out numbers too: "ten thousand users"), a month
   other than the card's for what the card dates ("our fiscal year starts in March" when it
-  starts in April), or calling a company of a thousand people small;
+  starts in April), calling a company of a thousand people small, a sum of money many times
+  any the card names ("$4 million" against a 180,000 USD ceiling), or someone other than the
+  card's signer signing or deciding ("the CIO approves" when the CFO signs);
 - leaking what the card keeps back (a hidden figure) when the salesperson did not ask about it;
 - running on (more than four sentences or 70 words) or cut off without a whole sentence;
 - not answering: a question the reply has nothing to do with, by the bundled embedder's
@@ -244,6 +246,80 @@ def numbers_by_unit(text: str) -> dict[str, set[float]]:
     return found
 
 
+# A sum of money: "$4 million", "USD 180,000", "180k dollars", "7 million USD".
+_SCALE_WORDS = {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "bn": 1e9, "billion": 1e9}
+_FIGURE = r"(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)\s*(k|thousand|m|million|bn|billion)?\b"
+_MONEY = re.compile(
+    rf"(?i)(?:\$|\busd\s*|\beur\s*|€)\s*{_FIGURE}|{_FIGURE}\s*(?:usd|dollars|bucks|eur|euros)\b"
+)
+_DIGIT_SCALE = re.compile(r"(?i)(\d)\s*(thousand|million|billion)\b")
+_SCALE_LETTERS = {"thousand": "k", "million": "m", "billion": "bn"}
+# How far a sum may go past the card's largest before it is a different deal altogether: a
+# three-year total or a competitor's quote stays under it, "ten million dollars" does not.
+MONEY_FACTOR = 5
+
+
+def money_amounts(text: str) -> list[float]:
+    """The sums of money a text names, in its own units (spelled-out ones too)."""
+    # "4 million" as "4m" first: spelled-out scales alone would read as numbers of their own.
+    text = _DIGIT_SCALE.sub(lambda m: m.group(1) + _SCALE_LETTERS[m.group(2).lower()], text)
+    amounts = []
+    for match in _MONEY.finditer(with_digits(text)):
+        raw, scale = (match.group(1), match.group(2)) if match.group(1) else match.group(3, 4)
+        amounts.append(float(raw.replace(",", "")) * _SCALE_WORDS.get((scale or "").lower(), 1))
+    return amounts
+
+
+_ROLES = {
+    "ceo": "ceo",
+    "chief executive": "ceo",
+    "cfo": "cfo",
+    "chief financial officer": "cfo",
+    "finance director": "cfo",
+    "cio": "cio",
+    "chief information officer": "cio",
+    "cto": "cto",
+    "chief technology officer": "cto",
+    "coo": "coo",
+    "chief operating officer": "coo",
+    "ciso": "ciso",
+    "chief information security officer": "ciso",
+    "board": "board",
+    "it director": "it director",
+    "procurement": "procurement",
+}
+_ROLE = re.compile(r"(?i)\b(" + "|".join(sorted(_ROLES, key=len, reverse=True)) + r")\b")
+_FIRST_PERSON = re.compile(r"(?i)\b(i|my|me|i'm|i'll)\b")
+_SIGNING = re.compile(r"(?i)\b(sign(s|ed|ing|ature)?|approv(e|es|ed|al)|decid(e|es|ed)|decision)\b")
+
+
+def _roles(text: str) -> set[str]:
+    return {_ROLES[m.lower()] for m in _ROLE.findall(text)}
+
+
+def _other_signer(reply: str, items: list[str], question: str, own_role: set[str]) -> bool:
+    """Someone signs or decides in the reply who is not the card's signer: the card names
+    who signs ("The CFO must sign anything over 150,000 USD"), and the reply names only
+    other roles where it speaks of signing or deciding ("The CIO, whichever makes the
+    decision."), or, asked who signs, names only roles the card has no part for. A persona
+    who is the signer may say so in the first person ("Anything over 150,000 USD needs my
+    signature. Below that, the IT director decides.")."""
+    signers = set().union(*(_roles(item) for item in items if _SIGNING.search(item)))
+    if not signers:
+        return False
+    on_the_card = set().union(*(_roles(item) for item in items))
+    asked = bool(_SIGNING.search(question))
+    named: set[str] = set()
+    for sentence in sentences(reply) or [reply]:
+        if _SIGNING.search(sentence):
+            named |= _roles(sentence)
+            if own_role & signers and _FIRST_PERSON.search(sentence):
+                named |= own_role & signers
+        elif asked:
+            named |= _roles(sentence) - on_the_card
+    return bool(named) and not named & signers
+
+
 def _content_words(text: str) -> set[str]:
     """Content words, cut to their first five letters ("signs" and "sign" meet)."""
     return {w[:5] for w in _WORD.findall(text.lower()) if w not in _STOP}
@@ -251,13 +327,19 @@ def _content_words(text: str) -> set[str]:
 
 def contradicts_card(reply: str, persona: PersonaCard, question: str = "") -> bool:
     """A number the reply gives for a thing the card counts otherwise, a month other than the
-    card's for what the card dates, or a large company called small."""
+    card's for what the card dates, another signer than the card's, a sum of money far
+    beyond any the card names, or a large company called small."""
     items = [persona.company, *persona.facts, *persona.hidden, *persona.goals]
     known = numbers_by_unit(" ".join(items))
     for unit, values in numbers_by_unit(reply).items():
         if unit in known and not values & known[unit]:
             return True
-    if _other_month(reply, items, question):
+    if _other_month(reply, items, question) or _other_signer(
+        reply, items, question, _roles(persona.role)
+    ):
+        return True
+    card_money = money_amounts(" ".join(items))
+    if card_money and any(a > MONEY_FACTOR * max(card_money) for a in money_amounts(reply)):
         return True
     size = max(known.get("employees", {0}))
     return size >= 200 and bool(_SMALL.search(reply))

@@ -32,6 +32,7 @@ from serve_apps.orchestrator.agents.reviewer import (
     LEAKS,
     RUNS_ON,
     SELLER,
+    money_amounts,
     rule_issues,
 )
 from serve_apps.orchestrator.npc_prompt import npc_messages, persona_decoding, trim_reply
@@ -101,6 +102,44 @@ def test_the_reviewer_catches_seller_speak_contradictions_leaks_and_running_on()
     assert LEAKS in issues("Our ceiling is 180,000 USD.", "Tell me about your team.")
     assert LEAKS not in issues("Our ceiling is 180,000 USD.", "What is your budget ceiling?")
     assert RUNS_ON in issues("Yes. " * 6)
+
+
+def test_the_reviewer_catches_a_sum_far_beyond_the_card_and_another_signer():
+    """What the merged persona said on the held-out probes (tests/evalsets/heldout)."""
+    card = PRIYA.model_copy(
+        update={
+            "facts": [*PRIYA.facts, "Security review by the CISO is mandatory for any new vendor"],
+            "hidden": [*PRIYA.hidden, "The CFO must sign anything over 150,000 USD"],
+        }
+    )
+
+    def contradicts(reply, question="Is there a budget set aside?"):
+        return CONTRADICTS in rule_issues(reply, persona=card, question=question)
+
+    assert money_amounts("$4 million, or 180k dollars, USD 1,500 and ten thousand euros") == [
+        4_000_000,
+        180_000,
+        1_500,
+        10_000,
+    ]
+    assert contradicts("The CIO wants $4 million upfront.")
+    assert contradicts("I've got about ten million dollars allocated for the project.")
+    assert not contradicts("Around 500,000 dollars over three years, all in.")
+    assert not contradicts("Your list price of 65 dollars a user is steep.")
+    who = "Who has to approve the spend in the end?"
+    assert contradicts("The CIO, whichever makes the decision.", who)
+    assert contradicts("The CEO.", who)
+    assert contradicts("No, and the CEO signed off on it too.", "Have you run a pilot?")
+    assert not contradicts("The CFO signs, but the CIO has a say.", who)
+    assert not contradicts("Our CISO will want a security review first.", who)
+    assert not contradicts("I decide with my team.", who)
+    assert not contradicts("The CEO likes the idea.", "What did your team say?")
+    cfo = card.model_copy(update={"role": "Chief Financial Officer"})
+    assert CONTRADICTS not in rule_issues(
+        "Anything over 150,000 USD needs my signature. Below that, the IT director decides.",
+        persona=cfo,
+        question="Could you walk me through your approval process?",
+    )
 
 
 def test_the_reviewer_catches_its_own_correction_repeated_to_the_salesperson():
