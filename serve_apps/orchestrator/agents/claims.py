@@ -39,8 +39,11 @@ _UNITS = {
     "minutes": "minutes",
 }
 _NUM = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
+# "180k", "4 million", "1.2m", "2bn": the number times its scale.
+_SCALES = {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "bn": 1e9, "billion": 1e9}
 _FIGURE = re.compile(
-    rf"(?P<pre>\$|€|\b(?:usd|eur)\s?)?(?P<num>{_NUM})\s?(?P<k>k\b)?[\s-]?"
+    rf"(?P<pre>\$|€|\b(?:usd|eur)\s?)?(?P<num>{_NUM})\s?"
+    r"(?P<scale>(?:k|thousand|million|m|bn|billion)\b)?[\s-]?"
     r"(?P<post>%|per cent|percent|usd|eur|euros?|dollars?|weeks?|months?|days?|years?|users?|"
     r"seats|fields|minutes)?(?!\w)",
     re.IGNORECASE,
@@ -62,8 +65,8 @@ def figures(sentence: str) -> list[Figure]:
     last_end = 0
     for match in _FIGURE.finditer(sentence):
         value = float(match.group("num").replace(",", ""))
-        if match.group("k"):
-            value *= 1000
+        if match.group("scale"):
+            value *= _SCALES[match.group("scale").lower()]
         before = sentence[last_end : match.start()]
         ceiling = bool(_CEILING.search(sentence[: match.start()]))
         unit_word = (match.group("pre") or match.group("post") or "").strip().lower()

@@ -31,6 +31,7 @@ from pydantic import BaseModel
 
 from retrieval.excerpts import sentences
 from serve_apps.contracts.turn import PersonaCard, ScenarioCard
+from serve_apps.orchestrator.agents.claims import figures
 from serve_apps.orchestrator.agents.judge import Judge
 from serve_apps.orchestrator.semantic import SemanticMatcher
 
@@ -206,6 +207,9 @@ def _spelled_value(words: list[str]) -> int:
     return total + current
 
 
+_AFTER_DIGITS = re.compile(r"\d\s*$")
+
+
 def with_digits(text: str) -> str:
     """Spelled-out large numbers as digits ("ten thousand users" → "10000 users").
 
@@ -216,6 +220,8 @@ def with_digits(text: str) -> str:
 
     def digits(match: re.Match[str]) -> str:
         words = [w for w in re.split(r"[\s-]+", match.group(0).lower()) if w != "and"]
+        if _AFTER_DIGITS.search(match.string, 0, match.start()):
+            return match.group(0)  # "4 million": the scale of a number written in digits
         if not set(words) & _SCALES.keys():
             return match.group(0)
         return str(_spelled_value(words))
@@ -246,28 +252,15 @@ def numbers_by_unit(text: str) -> dict[str, set[float]]:
     return found
 
 
-# A sum of money: "$4 million", "USD 180,000", "180k dollars", "7 million USD".
-_SCALE_WORDS = {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6, "bn": 1e9, "billion": 1e9}
-_FIGURE = r"(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)\s*(k|thousand|m|million|bn|billion)?\b"
-_MONEY = re.compile(
-    rf"(?i)(?:\$|\busd\s*|\beur\s*|€)\s*{_FIGURE}|{_FIGURE}\s*(?:usd|dollars|bucks|eur|euros)\b"
-)
-_DIGIT_SCALE = re.compile(r"(?i)(\d)\s*(thousand|million|billion)\b")
-_SCALE_LETTERS = {"thousand": "k", "million": "m", "billion": "bn"}
 # How far a sum may go past the card's largest before it is a different deal altogether: a
 # three-year total or a competitor's quote stays under it, "ten million dollars" does not.
 MONEY_FACTOR = 5
 
 
 def money_amounts(text: str) -> list[float]:
-    """The sums of money a text names, in its own units (spelled-out ones too)."""
-    # "4 million" as "4m" first: spelled-out scales alone would read as numbers of their own.
-    text = _DIGIT_SCALE.sub(lambda m: m.group(1) + _SCALE_LETTERS[m.group(2).lower()], text)
-    amounts = []
-    for match in _MONEY.finditer(with_digits(text)):
-        raw, scale = (match.group(1), match.group(2)) if match.group(1) else match.group(3, 4)
-        amounts.append(float(raw.replace(",", "")) * _SCALE_WORDS.get((scale or "").lower(), 1))
-    return amounts
+    """The sums of money a text names (spelled-out ones too), read as the knowledge claims
+    rule reads figures."""
+    return [f.value for f in figures(with_digits(text)) if f.unit in ("usd", "eur")]
 
 
 _ROLES = {

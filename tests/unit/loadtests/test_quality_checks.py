@@ -248,6 +248,8 @@ def test_figures_agree_exactly_within_a_range_or_under_a_ceiling():
     assert agrees(Figure(5, "percent"), figures("up to 10 % off"))
     assert not agrees(Figure(15, "percent"), figures("up to 10 % off"))
     assert not agrees(Figure(30000, "usd"), figures("is 48,000 USD"))
+    assert figures("$1.2 million, or 180k dollars") == [Figure(1.2e6, "usd"), Figure(180e3, "usd")]
+    assert figures("5 months") == [Figure(5, "months")]
 
 
 def test_an_excerpt_is_the_whole_sentence_a_match_is_in():
